@@ -1,0 +1,439 @@
+// Shared helpers for the benchmarks in bench/: an upstream Postgres, the proxy
+// started as the real CLI, pgbench runs with parsed results, /proc sampling of
+// a child process, and cleanup that also runs on Ctrl-C.
+// Benchmarks are not tests: nothing here is used by `npm test`.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, startPostgres, startRedis } from '../test/harness/servers.js';
+
+export { freePort };
+
+const HOST = '127.0.0.1';
+
+// ---------------------------------------------------------------------------
+// Environment knobs
+// ---------------------------------------------------------------------------
+
+export function envInt(name: string, def: number, min = 1): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function envList(name: string, def: string[]): string[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+// ---------------------------------------------------------------------------
+// Cleanup: a LIFO stack run once, on normal end, error, or SIGINT/SIGTERM.
+// ---------------------------------------------------------------------------
+
+type CleanupFn = () => Promise<void> | void;
+const cleanups: CleanupFn[] = [];
+const liveChildren = new Set<ChildProcess>();
+let cleaning: Promise<void> | undefined;
+
+export function onCleanup(fn: CleanupFn): void {
+  cleanups.push(fn);
+}
+
+export function runCleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const child of liveChildren) child.kill('SIGTERM');
+    while (cleanups.length > 0) {
+      const fn = cleanups.pop()!;
+      try {
+        await fn();
+      } catch (e) {
+        console.error(`[bench] cleanup step failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+let handlersInstalled = false;
+let interrupted = false;
+/** Run `main` with cleanup guaranteed on success, failure and SIGINT/SIGTERM; exits the process. */
+export function runMain(main: () => Promise<void>): void {
+  if (!handlersInstalled) {
+    handlersInstalled = true;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      interrupted = true;
+      console.error(`\n[bench] ${sig}: cleaning up`);
+      void runCleanup().finally(() => process.exit(128 + (os.constants.signals[sig] ?? 0)));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    // Last resort: never leave a child behind, even on a sync exit.
+    process.on('exit', () => {
+      for (const child of liveChildren) child.kill('SIGKILL');
+    });
+  }
+  main().then(
+    () => runCleanup().then(() => process.exit(0)),
+    (e: unknown) => {
+      if (interrupted) return; // the signal handler cleans up and exits; killed children make main() fail
+      console.error(`[bench] failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      void runCleanup().finally(() => process.exit(1));
+    },
+  );
+}
+
+function track(child: ChildProcess): void {
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  child.once('error', () => liveChildren.delete(child));
+}
+
+function waitExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+// ---------------------------------------------------------------------------
+// Upstream Postgres
+// ---------------------------------------------------------------------------
+
+export interface Upstream {
+  url: string;
+  /** Directory holding pgbench, or undefined to use PATH. */
+  bindir: string | undefined;
+  /** Human description of where it came from. */
+  source: string;
+}
+
+/** TEST_PG_URL if set, else a throwaway server from the test harness (stopped by runCleanup). */
+export async function getUpstream(): Promise<Upstream> {
+  const given = process.env.TEST_PG_URL;
+  if (given) return { url: given, bindir: undefined, source: 'external (TEST_PG_URL)' };
+  const pg = await startPostgres();
+  onCleanup(() => pg.stop());
+  return { url: pg.url, bindir: pg.bindir, source: `throwaway (${pg.bindir})` };
+}
+
+/** The same URL pointing at another host:port (for "the same database, through the proxy"). */
+export function withHostPort(url: string, host: string, port: number): string {
+  const u = new URL(url);
+  u.hostname = host;
+  u.port = String(port);
+  u.searchParams.delete('host'); // a unix-socket dir would override the TCP address
+  return u.toString();
+}
+
+export interface RedisTarget {
+  /** redis://... selecting the requested database number. */
+  url: string;
+  /** Human description of where it came from. */
+  source: string;
+}
+
+/** TEST_REDIS_URL if set, else a throwaway redis-server (stopped by runCleanup); the URL selects database `db`. */
+export async function getRedis(db: number): Promise<RedisTarget> {
+  const given = process.env.TEST_REDIS_URL;
+  let base: string;
+  let source: string;
+  if (given) {
+    base = given;
+    source = 'external (TEST_REDIS_URL)';
+  } else {
+    const r = await startRedis();
+    onCleanup(() => r.stop());
+    base = r.url;
+    source = `throwaway (redis-server on port ${r.port})`;
+  }
+  const u = new URL(base);
+  u.pathname = `/${db}`;
+  return { url: u.toString(), source };
+}
+
+/** The same URL naming another database. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+// ---------------------------------------------------------------------------
+// pgbench
+// ---------------------------------------------------------------------------
+
+export function pgbenchPath(bindir: string | undefined): string {
+  if (bindir && existsSync(path.join(bindir, 'pgbench'))) return path.join(bindir, 'pgbench');
+  return 'pgbench';
+}
+
+export interface PgbenchResult {
+  tps: number;
+  latencyMs: number;
+  transactions: number | undefined;
+  failed: number | undefined;
+  output: string;
+}
+
+/** Parse the summary pgbench prints (formats of pgbench 13–17). */
+export function parsePgbench(output: string): PgbenchResult {
+  const num = (re: RegExp): number | undefined => {
+    const m = re.exec(output);
+    return m?.[1] !== undefined ? Number(m[1]) : undefined;
+  };
+  // 14+: "tps = N (without initial connection time)"; ≤13: "... (excluding connections establishing)".
+  const tps =
+    num(/^tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/m) ??
+    num(/^tps = ([\d.]+)/m);
+  const latencyMs = num(/^latency average = ([\d.]+) ms/m);
+  if (tps === undefined || latencyMs === undefined) {
+    throw new Error(`could not find tps / latency average in pgbench output:\n${output}`);
+  }
+  return {
+    tps,
+    latencyMs,
+    transactions: num(/^number of transactions actually processed: (\d+)/m),
+    failed: num(/^number of failed transactions: (\d+)/m),
+    output,
+  };
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  output: string;
+}
+
+/** Run a command to completion, collecting stdout+stderr; tracked for cleanup. */
+export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    track(child);
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', (e) => reject(new Error(`cannot run ${cmd}: ${e.message}`)));
+    child.on('close', (code, signal) => resolve({ code, signal, output }));
+  });
+}
+
+/** pgbench with the connection given as a URL (libpq expands a URI passed as dbname). */
+export async function pgbench(bin: string, url: string, args: string[]): Promise<RunResult> {
+  const r = await runCommand(bin, [...args, url], { PGAPPNAME: 'redis-fdw-proxy-bench' });
+  if (r.code !== 0) {
+    throw new Error(`pgbench ${args.join(' ')} ${redact(url)} failed (${r.code ?? r.signal}):\n${r.output}`);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// The proxy, as the real CLI
+// ---------------------------------------------------------------------------
+
+/** dist/src/cli/main.js, resolved from this compiled file (dist/bench/lib.js). */
+export const CLI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+
+export interface ProxyProcess {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  url: string;
+  /** Last 64 KiB of its stdout+stderr. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, HOST);
+    s.setTimeout(1000);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Start `node dist/src/cli/main.js --listen 127.0.0.1:<free> --upstream <url> ...`; resolves once it accepts TCP. */
+export async function startProxyCli(upstreamUrl: string, extraArgs: string[] = ['--log-level', 'warn']): Promise<ProxyProcess> {
+  if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} not found: run npm run build first`);
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI_PATH, '--listen', `${HOST}:${port}`, '--upstream', upstreamUrl, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  track(child);
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out += d.toString();
+    if (out.length > 65536) out = out.slice(-65536);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await waitExit(child);
+      clearTimeout(timer);
+    }
+  };
+  onCleanup(stop);
+
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`proxy exited (${child.exitCode ?? child.signalCode}) before listening:\n${out}`);
+    }
+    if (await canConnect(port)) break;
+    if (Date.now() > deadline) throw new Error(`proxy did not accept connections on ${HOST}:${port} within 20s:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    child,
+    pid: child.pid!,
+    port,
+    url: withHostPort(upstreamUrl, HOST, port),
+    output: () => out,
+    stop,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// /proc sampling (Linux)
+// ---------------------------------------------------------------------------
+
+let clkTck: number | undefined;
+function clockTicks(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+export interface ProcSample {
+  /** ms since epoch */
+  at: number;
+  /** user+system CPU seconds consumed so far (whole process, all threads) */
+  cpuSeconds: number;
+  /** resident set size, bytes */
+  rssBytes: number;
+}
+
+/** One reading of /proc/<pid>/stat (utime+stime) and /proc/<pid>/status (VmRSS). */
+export async function readProc(pid: number): Promise<ProcSample> {
+  const at = Date.now();
+  const [stat, status] = await Promise.all([
+    readFile(`/proc/${pid}/stat`, 'utf8'),
+    readFile(`/proc/${pid}/status`, 'utf8'),
+  ]);
+  // The command name (field 2) may contain spaces and ')': fields resume after the last ')'.
+  // After it: [0]=state (field 3) … [11]=utime (field 14), [12]=stime (field 15).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  const rssKb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? NaN);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime) || !Number.isFinite(rssKb)) {
+    throw new Error(`cannot parse /proc/${pid}/stat or status`);
+  }
+  return { at, cpuSeconds: (utime + stime) / clockTicks(), rssBytes: rssKb * 1024 };
+}
+
+export interface ProcUsage {
+  wallSeconds: number;
+  cpuSeconds: number;
+  /** cpuSeconds / wallSeconds × 100 (can exceed 100 with several busy threads) */
+  cpuPercent: number;
+  peakRssBytes: number;
+  samples: number;
+}
+
+/** Samples a process every `intervalMs` until stop(); stop() returns usage over the window. */
+export class ProcSampler {
+  private readonly samples: ProcSample[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private pending: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly pid: number, private readonly intervalMs: number) {}
+
+  static async start(pid: number, intervalMs = 500): Promise<ProcSampler> {
+    const s = new ProcSampler(pid, intervalMs);
+    await s.sample();
+    s.timer = setInterval(() => {
+      s.pending = s.sample();
+    }, intervalMs);
+    return s;
+  }
+
+  private async sample(): Promise<void> {
+    try {
+      this.samples.push(await readProc(this.pid));
+    } catch {
+      /* process gone: the window simply ends at the last good sample */
+    }
+  }
+
+  async stop(): Promise<ProcUsage> {
+    clearInterval(this.timer);
+    await this.pending;
+    await this.sample();
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (!first || !last) throw new Error(`no /proc samples for pid ${this.pid}`);
+    const wallSeconds = (last.at - first.at) / 1000;
+    const cpuSeconds = last.cpuSeconds - first.cpuSeconds;
+    return {
+      wallSeconds,
+      cpuSeconds,
+      cpuPercent: wallSeconds > 0 ? (cpuSeconds / wallSeconds) * 100 : 0,
+      peakRssBytes: Math.max(...this.samples.map((s) => s.rssBytes)),
+      samples: this.samples.length,
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------
+
+/** A plain, aligned text table (first column left-aligned, the rest right-aligned). */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export const mean = (xs: number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+export const median = (xs: number[]): number => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};

@@ -1,0 +1,166 @@
+/**
+ * Redis foreign tables as upstream's pg_catalog describes them. Upstream is the catalog: the proxy
+ * only caches. Two reads:
+ * - the name index: every relname of a foreign table on a wrapper marked as ours, per database, shared
+ *   by sessions; it lets the statement hook skip statements that can't mention one;
+ * - resolution: the full definition of named tables, read on the client's own session as its role, so
+ *   search_path, temp schemas and privileges are Postgres's decisions.
+ */
+import type { NameIndex } from '../sql/classify.js';
+import { quoteIdent } from '../sql/quote.js';
+import type { ColumnDef } from '../redis/table-spec.js';
+import type { Options } from './options.js';
+
+/** The option that marks a wrapper as served by this proxy (it stands in for the missing handler). */
+export const FDW_MARK_OPTION = 'handler';
+export const FDW_HANDLER = 'redis_fdw_handler';
+export const OUR_FDW_SQL = `w.fdwhandler = 0 AND '${FDW_MARK_OPTION}=${FDW_HANDLER}' = ANY (w.fdwoptions)`;
+
+export const NAME_INDEX_SQL = `SELECT DISTINCT c.relname FROM pg_catalog.pg_foreign_table ft
+ JOIN pg_catalog.pg_class c ON c.oid = ft.ftrelid
+ JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
+ JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+ WHERE ${OUR_FDW_SQL}`;
+
+const opts = (col: string): string => `(SELECT pg_catalog.json_object_agg(o.option_name, o.option_value) FROM pg_catalog.pg_options_to_table(${col}) o)`;
+
+/** $1: text[] of relation names as SQL would write them; returns one JSON row per name that is ours. */
+export const RESOLVE_SQL = `SELECT pg_catalog.json_build_object(
+  'i', q.i, 'oid', c.oid, 'schema', n.nspname, 'name', c.relname,
+  'table', ${opts('ft.ftoptions')}, 'server', ${opts('s.srvoptions')}, 'serverName', s.srvname,
+  'mapping', (SELECT ${opts('um.umoptions')} FROM pg_catalog.pg_user_mappings um
+     WHERE um.srvid = s.oid AND um.umuser IN (0, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user))
+     ORDER BY um.umuser DESC LIMIT 1),
+  'columns', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull) ORDER BY a.attnum)
+     FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  'select', pg_catalog.has_table_privilege(c.oid, 'SELECT'),
+  'insert', pg_catalog.has_table_privilege(c.oid, 'INSERT'),
+  'update', pg_catalog.has_table_privilege(c.oid, 'UPDATE'),
+  'delete', pg_catalog.has_table_privilege(c.oid, 'DELETE'))
+ FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS q(name, i)
+ JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(q.name)
+ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = c.oid
+ JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
+ JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+ WHERE ${OUR_FDW_SQL}`;
+
+/** $1: wrapper name; one row when it is ours. */
+export const FDW_IS_OURS_SQL = `SELECT 1 FROM pg_catalog.pg_foreign_data_wrapper w WHERE w.fdwname = $1 AND ${OUR_FDW_SQL}`;
+
+/** $1: server name; its options when its wrapper is ours. */
+export const SERVER_IF_OURS_SQL = `SELECT ${opts('s.srvoptions')}::text FROM pg_catalog.pg_foreign_server s
+ JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw WHERE s.srvname = $1 AND ${OUR_FDW_SQL}`;
+
+export interface ResolvedTable {
+  /** Index into the names asked for. */
+  i: number;
+  oid: number;
+  schema: string;
+  name: string;
+  serverName: string;
+  table: Options;
+  server: Options;
+  mapping: Options | null;
+  columns: ColumnDef[];
+  privileges: { select: boolean; insert: boolean; update: boolean; delete: boolean };
+}
+
+export function decodeResolved(json: string): ResolvedTable {
+  const r = JSON.parse(json) as {
+    i: number;
+    oid: number;
+    schema: string;
+    name: string;
+    serverName: string;
+    table: Options | null;
+    server: Options | null;
+    mapping: Options | null;
+    columns: [string, string, number, boolean][] | null;
+    select: boolean;
+    insert: boolean;
+    update: boolean;
+    delete: boolean;
+  };
+  return {
+    i: r.i - 1,
+    oid: r.oid,
+    schema: r.schema,
+    name: r.name,
+    serverName: r.serverName,
+    table: r.table ?? {},
+    server: r.server ?? {},
+    mapping: r.mapping,
+    columns: (r.columns ?? []).map(([name, type, typeOid, notNull]) => ({ name, type, typeOid, notNull })),
+    privileges: { select: r.select, insert: r.insert, update: r.update, delete: r.delete },
+  };
+}
+
+export const qualifiedName = (schema: string | undefined, name: string): string => (schema === undefined ? quoteIdent(name) : `${quoteIdent(schema)}.${quoteIdent(name)}`);
+
+/** Display form, as Postgres prints relation names in messages. */
+export const displayName = (schema: string, name: string): string => `${/^[a-z_][a-z0-9_$]*$/.test(schema) ? schema : quoteIdent(schema)}.${/^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name)}`;
+
+class NameSet implements NameIndex {
+  private readonly lower: string[];
+  constructor(readonly names: ReadonlySet<string>) {
+    this.lower = [...names].map((n) => n.toLowerCase());
+  }
+  get size(): number {
+    return this.names.size;
+  }
+  has(relname: string): boolean {
+    return this.names.has(relname);
+  }
+  mayMention(lowerText: string): boolean {
+    for (const n of this.lower) if (lowerText.includes(n)) return true;
+    return false;
+  }
+}
+
+interface DbEntry {
+  index: NameSet;
+  loadedAt: number;
+  generation: number;
+}
+
+/**
+ * Name indexes per database, shared by every session of this proxy. A DDL statement through any
+ * session bumps the generation; another proxy's or psql's DDL is noticed within `ttlMs`.
+ */
+export class CatalogCache {
+  private readonly dbs = new Map<string, DbEntry>();
+  private generation = 0;
+
+  constructor(readonly ttlMs = 1000) {}
+
+  index(db: string): NameIndex | undefined {
+    return this.dbs.get(db)?.index;
+  }
+
+  /** Whether the database's index should be read again before the next statement. */
+  stale(db: string, now = Date.now()): boolean {
+    const e = this.dbs.get(db);
+    return e === undefined || e.generation !== this.generation || now - e.loadedAt > this.ttlMs;
+  }
+
+  store(db: string, names: Iterable<string>, generationAtStart: number): void {
+    this.dbs.set(db, { index: new NameSet(new Set(names)), loadedAt: Date.now(), generation: generationAtStart });
+  }
+
+  get currentGeneration(): number {
+    return this.generation;
+  }
+
+  /** Foreign-table DDL ran somewhere through this proxy. */
+  bump(): void {
+    this.generation++;
+  }
+}
+
+export function unionIndex(a: NameIndex | undefined, extra: ReadonlySet<string>): NameIndex {
+  if (extra.size === 0) return a ?? new NameSet(new Set());
+  const names = new Set(extra);
+  if (a instanceof NameSet) for (const n of a.names) names.add(n);
+  return new NameSet(names);
+}

@@ -1,0 +1,55 @@
+/** The commander program: flags and env vars → a typed ProxyConfig, nothing else. */
+import { Command, Option } from 'commander';
+import { ConfigError, LOG_LEVELS, parseDuration, parseHostPort, parseUpstreamUrl, upstreamDefault, type LogLevel, type ProxyConfig } from '../config/config.js';
+
+const env = (flag: string): string => `REDIS_FDW_PROXY_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+function opt(flags: string, description: string, name: string): Option {
+  return new Option(flags, description).env(env(name));
+}
+
+export function buildProgram(): Command {
+  return new Command('redis-fdw-proxy')
+    .description('PostgreSQL wire-protocol proxy: relays everything to an upstream Postgres and serves Redis foreign tables through ioredis.')
+    .addOption(opt('-l, --listen <host:port>', 'address to accept Postgres clients on', 'listen').default('127.0.0.1:6432'))
+    .addOption(opt('-u, --upstream <url>', 'upstream Postgres URL (host, port, sslmode; user/password/db for the proxy\'s own checks). Default follows PGHOST/PGPORT/PGUSER/PGDATABASE', 'upstream').default(upstreamDefault(), 'postgres://postgres@127.0.0.1:5432/postgres'))
+    .addOption(opt('--tls-cert <file>', 'PEM certificate: answer SSLRequest with TLS (needs --tls-key)', 'tls-cert'))
+    .addOption(opt('--tls-key <file>', 'PEM private key for --tls-cert', 'tls-key'))
+    .addOption(opt('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'log-level').default('info'))
+    .addOption(opt('--log-format <format>', 'json or pretty', 'log-format').default('json'))
+    .addOption(opt('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, how long open sessions may finish their transactions', 'shutdown-timeout').default('30s'))
+    .addOption(opt('--max-connections <n>', 'client connections accepted at once', 'max-connections').default('1000'))
+    .addHelpText('after', '\nEvery flag can also be set by the environment variable shown beside it; a flag wins over its variable.')
+    .showHelpAfterError(false)
+    .allowExcessArguments(false);
+}
+
+interface RawOptions {
+  listen: string;
+  upstream: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  logLevel: string;
+  logFormat: string;
+  shutdownTimeout: string;
+  maxConnections: string;
+}
+
+export function toConfig(o: RawOptions): ProxyConfig {
+  const listen = parseHostPort(o.listen, '--listen');
+  if (!LOG_LEVELS.includes(o.logLevel as LogLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(o.logLevel)}`);
+  if (o.logFormat !== 'json' && o.logFormat !== 'pretty') throw new ConfigError(`--log-format must be json or pretty, got ${JSON.stringify(o.logFormat)}`);
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key must be given together');
+  const maxConnections = Number(o.maxConnections);
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new ConfigError(`--max-connections must be a positive integer, got ${JSON.stringify(o.maxConnections)}`);
+  return {
+    listenHost: listen.host,
+    listenPort: listen.port,
+    upstream: parseUpstreamUrl(o.upstream),
+    tls: o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : undefined,
+    logLevel: o.logLevel as LogLevel,
+    logFormat: o.logFormat,
+    shutdownTimeoutMs: parseDuration(o.shutdownTimeout, '--shutdown-timeout'),
+    maxConnections,
+  };
+}

@@ -1,0 +1,85 @@
+/** The proxy's typed configuration, and the parsing that turns strings into it with actionable errors. */
+
+export type SslMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+
+export interface UpstreamTarget {
+  /** A hostname, an IP, or a Unix socket directory (starts with '/'). */
+  host: string;
+  port: number;
+  user: string;
+  password: string | undefined;
+  database: string;
+  sslmode: SslMode;
+  sslrootcert: string | undefined;
+}
+
+export interface ProxyConfig {
+  listenHost: string;
+  listenPort: number;
+  upstream: UpstreamTarget;
+  tls: { cert: string; key: string } | undefined;
+  logLevel: LogLevel;
+  logFormat: 'json' | 'pretty';
+  shutdownTimeoutMs: number;
+  maxConnections: number;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function parseHostPort(s: string, what: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(s.trim());
+  if (!m) throw new ConfigError(`${what} must be HOST:PORT, got ${JSON.stringify(s)}`);
+  const port = Number(m[3]);
+  if (port < 0 || port > 65535) throw new ConfigError(`${what} port must be 0-65535, got ${m[3]}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+const SSL_MODES: readonly SslMode[] = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'];
+
+/** Defaults follow libpq's environment variables, as psql's would. */
+export function upstreamDefault(env: NodeJS.ProcessEnv = process.env): string {
+  const host = env.PGHOST ?? '127.0.0.1';
+  const port = env.PGPORT ?? '5432';
+  const user = env.PGUSER ?? 'postgres';
+  const db = env.PGDATABASE ?? 'postgres';
+  const hostPart = host.startsWith('/') ? `localhost:${port}` : `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const q = host.startsWith('/') ? `?host=${encodeURIComponent(host)}` : '';
+  return `postgres://${encodeURIComponent(user)}@${hostPart}/${encodeURIComponent(db)}${q}`;
+}
+
+export function parseUpstreamUrl(s: string): UpstreamTarget {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new ConfigError(`--upstream must be a postgres:// URL, got ${JSON.stringify(s)}`);
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new ConfigError(`--upstream must use the postgres:// scheme, got ${JSON.stringify(u.protocol)}`);
+  }
+  const sslmode = (u.searchParams.get('sslmode') ?? 'disable') as SslMode;
+  if (!SSL_MODES.includes(sslmode)) throw new ConfigError(`--upstream sslmode must be one of ${SSL_MODES.join(', ')}, got ${JSON.stringify(sslmode)}`);
+  const port = u.port === '' ? 5432 : Number(u.port);
+  const socketDir = u.searchParams.get('host');
+  return {
+    host: socketDir ?? (u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1'),
+    port,
+    user: decodeURIComponent(u.username) || 'postgres',
+    password: u.password === '' ? undefined : decodeURIComponent(u.password),
+    database: decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres',
+    sslmode,
+    sslrootcert: u.searchParams.get('sslrootcert') ?? undefined,
+  };
+}
+
+export function parseDuration(s: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
+  if (!m) throw new ConfigError(`${what} must be a duration like 30s, 500ms or 2m, got ${JSON.stringify(s)}`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+}

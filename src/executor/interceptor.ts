@@ -1,0 +1,361 @@
+/**
+ * The per-session interceptor: what happens to statements the hook flagged. A simple Query with any
+ * statement to intercept runs as the equivalent extended-protocol batch (one Parse/Bind/Describe/
+ * Execute per statement, one Sync), its replies shaped back into simple-query form. Extended-protocol
+ * statements over Redis foreign tables stay prepared upstream, with the Redis rows as extra
+ * parameters bound at each Bind.
+ */
+import type { Logger } from 'pino';
+import { serialize } from 'pg-protocol';
+import type { ProxyConfig } from '../config/config.js';
+import { Backend, Frontend } from '../protocol/codes.js';
+import { decodeParameterDescription, encodeDataRow, encodeError, encodeParameterDescription } from '../protocol/backend.js';
+import { decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, SYNC, type BindMessage } from '../protocol/frontend.js';
+import { isPgError, PgError } from '../protocol/pg-error.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { CatalogCache, NAME_INDEX_SQL, unionIndex } from '../catalog/catalog.js';
+import { analyzeStatement, inner, type Node, type StatementInfo } from '../sql/analyze.js';
+import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
+import type { ParamText } from '../sql/pushdown.js';
+import { RedisPool } from '../redis/pool.js';
+import { forward, Req, type Capture } from '../session/expected-queue.js';
+import type { Interceptor, SessionPort } from '../session/types.js';
+import { failWith, runInternal } from '../upstream/internal-query.js';
+import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
+import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
+import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ReadPlan, type RedisAccess } from './select.js';
+
+/** A statement upstream runs that stands in for nothing (its tag is replaced). */
+const NO_OP = 'DO $$BEGIN END$$';
+/** How long a prepared statement's privilege check stays good before Bind checks again. */
+const PRIVILEGE_TTL_MS = 1000;
+
+type Inspect = Decision & { kind: 'inspect' };
+
+type OwnedStatement = { kind: 'read'; plan: ReadPlan; checkedAt: number } | { kind: 'tag'; tag: string };
+type OwnedPortal = { kind: 'tag'; tag: string } | { kind: 'explain'; lines: string[] } | { kind: 'read'; plan: ReadPlan };
+
+/** What every session shares: the catalog cache and the Redis clients. */
+export class RedisFdw {
+  readonly catalog: CatalogCache;
+  readonly pool = new RedisPool();
+  readonly redis: RedisAccess = { client: (c) => this.pool.getClient(c) };
+
+  constructor(
+    readonly log: Logger,
+    catalogTtlMs = 1000,
+  ) {
+    this.catalog = new CatalogCache(catalogTtlMs);
+  }
+
+  interceptor = (port: SessionPort): Interceptor => new SessionInterceptor(this, port);
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+export function createRedisFdw(_config: ProxyConfig, log: Logger): RedisFdw {
+  return new RedisFdw(log);
+}
+
+const textParam =
+  (bind: BindMessage, types: readonly number[]): ParamText =>
+  (n) => {
+    const v = bind.params[n - 1];
+    if (v === undefined) return undefined;
+    if (v === null) return null;
+    // Binary text is its UTF-8 bytes; other binary types aren't compared as text.
+    if (paramFormat(bind, n - 1) === 1 && ![0, 25, 1043, 19, 705].includes(types[n - 1] ?? 0)) return undefined;
+    return v.toString('utf8');
+  };
+
+const NO_PARAMS: ParamText = () => undefined;
+
+class SessionInterceptor implements Interceptor {
+  private readonly created = new Set<string>();
+  private readonly statements = new Map<string, OwnedStatement>();
+  private readonly portals = new Map<string, OwnedPortal>();
+  private namesCache: { base: NameIndex | undefined; size: number; index: NameIndex } | undefined;
+
+  constructor(
+    private readonly fdw: RedisFdw,
+    private readonly port: SessionPort,
+  ) {}
+
+  get names(): NameIndex {
+    const base = this.fdw.catalog.index(this.port.database);
+    const c = this.namesCache;
+    if (c && c.base === base && c.size === this.created.size) return c.index;
+    const index = this.created.size === 0 ? (base ?? EMPTY_INDEX) : unionIndex(base, this.created);
+    this.namesCache = { base, size: this.created.size, index };
+    return index;
+  }
+
+  get ownsAny(): boolean {
+    return this.statements.size > 0 || this.portals.size > 0;
+  }
+
+  owns(kind: 'S' | 'P', name: string): boolean {
+    return kind === 'S' ? this.statements.has(name) : this.portals.has(name);
+  }
+
+  forget(kind: 'S' | 'P', name: string): void {
+    if (kind === 'S') this.statements.delete(name);
+    else this.portals.delete(name);
+  }
+
+  wantsRefresh(): boolean {
+    return this.fdw.catalog.stale(this.port.database);
+  }
+
+  async refresh(port: SessionPort): Promise<void> {
+    const gen = this.fdw.catalog.currentGeneration;
+    const r = await runInternal(port, NAME_INDEX_SQL, [], { errorIsReply: false, sync: true });
+    // On error (e.g. no access to the catalog) remember nothing: statements are then forwarded as is.
+    this.fdw.catalog.store(port.database, r.kind === 'rows' ? r.rows.map((row) => row[0]!.toString('utf8')) : [], gen);
+    this.created.clear();
+  }
+
+  close(): void {
+    this.statements.clear();
+    this.portals.clear();
+  }
+
+  // ---- simple Query ----
+
+  async onQuery(port: SessionPort, text: string, d: Inspect, raw: Buffer): Promise<void> {
+    const bytes = Buffer.from(text, 'utf8');
+    const stmts = (d.tree.stmts ?? []).map((s) => {
+      const start = s.stmt_location ?? 0;
+      const end = s.stmt_len ? start + s.stmt_len : bytes.length;
+      return { node: s.stmt as Node, text: bytes.subarray(start, end).toString('utf8'), base: start, offset: bytes.subarray(0, start).toString('utf8').length };
+    });
+    const infos = stmts.map((s) => analyzeStatement(s.node));
+    if (!infos.some((i) => this.needsInterception(i))) {
+      for (const i of infos) this.notePassthroughDdl(i);
+      port.send(raw, [forward(Req.Query)]);
+      return;
+    }
+    for (let i = 0; i < stmts.length; i++) {
+      if (port.inFailedBatch) break;
+      const s = stmts[i]!;
+      const map: PositionMap = (p) => p + s.offset;
+      let ok: boolean;
+      try {
+        ok = await this.simpleStatement(port, s.text, s.base, infos[i]!, map);
+      } catch (e) {
+        if (!isPgError(e)) throw e;
+        failWith(port, encodeError(e));
+        ok = false;
+      }
+      if (!ok) break;
+    }
+    port.send(SYNC, [forward(Req.Sync)]);
+  }
+
+  /** DDL forwarded as is still changes what the name index should hold. */
+  private notePassthroughDdl(i: StatementInfo): void {
+    if (!DDL_KINDS.has(i.kind)) return;
+    this.fdw.catalog.bump();
+    // A renamed foreign table must be readable under its new name at once, even before commit.
+    if (i.kind === 'RenameStmt' && (i.node.renameType === 'OBJECT_FOREIGN_TABLE' || i.node.renameType === 'OBJECT_TABLE')) this.created.add(String(i.node.newname));
+  }
+
+  private needsInterception(i: StatementInfo): boolean {
+    if (DDL_KINDS.has(i.kind)) return !PASSTHROUGH_DDL.has(i.kind);
+    const names = this.names;
+    return i.reads.some((r) => names.has(r.relname));
+  }
+
+  /** Runs one statement of an intercepted simple Query. False when it failed (the rest is skipped). */
+  private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap): Promise<boolean> {
+    if (PASSTHROUGH_DDL.has(info.kind)) {
+      this.notePassthroughDdl(info);
+      sendSimple(port, text, [], [], map);
+      return true;
+    }
+    if (DDL_KINDS.has(info.kind)) {
+      const action = await planDdl(port, info.kind, info.node);
+      this.noteDdl(action);
+      switch (action.kind) {
+        case 'failed':
+          return false;
+        case 'tag':
+          sendSimple(port, NO_OP, [], [], map, retagExecute(action.tag, map));
+          return true;
+        case 'text':
+          sendSimple(port, action.text, [], [], undefined);
+          return true;
+        case 'plain':
+          sendSimple(port, text, [], [], map);
+          return true;
+      }
+    }
+    const plan = await planRead(port, this.names, text, info, [], base);
+    if (plan === 'failed') return false;
+    if (plan === undefined) {
+      sendSimple(port, text, [], [], map);
+      return true;
+    }
+    const explain = explainOptions(info);
+    const params = await fetchReadParams(this.fdw.redis, plan, NO_PARAMS, { empty: explain !== undefined && !explain.analyze });
+    const rmap: PositionMap = (p) => map(plan.rewritten.toOriginal(p));
+    const execute = explain?.text ? explainCapture(explainLines(plan, NO_PARAMS), rmap) : undefined;
+    const describe = passCapture(Req.Describe, [Backend.NoData], rmap, { rewrite: (c, buf, s, e) => (c === Backend.RowDescription ? withSources(plan, buf, s, e) : undefined) });
+    if (plan.carrier === 'settings') setCarriers(port, plan, params);
+    sendSimple(port, plan.rewritten.text, plan.paramTypes, plan.carrier === 'settings' ? [] : params, rmap, execute, describe);
+    return true;
+  }
+
+  private noteDdl(action: DdlAction): void {
+    if (action.kind === 'failed') return;
+    this.fdw.catalog.bump();
+    if (action.kind === 'plain' && action.createdTable) {
+      this.created.add(action.createdTable);
+    }
+  }
+
+  // ---- extended protocol ----
+
+  async onParse(port: SessionPort, raw: Buffer, d: Inspect): Promise<void> {
+    const m = decodeParse(raw, 0, raw.length);
+    this.statements.delete(m.name);
+    const parsed = d.tree.stmts ?? [];
+    if (parsed.length !== 1) return port.send(raw, [forward(Req.Parse)]);
+    const info = analyzeStatement(parsed[0]!.stmt as Node);
+    if (!this.needsInterception(info)) {
+      this.notePassthroughDdl(info);
+      return port.send(raw, [forward(Req.Parse)]);
+    }
+    try {
+      if (DDL_KINDS.has(info.kind)) {
+        const action = await planDdl(port, info.kind, info.node);
+        this.noteDdl(action);
+        if (action.kind === 'failed') return;
+        if (action.kind === 'plain') return port.send(raw, [forward(Req.Parse)]);
+        if (action.kind === 'tag') this.statements.set(m.name, { kind: 'tag', tag: action.tag });
+        const text = action.kind === 'tag' ? NO_OP : action.text;
+        return port.send(encodeParse({ name: m.name, text, paramTypes: [] }), [forward(Req.Parse)]);
+      }
+      const plan = await planRead(port, this.names, m.text, info, m.paramTypes);
+      if (plan === 'failed') return;
+      if (plan === undefined) return port.send(raw, [forward(Req.Parse)]);
+      this.statements.set(m.name, { kind: 'read', plan, checkedAt: Date.now() });
+      port.send(encodeParse({ name: m.name, text: plan.rewritten.text, paramTypes: plan.paramTypes }), [passCapture(Req.Parse, [], plan.rewritten.toOriginal)]);
+    } catch (e) {
+      if (!isPgError(e)) throw e;
+      failWith(port, encodeError(e));
+    }
+  }
+
+  async onExtended(port: SessionPort, code: number, raw: Buffer): Promise<void> {
+    switch (code) {
+      case Frontend.Bind:
+        return this.onBind(port, raw);
+      case Frontend.Describe: {
+        const t = decodeTarget(raw, 0, raw.length);
+        const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
+        if (owner?.kind !== 'read') return port.send(raw, [forward(Req.Describe)]);
+        const plan = owner.plan;
+        const n = plan.clientParams;
+        return port.send(raw, [
+          passCapture(Req.Describe, [], undefined, {
+            rewrite: (c, buf, s, e) => {
+              // Hide the parameters that carry Redis rows: the client sees its own statement's.
+              if (c === Backend.ParameterDescription) return encodeParameterDescription(decodeParameterDescription(buf, s, e).slice(0, n));
+              if (c === Backend.RowDescription) return withSources(plan, buf, s, e);
+              return undefined;
+            },
+          }),
+        ]);
+      }
+      case Frontend.Execute: {
+        const portal = this.portals.get(decodeExecute(raw, 0, raw.length).portal);
+        if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
+        if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
+        return port.send(raw, [forward(Req.Execute)]);
+      }
+      case Frontend.Close: {
+        const t = decodeTarget(raw, 0, raw.length);
+        this.forget(t.kind, t.name);
+        return port.send(raw, [forward(Req.Close)]);
+      }
+    }
+  }
+
+  private async onBind(port: SessionPort, raw: Buffer): Promise<void> {
+    const m = decodeBind(raw, 0, raw.length);
+    const st = this.statements.get(m.statement);
+    this.portals.delete(m.portal);
+    if (st?.kind === 'tag') this.portals.set(m.portal, { kind: 'tag', tag: st.tag });
+    if (st?.kind !== 'read') return port.send(raw, [forward(Req.Bind)]);
+    const plan = st.plan;
+    try {
+      if (m.params.length !== plan.clientParams) {
+        throw new PgError(SqlState.ProtocolViolation, `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${plan.clientParams}`);
+      }
+      if (Date.now() - st.checkedAt > PRIVILEGE_TTL_MS) {
+        // Privileges may have changed since the statement was prepared; Postgres checks at every execution.
+        const res = await resolveTables(port, plan.reads.map((r) => r.ref));
+        if (res.kind === 'failed') return;
+        for (const r of plan.reads) {
+          const now = res.tables.find((t) => t?.resolved.oid === r.table.resolved.oid);
+          if (!now) throw new PgError(SqlState.UndefinedTable, `foreign table ${r.table.display} no longer exists`, { hint: 'Prepare the statement again.' });
+          checkPrivilege(now, 'select');
+        }
+        st.checkedAt = Date.now();
+      }
+      const param = textParam(m, plan.paramTypes);
+      const explain = explainOptions(plan.info);
+      const extra = await fetchReadParams(this.fdw.redis, plan, param, { empty: explain !== undefined && !explain.analyze });
+      this.portals.set(m.portal, explain?.text ? { kind: 'explain', lines: explainLines(plan, param) } : { kind: 'read', plan });
+      if (plan.carrier === 'settings') {
+        setCarriers(port, plan, extra);
+        return port.send(raw, [forward(Req.Bind)]);
+      }
+      const formats = m.params.map((_, i) => paramFormat(m, i));
+      port.send(encodeBind({ ...m, paramFormats: [...formats, ...extra.map(() => 1)], params: [...m.params, ...extra] }), [forward(Req.Bind)]);
+    } catch (e) {
+      if (!isPgError(e)) throw e;
+      failWith(port, encodeError(e));
+    }
+  }
+}
+
+/** Sets the transaction-local settings a COPY reads its rows from, in order, just before it runs. */
+function setCarriers(port: SessionPort, plan: ReadPlan, literals: Buffer[]): void {
+  let i = 0;
+  for (const r of plan.reads) {
+    for (let c = 0; c < r.table.spec.columns.length; c++) {
+      void runInternal(port, 'SELECT pg_catalog.set_config($1, $2, true)', [carrierSetting(r.firstParam + c), literals[i++]!.toString('utf8')], { errorIsReply: true });
+    }
+  }
+}
+
+/** Parse/Bind/Describe/Execute of one statement in simple-query form (no Sync: the caller ends the batch). */
+function sendSimple(port: SessionPort, text: string, types: number[], params: Buffer[], map: PositionMap | undefined, execute?: Capture, describe?: Capture): void {
+  const bind = encodeBind({ portal: '', statement: '', paramFormats: params.length ? [1] : [], params, resultFormats: [] });
+  port.send([encodeParse({ name: '', text, paramTypes: types }), bind, serialize.describe({ type: 'P', name: '' }), serialize.execute({ portal: '', rows: 0 })], simpleModeEntries(map, execute, describe));
+}
+
+function explainOptions(info: StatementInfo): { analyze: boolean; text: boolean } | undefined {
+  if (info.kind !== 'ExplainStmt') return undefined;
+  let analyze = false;
+  let text = true;
+  for (const o of (info.node.options as Node[] | undefined) ?? []) {
+    const d = inner(o);
+    const arg = d.arg ? inner(d.arg) : undefined;
+    const v = arg ? String(arg.sval ?? arg.boolval ?? '') : 'true';
+    if (d.defname === 'analyze') analyze = !['false', 'off', '0'].includes(v.toLowerCase());
+    if (d.defname === 'format') text = v.toLowerCase() === 'text';
+  }
+  return { analyze, text };
+}
+
+/** Adds the Redis side of the plan to EXPLAIN's text output, just before its command tag. */
+function explainCapture(lines: string[], map: PositionMap | undefined): Capture {
+  return passCapture(Req.Execute, [], map, {
+    rewrite: (code, buf, start, end) => (code === Backend.CommandComplete ? Buffer.concat([...lines.map((l) => encodeDataRow([Buffer.from(l)])), buf.subarray(start, end)]) : undefined),
+  });
+}

@@ -1,0 +1,228 @@
+/**
+ * Reads: each reference to a Redis foreign table becomes a derived table over `text[]` parameters
+ * holding the rows fetched from Redis, cast to the declared column types. Upstream then evaluates
+ * the whole statement (joins, WHERE, aggregates...), so the proxy never evaluates SQL itself.
+ */
+import { TEXT_ARRAY_OID, TextArrayBuilder, TextArrayLiteralBuilder, textArrayLiteral } from '../protocol/text-array.js';
+import { PgError } from '../protocol/pg-error.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { tableSpecFrom } from '../catalog/options.js';
+import { decodeResolved, displayName, qualifiedName, RESOLVE_SQL, type ResolvedTable } from '../catalog/catalog.js';
+import { inner, nodeKind, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
+import { decodeRowDescription, encodeRowDescription } from '../protocol/backend.js';
+import { extractPushdown, type ParamText } from '../sql/pushdown.js';
+import { quoteIdent } from '../sql/quote.js';
+import { rewriteText, type Rewritten } from '../sql/rewrite.js';
+import { fromConnUrl, fromHostPort, type RedisConnSpec } from '../redis/connection.js';
+import { explainRead, readTable } from '../redis/read.js';
+import type { RedisClient } from '../redis/pool.js';
+import { checkText } from '../redis/text.js';
+import type { Pushdown, TableSpec } from '../redis/table-spec.js';
+import { runInternal } from '../upstream/internal-query.js';
+import type { SessionPort } from '../session/types.js';
+import type { NameIndex } from '../sql/classify.js';
+
+export type Privilege = 'select' | 'insert' | 'update' | 'delete';
+
+/** A Redis foreign table as one statement uses it. */
+export interface ForeignTable {
+  resolved: ResolvedTable;
+  spec: TableSpec;
+  conn: RedisConnSpec;
+  /** As Postgres prints it in messages, e.g. `redis.hash`. */
+  display: string;
+}
+
+export interface ForeignRead {
+  ref: RangeVarRef;
+  table: ForeignTable;
+  /** 1-based number of the first of this reference's parameters (one per column). */
+  firstParam: number;
+}
+
+export interface ReadPlan {
+  info: StatementInfo;
+  reads: ForeignRead[];
+  rewritten: Rewritten;
+  /** Parameter types for the rewritten statement: the client's, then text[] for ours. */
+  paramTypes: number[];
+  /** How many parameters the client's statement has. */
+  clientParams: number;
+  /**
+   * 'params': rows travel as bound text[] parameters (every statement that takes parameters).
+   * 'settings': COPY can't take parameters, so rows travel in transaction-local settings, set by a
+   * parameterized set_config() just before it; still never spliced into SQL text.
+   */
+  carrier: 'params' | 'settings';
+  /**
+   * For each output column that is a plain column of a foreign table, its table oid and attribute
+   * number, as a real foreign scan reports them in RowDescription (upstream sees a derived table
+   * and reports 0). Known only for a SELECT whose FROM is that one table.
+   */
+  sources: ({ oid: number; attnum: number } | undefined)[] | undefined;
+}
+
+/** The setting that carries parameter number n of a COPY's rows. */
+export const carrierSetting = (n: number): string => `redis_fdw_proxy.rows${n}`;
+
+export type Resolution = { kind: 'tables'; tables: (ForeignTable | undefined)[] } | { kind: 'failed' };
+
+/**
+ * Reads the definitions of the named relations that are Redis foreign tables, as the client's role.
+ * An upstream error is the reply to the client's message; a PgError is thrown for ours (bad options).
+ */
+export async function resolveTables(port: SessionPort, refs: readonly { schemaname: string | undefined; relname: string }[]): Promise<Resolution>;
+export async function resolveTables(port: SessionPort, refs: readonly { schemaname: string | undefined; relname: string }[], validate: false): Promise<{ kind: 'tables'; tables: (ResolvedTable | undefined)[] } | { kind: 'failed' }>;
+export async function resolveTables(port: SessionPort, refs: readonly { schemaname: string | undefined; relname: string }[], validate = true): Promise<Resolution | { kind: 'tables'; tables: (ResolvedTable | undefined)[] }> {
+  const names = refs.map((r) => qualifiedName(r.schemaname, r.relname));
+  const res = await runInternal(port, RESOLVE_SQL, [textArrayLiteral(names)], { errorIsReply: true });
+  if (res.kind !== 'rows') return { kind: 'failed' };
+  const resolved: (ResolvedTable | undefined)[] = new Array(refs.length).fill(undefined);
+  for (const row of res.rows) {
+    const r = decodeResolved(row[0]!.toString('utf8'));
+    resolved[r.i] = r;
+  }
+  if (!validate) return { kind: 'tables', tables: resolved };
+  return { kind: 'tables', tables: resolved.map((r) => (r ? foreignTable(r) : undefined)) };
+}
+
+export function foreignTable(r: ResolvedTable): ForeignTable {
+  const display = displayName(r.schema, r.name);
+  const spec = tableSpecFrom(display, r.table, r.columns);
+  return { resolved: r, spec, conn: connSpec(r), display };
+}
+
+function connSpec(r: ResolvedTable): RedisConnSpec {
+  const s = r.server;
+  const m = r.mapping ?? {};
+  if (s.conn_url !== undefined) return fromConnUrl(s.conn_url);
+  if (s.host_port !== undefined) {
+    return fromHostPort(s.host_port, r.table.database ?? s.database, m.password ?? s.password, m.username ?? m.user ?? s.username);
+  }
+  if (s.conn_url_id !== undefined) {
+    throw new PgError(SqlState.FeatureNotSupported, `server "${r.serverName}" uses conn_url_id (Supabase Vault), which redis-fdw-proxy does not read`, { hint: "Give the server a conn_url option instead." });
+  }
+  throw new PgError(SqlState.FdwOptionNameNotFound, `server "${r.serverName}" requires option "conn_url" or "host_port"`);
+}
+
+export function checkPrivilege(t: ForeignTable, p: Privilege): void {
+  if (!t.resolved.privileges[p]) {
+    throw new PgError(SqlState.InsufficientPrivilege, `permission denied for foreign table ${t.resolved.name}`);
+  }
+}
+
+/** Plans a statement's reads; `undefined` when none of its relations is a Redis foreign table. */
+/** `base` is the byte offset of `text` in the string the parser saw (parse locations count from there). */
+export async function planRead(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0): Promise<ReadPlan | undefined | 'failed'> {
+  const candidates = info.reads.filter((r) => names.has(r.relname));
+  if (candidates.length === 0) return undefined;
+  const res = await resolveTables(port, candidates);
+  if (res.kind === 'failed') return 'failed';
+  const clientParams = Math.max(info.maxParam, clientTypes.length);
+  const paramTypes = [...clientTypes];
+  while (paramTypes.length < clientParams) paramTypes.push(0);
+  const carrier = info.kind === 'CopyStmt' ? 'settings' : 'params';
+  const reads: ForeignRead[] = [];
+  let next = paramTypes.length + 1;
+  res.tables.forEach((table, i) => {
+    if (!table) return;
+    checkPrivilege(table, 'select');
+    reads.push({ ref: candidates[i]!, table, firstParam: next });
+    next += table.spec.columns.length;
+    if (carrier === 'params') for (let c = 0; c < table.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
+  });
+  if (reads.length === 0) return undefined;
+  const rewritten = rewriteText(
+    text,
+    reads.map((r) => ({ location: r.ref.location - base, sql: derivedTable(r, carrier) })),
+  );
+  return { info, reads, rewritten, paramTypes, clientParams, carrier, sources: columnSources(info, reads) };
+}
+
+function columnSources(info: StatementInfo, reads: ForeignRead[]): ReadPlan['sources'] {
+  const q = info.node;
+  const only = reads[0];
+  if (info.kind !== 'SelectStmt' || reads.length !== 1 || !only?.ref.sole || q.op !== 'SETOP_NONE' || q.groupClause || q.distinctClause) return undefined;
+  const cols = only.table.spec.columns;
+  const qualifier = only.ref.alias ?? only.ref.relname;
+  const out: ({ oid: number; attnum: number } | undefined)[] = [];
+  for (const t of (q.targetList as Node[] | undefined) ?? []) {
+    const rt = inner(t);
+    const val = rt.val as Node | undefined;
+    if (nodeKind(val) !== 'ColumnRef') {
+      out.push(undefined);
+      continue;
+    }
+    const fields = ((inner(val).fields as Node[]) ?? []).map((f) => (nodeKind(f) === 'A_Star' ? '*' : String(inner(f).sval)));
+    const name = fields.length === 1 ? fields[0] : fields.length === 2 && fields[0] === qualifier ? fields[1] : undefined;
+    if (name === '*') cols.forEach((_, i) => out.push({ oid: only.table.resolved.oid, attnum: i + 1 }));
+    else {
+      const i = cols.findIndex((c) => c.name === name);
+      out.push(i < 0 ? undefined : { oid: only.table.resolved.oid, attnum: i + 1 });
+    }
+  }
+  return out;
+}
+
+/** Puts the foreign table's identity back into a RowDescription, where upstream reported a derived column. */
+export function withSources(plan: ReadPlan, buf: Buffer, start: number, end: number): Buffer | undefined {
+  const src = plan.sources;
+  if (!src) return undefined;
+  const fields = decodeRowDescription(buf, start, end);
+  if (fields.length !== src.length) return undefined;
+  return encodeRowDescription(fields.map((f, i) => (src[i] && f.tableOid === 0 ? { ...f, tableOid: src[i]!.oid, attnum: src[i]!.attnum } : f)));
+}
+
+/** `(SELECT CAST(c1 AS type) AS "name", ... FROM ROWS FROM (unnest($n::text[]), ...) AS t(c1, ...)) AS alias` */
+function derivedTable(r: ForeignRead, carrier: ReadPlan['carrier']): string {
+  const cols = r.table.spec.columns;
+  const select = cols.map((c, i) => (c.type === 'text' ? `t.c${i + 1} AS ${quoteIdent(c.name)}` : `CAST(t.c${i + 1} AS ${c.type}) AS ${quoteIdent(c.name)}`)).join(', ');
+  // ROWS FROM keeps the columns aligned; unnest(a, b) is only that shorthand when unqualified.
+  const array = (n: number): string => (carrier === 'params' ? `$${n}::pg_catalog.text[]` : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
+  const arrays = cols.map((_, i) => `pg_catalog.unnest(${array(r.firstParam + i)})`).join(', ');
+  const names = cols.map((_, i) => `c${i + 1}`).join(', ');
+  const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
+  return `(SELECT ${select} FROM ROWS FROM (${arrays}) AS t(${names}))${alias}`;
+}
+
+export interface RedisAccess {
+  client(conn: RedisConnSpec): Promise<RedisClient>;
+}
+
+/**
+ * Fetches every foreign reference's rows: one text[] per column, binary for 'params' carriers, as
+ * array literals for 'settings' ones.
+ */
+export async function fetchReadParams(redis: RedisAccess, plan: ReadPlan, param: ParamText, opts: { empty?: boolean } = {}): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (const r of plan.reads) {
+    const arrays = r.table.spec.columns.map(() => (plan.carrier === 'params' ? new TextArrayBuilder() : new TextArrayLiteralBuilder()));
+    if (!opts.empty) {
+      const client = await redis.client(r.table.conn);
+      const table = r.table.display;
+      await readTable(client, r.table.spec, pushdownFor(r, param), {
+        row(key, values) {
+          for (let i = 0; i < arrays.length; i++) {
+            const v = values[i] ?? null;
+            if (Buffer.isBuffer(v)) checkText(v, key, table);
+            arrays[i]!.push(v);
+          }
+        },
+      });
+    }
+    for (const a of arrays) out.push(a.finish());
+  }
+  return out;
+}
+
+export function pushdownFor(r: ForeignRead, param: ParamText): Pushdown {
+  return extractPushdown(r.ref, r.table.spec, param);
+}
+
+/** Lines EXPLAIN shows for the Redis side of each reference. */
+export function explainLines(plan: ReadPlan, param: ParamText): string[] {
+  return plan.reads.flatMap((r) => {
+    const [first, ...rest] = explainRead(r.table.spec, pushdownFor(r, param));
+    return [`Redis scan on ${r.table.display}${r.ref.alias ? ` ${r.ref.alias}` : ''}: ${first ?? ''}`, ...rest.map((l) => `  ${l}`)];
+  });
+}

@@ -1,0 +1,35 @@
+/** SQLSTATE codes the proxy raises itself. Upstream's own errors pass through untouched. */
+export const SqlState = {
+  SuccessfulCompletion: '00000',
+  ConnectionFailure: '08006',
+  ProtocolViolation: '08P01',
+  FeatureNotSupported: '0A000',
+  NotNullViolation: '23502',
+  InvalidTransactionState: '25000',
+  InsufficientPrivilege: '42501',
+  SyntaxError: '42601',
+  UndefinedTable: '42P01',
+  UndefinedColumn: '42703',
+  UndefinedObject: '42704',
+  WrongObjectType: '42809',
+  DatatypeMismatch: '42804',
+  InvalidParameterValue: '22023',
+  InvalidTextRepresentation: '22P02',
+  CharacterNotInRepertoire: '22021',
+  StringDataRightTruncation: '22001',
+  TooManyConnections: '53300',
+  AdminShutdown: '57P01',
+  QueryCanceled: '57014',
+  InternalError: 'XX000',
+  // FDW class (HV), as postgres_fdw and friends raise them.
+  FdwError: 'HV000',
+  FdwInvalidDataType: 'HV004',
+  FdwColumnNameNotFound: 'HV005',
+  FdwInvalidOptionIndex: 'HV00C',
+  FdwInvalidOptionName: 'HV00D',
+  FdwUnableToEstablishConnection: 'HV00N',
+  FdwOptionNameNotFound: 'HV00J',
+  FdwInvalidAttributeValue: 'HV024',
+} as const;
+
+export type SqlStateCode = (typeof SqlState)[keyof typeof SqlState] | string;

@@ -1,0 +1,88 @@
+/**
+ * Builds a `text[]` parameter in Postgres's binary array format, value by value, so Redis rows go
+ * to upstream as bound parameters without string escaping and without an intermediate row list.
+ */
+const TEXT_OID = 25;
+export const TEXT_ARRAY_OID = 1009;
+
+export class TextArrayBuilder {
+  private buf = Buffer.allocUnsafe(256);
+  private off = 20; // header: ndim, flags, elemtype, dim length, lower bound
+  private count = 0;
+  private hasNull = false;
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** Bytes held so far, for memory accounting. */
+  get bytes(): number {
+    return this.off;
+  }
+
+  private ensure(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
+    this.buf.copy(next, 0, 0, this.off);
+    this.buf = next;
+  }
+
+  push(v: Buffer | string | null): void {
+    this.count++;
+    if (v === null) {
+      this.hasNull = true;
+      this.ensure(4);
+      this.buf.writeInt32BE(-1, this.off);
+      this.off += 4;
+      return;
+    }
+    const n = typeof v === 'string' ? Buffer.byteLength(v) : v.length;
+    this.ensure(4 + n);
+    this.buf.writeInt32BE(n, this.off);
+    if (typeof v === 'string') this.buf.write(v, this.off + 4, 'utf8');
+    else v.copy(this.buf, this.off + 4);
+    this.off += 4 + n;
+  }
+
+  finish(): Buffer {
+    if (this.count === 0) {
+      const empty = Buffer.alloc(12);
+      empty.writeUInt32BE(TEXT_OID, 8);
+      return empty;
+    }
+    this.buf.writeInt32BE(1, 0);
+    this.buf.writeInt32BE(this.hasNull ? 1 : 0, 4);
+    this.buf.writeUInt32BE(TEXT_OID, 8);
+    this.buf.writeInt32BE(this.count, 12);
+    this.buf.writeInt32BE(1, 16);
+    return this.buf.subarray(0, this.off);
+  }
+}
+
+/** A text[] literal in text format, for the proxy's own catalog queries. */
+export function textArrayLiteral(items: readonly string[]): string {
+  const b = new TextArrayLiteralBuilder();
+  for (const s of items) b.push(s);
+  return b.finish().toString('utf8');
+}
+
+/** The same array as a text-format literal, for the one place a parameter can't carry it (COPY). */
+export class TextArrayLiteralBuilder {
+  private readonly parts: string[] = [];
+
+  get length(): number {
+    return this.parts.length;
+  }
+
+  push(v: Buffer | string | null): void {
+    if (v === null) this.parts.push('NULL');
+    else {
+      const s = typeof v === 'string' ? v : v.toString('utf8');
+      this.parts.push(`"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`);
+    }
+  }
+
+  finish(): Buffer {
+    return Buffer.from(`{${this.parts.join(',')}}`, 'utf8');
+  }
+}

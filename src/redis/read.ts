@@ -1,0 +1,393 @@
+/**
+ * Reading a Redis foreign table: rows in declared column order, fetched page by page so memory per key
+ * stays bounded, with the pushdown narrowing what is fetched.
+ *
+ * - Single key: the type's cursor, one page at a time (HSCAN / SSCAN / LRANGE / ZRANGE / ZRANGEBYSCORE /
+ *   XRANGE / GET, or HMGET for pushed-down hash fields). A missing key gives no rows.
+ * - Multi key (`multi` 'aggregate' or 'rows'): SCAN MATCH <pattern> TYPE <type> COUNT <batch> on every master
+ *   (keys of other types are skipped), or, when exact keys are pushed down or the pattern is a literal, just
+ *   those keys. The first page of each key is pipelined, `keysPerPipeline` keys at a time; keys with more
+ *   pages are then read on, one page per round trip.
+ *   - 'aggregate' (Supabase multi_*): one row per key, `items` = JSON of its contents (array for
+ *     list/set/zset, object for hash).
+ *   - 'rows' (redis_fdw_rs glob prefix): one row per element, the key in the `key` column.
+ * - `limit`: stops as soon as that many rows were emitted, without reading further pages.
+ */
+import type { Cluster, Redis, RedisKey } from 'ioredis';
+import type { RedisClient } from './pool.js';
+import { PgError } from '../protocol/pg-error.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { isWrongTypeError, mapRedisError, mapRedisErrorWithType, serverOf } from './errors.js';
+import { globLiteral, globMatch } from './glob.js';
+import type { ColumnRole, Pushdown, RedisType, RowSink, TableSpec } from './table-spec.js';
+import { toText } from './text.js';
+import { asArray, asText, dedupe, type Cmd, type CursorParams, type Item, type KeyCursor, type OpenCursor } from './types/cursor.js';
+import { openHash } from './types/hash.js';
+import { openList } from './types/list.js';
+import { openSet } from './types/set.js';
+import { openStream } from './types/stream.js';
+import { openString } from './types/string.js';
+import { openZset } from './types/zset.js';
+
+export type { RedisClient };
+
+export interface ReadOptions {
+  /** Page size: SCAN/HSCAN/SSCAN COUNT, LRANGE/ZRANGE window, XRANGE COUNT. Default 1000. */
+  batchSize?: number;
+  /** Keys whose first page goes in one pipeline (multi-key tables). Default 100. */
+  keysPerPipeline?: number;
+  /** `host:port` for error messages; derived from the client when absent. */
+  server?: string;
+  /** Stops the read between round trips with 57014 (query canceled). */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_BATCH = 1000;
+export const DEFAULT_KEYS_PER_PIPELINE = 100;
+
+const OPENERS: Record<RedisType, OpenCursor> = {
+  hash: openHash,
+  list: openList,
+  set: openSet,
+  zset: openZset,
+  stream: openStream,
+  string: openString,
+};
+
+const isCluster = (c: RedisClient): c is Cluster => (c as { isCluster?: boolean }).isCluster === true;
+/** Both clients have the same command methods; the union's overloads just do not unify for TypeScript. */
+const commands = (c: RedisClient): Redis => c as unknown as Redis;
+
+/** Reads `spec` into `sink`. Errors are PgErrors (42809 wrong type, 22021 bad text, HV00N, HV000). */
+export async function readTable(
+  client: RedisClient,
+  spec: TableSpec,
+  pushdown: Pushdown,
+  sink: RowSink,
+  opts: ReadOptions = {},
+): Promise<void> {
+  await new TableReader(client, spec, pushdown, sink, opts).run();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** Turns items into rows in declared column order, and counts them against the limit. */
+class Emitter {
+  count = 0;
+  private readonly fieldNames: (Buffer | undefined)[];
+
+  constructor(
+    private readonly spec: TableSpec,
+    private readonly sink: RowSink,
+    private readonly limit: number,
+  ) {
+    this.fieldNames = spec.roles.map((r) => (r.kind === 'streamField' ? Buffer.from(r.name, 'utf8') : undefined));
+  }
+
+  get full(): boolean {
+    return this.count >= this.limit;
+  }
+
+  get remaining(): number {
+    return this.limit - this.count;
+  }
+
+  row(keyLabel: string, keyValue: Buffer | string, item: Item): void {
+    const roles = this.spec.roles;
+    const values = new Array<Buffer | string | null>(roles.length);
+    for (let i = 0; i < roles.length; i++) values[i] = this.value(roles[i]!, i, keyLabel, keyValue, item);
+    this.count++;
+    this.sink.row(keyLabel, values);
+  }
+
+  aggregate(keyLabel: string, keyValue: Buffer | string, itemsJson: string): void {
+    const values = this.spec.roles.map((r) => (r.kind === 'key' ? keyValue : r.kind === 'items' ? itemsJson : null));
+    this.count++;
+    this.sink.row(keyLabel, values);
+  }
+
+  private value(role: ColumnRole, col: number, keyLabel: string, keyValue: Buffer | string, item: Item): Buffer | string | null {
+    switch (role.kind) {
+      case 'key':
+        return keyValue;
+      case 'field':
+        return item.field ?? null;
+      case 'value':
+        return item.value ?? null;
+      case 'element':
+        return item.element ?? null;
+      case 'score':
+        return item.score ?? null;
+      case 'index':
+        return item.index ?? null;
+      case 'id':
+        return item.id ?? null;
+      case 'items':
+        return item.pairs ? pairsJson(item.pairs, keyLabel, this.spec.table) : null;
+      case 'streamField': {
+        const name = this.fieldNames[col]!;
+        const pairs = item.pairs;
+        if (!pairs) return null;
+        for (let i = pairs.length - 2; i >= 0; i -= 2) if (pairs[i]!.equals(name)) return pairs[i + 1]!;
+        return null;
+      }
+    }
+  }
+}
+
+/** {"f1":"v1",...}: a JSON object of field/value pairs (a repeated field keeps its last value). */
+function pairsJson(pairs: Buffer[], key: string, table: string): string {
+  const obj = new Map<string, string>();
+  for (let i = 0; i + 1 < pairs.length; i += 2) obj.set(toText(pairs[i]!, key, table), toText(pairs[i + 1]!, key, table));
+  let out = '{';
+  let first = true;
+  for (const [k, v] of obj) {
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(v)}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+/** The JSON `items` of one key of a multi_* table. */
+function aggregateJson(type: RedisType, items: Item[], key: string, table: string): string {
+  if (type === 'hash') {
+    const pairs: Buffer[] = [];
+    for (const it of items) pairs.push(it.field!, it.value!);
+    return pairsJson(pairs, key, table);
+  }
+  let out = '[';
+  for (let i = 0; i < items.length; i++) {
+    out += `${i ? ',' : ''}${JSON.stringify(toText(items[i]!.element!, key, table))}`;
+  }
+  return `${out}]`;
+}
+
+type BatchResult = { ok: true; reply: unknown } | { ok: false; err: unknown };
+
+class TableReader {
+  private readonly em: Emitter;
+  private readonly params: CursorParams;
+  private readonly open: OpenCursor;
+  private readonly keysPerPipeline: number;
+  private readonly server: string;
+
+  constructor(
+    private readonly client: RedisClient,
+    private readonly spec: TableSpec,
+    private readonly pushdown: Pushdown,
+    sink: RowSink,
+    private readonly opts: ReadOptions,
+  ) {
+    const limit = pushdown.limit ?? Infinity;
+    this.em = new Emitter(spec, sink, limit);
+    const batch = Math.max(1, Math.floor(opts.batchSize ?? DEFAULT_BATCH));
+    const useFields = spec.type === 'hash' && spec.multi !== 'aggregate' && pushdown.fields !== undefined;
+    this.params = { pushdown, batch, useFields };
+    this.open = OPENERS[spec.type];
+    this.keysPerPipeline = Math.max(1, Math.floor(opts.keysPerPipeline ?? DEFAULT_KEYS_PER_PIPELINE));
+    this.server = opts.server ?? serverOf(client);
+  }
+
+  async run(): Promise<void> {
+    if (this.em.full) return; // LIMIT 0
+    if (this.params.useFields && this.pushdown.fields!.length === 0) return;
+    if (this.spec.multi === 'none') {
+      await this.readKey(this.client, this.spec.key, this.spec.key, this.spec.key, null);
+      return;
+    }
+    if (this.spec.multi === 'aggregate' && (this.spec.type === 'stream' || this.spec.type === 'string')) {
+      throw new PgError(SqlState.FeatureNotSupported, `foreign table ${this.spec.table}: multi-key ${this.spec.type} tables cannot aggregate keys; only list, set, hash and zset can`);
+    }
+    await this.readMulti();
+  }
+
+  // ---- single key ----
+
+  /**
+   * Reads one key to the end (or the limit), emitting a row per item. `pre` carries a cursor whose first page
+   * was already fetched in a pipeline.
+   */
+  private async readKey(
+    node: RedisClient,
+    key: RedisKey,
+    keyLabel: string,
+    keyValue: Buffer | string,
+    pre: { cursor: KeyCursor; items: Item[] } | null,
+  ): Promise<void> {
+    const cur = pre?.cursor ?? this.open(key, this.params);
+    let items = pre?.items;
+    for (;;) {
+      if (items) {
+        for (const item of items) {
+          this.em.row(keyLabel, keyValue, item);
+          if (this.em.full) return;
+        }
+      }
+      const cmd = cur.command(this.em.remaining);
+      if (!cmd) return;
+      const reply = await this.call(node, cmd, key);
+      items = cur.accept(reply);
+    }
+  }
+
+  /** All items of one key (for 'aggregate'), continuing from a pipelined first page. */
+  private async collectKey(node: RedisClient, key: RedisKey, cur: KeyCursor, first: Item[]): Promise<Item[]> {
+    const items = first;
+    for (let cmd = cur.command(Infinity); cmd; cmd = cur.command(Infinity)) {
+      for (const item of cur.accept(await this.call(node, cmd, key))) items.push(item);
+    }
+    return items;
+  }
+
+  // ---- multi key ----
+
+  private async readMulti(): Promise<void> {
+    const pattern = this.spec.key;
+    const exact = this.pushdown.keys ?? (() => {
+      const lit = globLiteral(pattern);
+      return lit === null ? undefined : [lit];
+    })();
+    if (exact) {
+      const keys = dedupe(exact).filter((k) => globMatch(pattern, k)).map((k) => Buffer.from(k, 'utf8'));
+      for (let i = 0; i < keys.length && !this.em.full; i += this.keysPerPipeline) {
+        await this.readKeys(this.client, keys.slice(i, i + this.keysPerPipeline));
+      }
+      return;
+    }
+    const nodes: RedisClient[] = isCluster(this.client) ? this.client.nodes('master') : [this.client];
+    if (nodes.length === 0) {
+      throw new PgError(SqlState.FdwUnableToEstablishConnection, `could not reach any Redis Cluster master at ${this.server} for foreign table ${this.spec.table}`);
+    }
+    const seen = new Set<string>();
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const reply = await this.call(node, ['scan', cursor, 'MATCH', pattern, 'COUNT', this.params.batch, 'TYPE', this.spec.type], pattern);
+        const arr = asArray(reply, 'SCAN');
+        cursor = asText(arr[0] ?? '0');
+        const keys: Buffer[] = [];
+        for (const k of asArray(arr[1], 'SCAN') as Buffer[]) {
+          const id = k.toString('latin1');
+          if (!seen.has(id)) {
+            seen.add(id);
+            keys.push(k);
+          }
+        }
+        for (let i = 0; i < keys.length && !this.em.full; i += this.keysPerPipeline) {
+          await this.readKeys(node, keys.slice(i, i + this.keysPerPipeline));
+        }
+      } while (cursor !== '0' && !this.em.full);
+      if (this.em.full) return;
+    }
+  }
+
+  /** Pipelines the first page of each key, then emits key by key (reading further pages as needed). */
+  private async readKeys(node: RedisClient, keys: Buffer[]): Promise<void> {
+    const aggregate = this.spec.multi === 'aggregate';
+    const cursors = keys.map((k) => this.open(k, this.params));
+    const want = aggregate ? Infinity : this.em.remaining;
+    const cmds = cursors.map((c) => c.command(want)!);
+    const results = await this.batch(node, cmds, keys);
+    for (let i = 0; i < keys.length; i++) {
+      if (this.em.full) return;
+      const key = keys[i]!;
+      const res = results[i]!;
+      const keyLabel = key.toString('utf8');
+      if (!res.ok) {
+        if (isWrongTypeError(res.err)) continue; // another type under the pattern: not this table's key
+        throw mapRedisError(res.err, this.errCtx(key));
+      }
+      const cur = cursors[i]!;
+      const first = cur.accept(res.reply);
+      try {
+        if (aggregate) {
+          const items = await this.collectKey(node, key, cur, first);
+          if (items.length === 0) continue; // gone since SCAN, or never existed
+          this.em.aggregate(keyLabel, key, aggregateJson(this.spec.type, items, keyLabel, this.spec.table));
+        } else {
+          await this.readKey(node, key, keyLabel, key, { cursor: cur, items: first });
+        }
+      } catch (e) {
+        // The key was replaced by another type between pages: treat it as gone.
+        if (e instanceof PgError && e.code === SqlState.WrongObjectType) continue;
+        throw e;
+      }
+    }
+  }
+
+  // ---- I/O ----
+
+  private errCtx(key: RedisKey): { key: RedisKey; table: string; server: string; expected: RedisType } {
+    return { key, table: this.spec.table, server: this.server, expected: this.spec.type };
+  }
+
+  private checkCanceled(): void {
+    if (this.opts.signal?.aborted) throw new PgError(SqlState.QueryCanceled, 'canceling statement due to user request');
+  }
+
+  private async call(node: RedisClient, cmd: Cmd, key: RedisKey): Promise<unknown> {
+    this.checkCanceled();
+    try {
+      return await commands(node).callBuffer(...cmd);
+    } catch (e) {
+      throw await mapRedisErrorWithType(e, this.errCtx(key), node);
+    }
+  }
+
+  /** One round trip for many commands: a pipeline (per node on a cluster: plain concurrent commands). */
+  private async batch(node: RedisClient, cmds: Cmd[], keys: Buffer[]): Promise<BatchResult[]> {
+    this.checkCanceled();
+    if (isCluster(node)) {
+      const settled = await Promise.allSettled(cmds.map((c) => commands(node).callBuffer(...c)));
+      return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, reply: s.value } : { ok: false, err: s.reason }));
+    }
+    const pipe = commands(node).pipeline();
+    for (const c of cmds) pipe.callBuffer(...c);
+    let res: [Error | null, unknown][] | null;
+    try {
+      res = await pipe.exec();
+    } catch (e) {
+      throw mapRedisError(e, this.errCtx(keys[0] ?? this.spec.key));
+    }
+    if (!res) throw mapRedisError(new Error('Connection is closed.'), this.errCtx(keys[0] ?? this.spec.key));
+    return res.map(([err, reply]) => (err ? { ok: false, err } : { ok: true, reply }));
+  }
+}
+
+// ---- EXPLAIN ------------------------------------------------------------------------------------------
+
+const quote = (s: string): string => (/^[\x21-\x7e]+$/.test(s) && !/["'\\]/.test(s) ? s : JSON.stringify(s));
+const show = (cmd: Cmd): string => cmd.map((a, i) => (i === 0 ? String(a).toUpperCase() : quote(Buffer.isBuffer(a) ? a.toString('utf8') : String(a)))).join(' ');
+
+/** The Redis commands a read would run, for EXPLAIN (one line per step; no I/O). */
+export function explainRead(spec: TableSpec, pushdown: Pushdown, opts: ReadOptions = {}): string[] {
+  const batch = Math.max(1, Math.floor(opts.batchSize ?? DEFAULT_BATCH));
+  const useFields = spec.type === 'hash' && spec.multi !== 'aggregate' && pushdown.fields !== undefined;
+  const params: CursorParams = { pushdown, batch, useFields };
+  const limit = pushdown.limit ?? Infinity;
+  const open = OPENERS[spec.type];
+  const lines: string[] = [];
+  const perKey = (key: string): string => {
+    const cmd = open(key, params).command(spec.multi === 'aggregate' ? Infinity : limit);
+    if (!cmd) return '(nothing to read)';
+    const paged = spec.type === 'string' ? '' : useFields ? ` (${batch} fields per command)` : ' (repeated page by page)';
+    return `${show(cmd)}${paged}`;
+  };
+  if (useFields && pushdown.fields!.length === 0) return ['(no Redis command: the field list is empty)'];
+  if (spec.multi === 'none') {
+    lines.push(perKey(spec.key));
+  } else {
+    const lit = globLiteral(spec.key);
+    const exact = pushdown.keys ?? (lit === null ? undefined : [lit]);
+    if (exact) {
+      const keys = dedupe(exact).filter((k) => globMatch(spec.key, k));
+      lines.push(`keys: ${keys.map(quote).join(', ') || '(none match the pattern)'}`);
+    } else {
+      lines.push(`${show(['scan', 0, 'MATCH', spec.key, 'COUNT', batch, 'TYPE', spec.type])} (until the cursor returns to 0; on every master of a cluster)`);
+    }
+    lines.push(`per key, pipelined ${opts.keysPerPipeline ?? DEFAULT_KEYS_PER_PIPELINE} keys at a time: ${perKey('<key>')}`);
+    lines.push(spec.multi === 'aggregate' ? 'one row per key: items = JSON of its contents' : 'one row per element');
+  }
+  if (pushdown.limit !== undefined) lines.push(`stops after ${pushdown.limit} row(s)`);
+  return lines;
+}

@@ -1,0 +1,54 @@
+/**
+ * Hash: HSCAN pages (COUNT = batch), in Redis's scan order; or, with `fields` pushed down, HMGET of just
+ * those fields (in the order given, deduplicated; fields that do not exist give no row).
+ */
+import type { RedisKey } from 'ioredis';
+import { asArray, asBuffer, dedupe, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+
+export function openHash(key: RedisKey, params: CursorParams): KeyCursor {
+  const fields = params.useFields ? params.pushdown.fields : undefined;
+  return fields ? hmgetCursor(key, dedupe(fields), params.batch) : hscanCursor(key, params.batch);
+}
+
+function hscanCursor(key: RedisKey, batch: number): KeyCursor {
+  let cursor: string | undefined = '0';
+  let first = true;
+  const seen = new SeenSet();
+  return {
+    command: () => (cursor === undefined ? undefined : ['hscan', key, cursor, 'COUNT', batch]),
+    accept(reply) {
+      const r = scanReply(reply, 'HSCAN');
+      cursor = r.cursor === '0' ? undefined : r.cursor;
+      if (first && cursor !== undefined) seen.enable();
+      first = false;
+      const items: Item[] = [];
+      for (let i = 0; i + 1 < r.elements.length; i += 2) {
+        const field = asBuffer(r.elements[i]);
+        if (seen.add(field)) items.push({ field, value: asBuffer(r.elements[i + 1]) });
+      }
+      return items;
+    },
+  };
+}
+
+function hmgetCursor(key: RedisKey, fields: string[], batch: number): KeyCursor {
+  let offset = 0;
+  let asked: string[] = [];
+  return {
+    command() {
+      if (offset >= fields.length) return undefined;
+      asked = fields.slice(offset, offset + batch);
+      return ['hmget', key, ...asked];
+    },
+    accept(reply) {
+      offset += asked.length;
+      const values = asArray(reply, 'HMGET');
+      const items: Item[] = [];
+      asked.forEach((f, i) => {
+        const v = values[i];
+        if (v !== null && v !== undefined) items.push({ field: Buffer.from(f, 'utf8'), value: asBuffer(v) });
+      });
+      return items;
+    },
+  };
+}

@@ -1,0 +1,24 @@
+/** Set: SSCAN pages (COUNT = batch), in Redis's scan order (sets have no order of their own). */
+import type { RedisKey } from 'ioredis';
+import { asBuffer, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+
+export function openSet(key: RedisKey, params: CursorParams): KeyCursor {
+  let cursor: string | undefined = '0';
+  let first = true;
+  const seen = new SeenSet();
+  return {
+    command: () => (cursor === undefined ? undefined : ['sscan', key, cursor, 'COUNT', params.batch]),
+    accept(reply) {
+      const r = scanReply(reply, 'SSCAN');
+      cursor = r.cursor === '0' ? undefined : r.cursor;
+      if (first && cursor !== undefined) seen.enable();
+      first = false;
+      const items: Item[] = [];
+      for (const e of r.elements) {
+        const element = asBuffer(e);
+        if (seen.add(element)) items.push({ element });
+      }
+      return items;
+    },
+  };
+}

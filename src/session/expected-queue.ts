@@ -1,0 +1,247 @@
+/**
+ * The one queue of replies the client is owed, in the order it is owed them.
+ *
+ * Every message sent upstream that Postgres answers gets an entry saying what to do with the answer:
+ * forward it raw, capture it (the proxy's own queries, or replies it rewrites), or, for replies the
+ * proxy makes itself, a `local` entry holding the bytes, sent when it reaches the head. Upstream frames
+ * that no entry asked for (notices, notifications, parameter status) are always forwarded.
+ */
+import { Backend } from '../protocol/codes.js';
+import { isFatalError } from '../protocol/backend.js';
+
+/** What upstream is answering: decides which reply frame ends the entry. */
+export const enum Req {
+  Parse,
+  Bind,
+  Describe,
+  Execute,
+  Close,
+  Sync,
+  Query,
+  FunctionCall,
+}
+
+export type Outcome = 'done' | 'skipped';
+
+export interface Capture {
+  readonly kind: 'capture';
+  readonly req: Req;
+  /** Sees each reply frame of this entry; returns bytes for the client, or null to swallow it. */
+  onFrame(code: number, buf: Buffer, start: number, end: number): Buffer | null;
+  /** 'skipped' means upstream discarded the request after an earlier error in the batch. */
+  onDone(outcome: Outcome): void;
+}
+
+export interface Forward {
+  readonly kind: 'forward';
+  readonly req: Req;
+}
+
+export interface Local {
+  readonly kind: 'local';
+  readonly bytes: Buffer;
+  /**
+   * Whether this reply ends with a ReadyForQuery that answers a Sync or Query. Errors are never local:
+   * the proxy makes upstream fail instead, so upstream's transaction state stays Postgres's own.
+   */
+  readonly endsBatch: boolean;
+  /** Marks where the client ended a COPY IN (CopyDone/CopyFail); carries no bytes. */
+  readonly copyEnd?: boolean;
+}
+
+export type Entry = Forward | Capture | Local;
+
+const FORWARD: readonly Forward[] = [Req.Parse, Req.Bind, Req.Describe, Req.Execute, Req.Close, Req.Sync, Req.Query, Req.FunctionCall].map((req) => ({ kind: 'forward', req }) as const);
+export const forward = (req: Req): Forward => FORWARD[req]!;
+
+/** Whether `code` is the last reply upstream sends for `req`. */
+function ends(req: Req, code: number): boolean {
+  switch (req) {
+    case Req.Execute:
+      return code === Backend.CommandComplete || code === Backend.ErrorResponse || code === Backend.EmptyQueryResponse || code === Backend.PortalSuspended;
+    case Req.Parse:
+      return code === Backend.ParseComplete || code === Backend.ErrorResponse;
+    case Req.Bind:
+      return code === Backend.BindComplete || code === Backend.ErrorResponse;
+    case Req.Describe:
+      return code === Backend.RowDescription || code === Backend.NoData || code === Backend.ErrorResponse;
+    case Req.Close:
+      return code === Backend.CloseComplete || code === Backend.ErrorResponse;
+    default:
+      return code === Backend.ReadyForQuery;
+  }
+}
+
+const isExtended = (req: Req): boolean => req <= Req.Close;
+const EMPTY = Buffer.alloc(0);
+const isAsync = (code: number): boolean => code === Backend.NoticeResponse || code === Backend.ParameterStatus || code === Backend.NotificationResponse;
+
+export class ExpectedQueue {
+  private items: Entry[] = [];
+  private head = 0;
+  /** Upstream reported an extended-protocol error and ignores everything until our next Sync. */
+  private skipping = false;
+  /** Upstream is in COPY IN and the client hasn't ended it: upstream ignores Sync and Flush meanwhile. */
+  private copyIn = false;
+  /** Upstream sent a FATAL error: it hangs up on purpose next, and owes the client nothing more. */
+  fatalSeen = false;
+  /** Status byte of the last ReadyForQuery seen. */
+  txStatus = 0x49; // 'I'
+
+  constructor(
+    private readonly write: (bytes: Buffer) => void,
+    private readonly onIdle: () => void = () => {},
+  ) {}
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  get idle(): boolean {
+    return this.size === 0;
+  }
+
+  /** True while upstream is discarding messages until Sync: the proxy's own requests would get no reply. */
+  get inFailedBatch(): boolean {
+    return this.skipping;
+  }
+
+  /** The client sent CopyDone or CopyFail. */
+  markCopyEnd(): void {
+    if (this.copyIn) {
+      this.copyIn = false;
+      return;
+    }
+    this.push({ kind: 'local', bytes: EMPTY, endsBatch: false, copyEnd: true });
+  }
+
+  push(e: Entry): void {
+    if (this.copyIn && e.kind !== 'local' && e.req === Req.Sync) return;
+    if (this.skipping) {
+      const endsBatch = e.kind === 'local' ? e.endsBatch : e.req === Req.Sync;
+      if (!endsBatch) {
+        if (e.kind === 'capture') e.onDone('skipped');
+        return;
+      }
+      this.skipping = false;
+    }
+    if (e.kind === 'local' && this.size === 0) {
+      this.emitLocal(e);
+      return;
+    }
+    this.items.push(e);
+  }
+
+  /** Processes the whole frames in buf[0, end), writing what the client is owed in order. */
+  consume(buf: Buffer, end: number): void {
+    let runStart = 0; // start of the current run of frames forwarded untouched
+    let off = 0;
+    while (off < end) {
+      const code = buf[off]!;
+      const next = off + 1 + buf.readInt32BE(off + 1);
+      if (code === Backend.ReadyForQuery) this.txStatus = buf[off + 5]!;
+      else if (code === Backend.ErrorResponse && isFatalError(buf, off)) this.fatalSeen = true;
+      const e = this.head < this.items.length ? (this.items[this.head] as Forward | Capture) : undefined;
+      if (e === undefined || isAsync(code)) {
+        // An error nobody asked for answers a message that has no entry (a malformed Flush): upstream
+        // now discards until Sync. A FATAL one ends the connection anyway.
+        if (e === undefined && code === Backend.ErrorResponse && !isFatalError(buf, off)) this.skipping = true;
+        off = next;
+        continue;
+      }
+      if (code === Backend.CopyInResponse) this.enterCopyIn();
+      if (e.kind === 'forward') {
+        if (ends(e.req, code)) {
+          this.endEntry(e, code);
+          if (this.headIsLocal()) {
+            this.write(buf.subarray(runStart, next));
+            runStart = next;
+            this.flushLocals();
+          }
+        }
+        off = next;
+        continue;
+      }
+      if (runStart < off) this.write(buf.subarray(runStart, off));
+      runStart = next;
+      const out = e.onFrame(code, buf, off, next);
+      if (out !== null) this.write(out);
+      if (ends(e.req, code)) {
+        this.endEntry(e, code);
+        e.onDone('done');
+        this.flushLocals();
+      }
+      off = next;
+    }
+    if (runStart < end) this.write(runStart === 0 && end === buf.length ? buf : buf.subarray(runStart, end));
+    if (this.size === 0) this.onIdle();
+  }
+
+  /** Syncs sent after the COPY's Execute and before the client ends the copy are ignored by upstream. */
+  private enterCopyIn(): void {
+    for (let i = this.head + 1; i < this.items.length; i++) {
+      const e = this.items[i]!;
+      if (e.kind === 'local' && e.copyEnd) return;
+      if (e.kind !== 'local' && e.req === Req.Sync) {
+        this.items.splice(i, 1);
+        i--;
+      }
+    }
+    this.copyIn = true;
+  }
+
+  private headIsLocal(): boolean {
+    return this.head < this.items.length && this.items[this.head]!.kind === 'local';
+  }
+
+  private endEntry(e: Forward | Capture, code: number): void {
+    this.shift();
+    if (code === Backend.ErrorResponse && isExtended(e.req)) this.skipUntilSync();
+  }
+
+  private shift(): void {
+    this.items[this.head++] = undefined as unknown as Entry;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private skipUntilSync(): void {
+    while (this.head < this.items.length) {
+      const e = this.items[this.head]!;
+      if (e.kind === 'local' ? e.endsBatch : e.req === Req.Sync) return;
+      this.shift();
+      if (e.kind === 'capture') e.onDone('skipped');
+    }
+    this.skipping = true;
+  }
+
+  private flushLocals(): void {
+    while (this.head < this.items.length) {
+      const e = this.items[this.head]!;
+      if (e.kind !== 'local') return;
+      this.shift();
+      this.emitLocal(e);
+    }
+  }
+
+  private emitLocal(e: Local): void {
+    if (e.bytes.length) this.write(e.bytes);
+    if (e.endsBatch) this.txStatus = e.bytes[e.bytes.length - 1] ?? this.txStatus;
+  }
+
+  /** Drops everything owed, e.g. when upstream is gone. Captures learn they were skipped. */
+  clear(): void {
+    while (this.head < this.items.length) {
+      const e = this.items[this.head]!;
+      this.shift();
+      if (e.kind === 'capture') e.onDone('skipped');
+    }
+    this.skipping = false;
+    this.copyIn = false;
+  }
+}

@@ -1,0 +1,494 @@
+/**
+ * One client connection and its upstream connection.
+ *
+ * Phases: `startup` reads untyped packets (SSL/GSSENC negotiation, cancel, StartupMessage);
+ * `auth` relays authentication both ways untouched; `ready` frames messages, passes each Query and
+ * Parse through the statement hook, and otherwise forwards the original bytes. Client messages are
+ * handled strictly in order: an intercepted one pauses the stream until its effects are queued.
+ */
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { ProxyConfig } from '../config/config.js';
+import { Backend, Frontend } from '../protocol/codes.js';
+import { encodeError } from '../protocol/backend.js';
+import { forEachFrame, Framer, FrameError } from '../protocol/framer.js';
+import { decodeQuery, decodeTarget, parseText, TERMINATE } from '../protocol/frontend.js';
+import { isPgError, PgError } from '../protocol/pg-error.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js';
+import { EMPTY_INDEX, type StatementHook } from '../sql/classify.js';
+import { connectUpstream, sendCancel, type UpstreamSocket } from '../upstream/connect.js';
+import { ExpectedQueue, forward, Req, type Entry } from './expected-queue.js';
+import type { Interceptor, SessionPort } from './types.js';
+
+export interface SessionDeps {
+  config: ProxyConfig;
+  log: Logger;
+  hook: StatementHook;
+  secureContext: tls.SecureContext | undefined;
+  /** Builds the per-session interceptor, once the session knows its user and database. */
+  interceptor?: (port: SessionPort) => Interceptor;
+}
+
+type Phase = 'startup' | 'connecting' | 'auth' | 'ready' | 'closed';
+
+const SSL_NO = Buffer.from('N');
+const SSL_YES = Buffer.from('S');
+
+/** Messages the client may send once ready, and which reply each awaits. -1: no reply. */
+const REQ_OF: Int8Array = (() => {
+  const t = new Int8Array(256).fill(-2); // -2: not a frontend message
+  t[Frontend.Parse] = Req.Parse;
+  t[Frontend.Bind] = Req.Bind;
+  t[Frontend.Describe] = Req.Describe;
+  t[Frontend.Execute] = Req.Execute;
+  t[Frontend.Close] = Req.Close;
+  t[Frontend.Sync] = Req.Sync;
+  t[Frontend.Query] = Req.Query;
+  t[Frontend.FunctionCall] = Req.FunctionCall;
+  t[Frontend.Flush] = -1;
+  t[Frontend.CopyData] = -1;
+  t[Frontend.CopyDone] = -1;
+  t[Frontend.CopyFail] = -1;
+  t[Frontend.Terminate] = -1;
+  return t;
+})();
+
+export class Session implements SessionPort {
+  readonly log: Logger;
+  user = '';
+  database = '';
+  private phase: Phase = 'startup';
+  private client: net.Socket | tls.TLSSocket;
+  private upstream: UpstreamSocket | undefined;
+  private startupBuf: Buffer = Buffer.alloc(0);
+  private readonly clientFramer = new Framer();
+  private readonly upstreamFramer = new Framer();
+  private readonly queue: ExpectedQueue;
+  private interceptor: Interceptor | undefined;
+  /** Client bytes received but not yet handled, because an intercepted message is in progress. */
+  private inbox: { buf: Buffer; off: number; end: number }[] = [];
+  private busy = false;
+  private openBatch = false;
+  private upstreamBlocked = false;
+  private clientBlocked = false;
+  /** Upstream refused the login (any error during authentication is its last word). */
+  private authFailed = false;
+  /** Upstream's BackendKeyData frame, to cancel a running query when the client vanishes. */
+  private backendKey: Buffer | undefined;
+  private closeWhenIdle = false;
+  private readonly closedPromise: Promise<void>;
+  private resolveClosed!: () => void;
+
+  constructor(
+    socket: net.Socket,
+    private readonly deps: SessionDeps,
+    readonly id: number,
+  ) {
+    this.client = socket;
+    this.log = deps.log;
+    this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+    this.queue = new ExpectedQueue(
+      (b) => this.toClient(b),
+      () => this.onUpstreamIdle(),
+    );
+    socket.setNoDelay(true);
+    this.attachClient(socket);
+  }
+
+  get closed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  get txStatus(): 'I' | 'T' | 'E' {
+    return String.fromCharCode(this.queue.txStatus) as 'I' | 'T' | 'E';
+  }
+
+  get inFailedBatch(): boolean {
+    return this.queue.inFailedBatch;
+  }
+
+  get batchOpen(): boolean {
+    return this.openBatch;
+  }
+
+  /** Idle: between transactions with nothing in flight, so closing loses nothing. */
+  get idle(): boolean {
+    return this.phase !== 'ready' || (this.queue.idle && !this.busy && this.inbox.length === 0 && this.queue.txStatus === 0x49);
+  }
+
+  // ---- client side ----
+
+  private attachClient(s: net.Socket | tls.TLSSocket): void {
+    s.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    s.on('drain', () => {
+      this.clientBlocked = false;
+      this.upstream?.resume();
+    });
+    s.on('error', (e) => this.log.debug({ err: e.message }, 'client socket error'));
+    // A client may half-close after its last message and still read the replies (as with Postgres):
+    // pass the half-close on once everything it sent has been forwarded, and close when upstream does.
+    s.on('end', () => this.onClientEnd());
+    s.on('close', () => this.shutdown('client closed'));
+  }
+
+  private onClientData(chunk: Buffer): void {
+    if (this.phase === 'startup') return this.onStartupData(chunk);
+    if (this.phase === 'closed' || this.phase === 'connecting') return;
+    const r = this.clientFramer.push(chunk);
+    if (r instanceof FrameError) return this.protocolViolation(`invalid frontend message: ${r.message}`);
+    if (r.end === 0) return;
+    if (this.phase === 'auth') {
+      // Authentication messages go through untouched; nothing is owed for them yet.
+      this.toUpstream(r.end === r.buf.length ? r.buf : r.buf.subarray(0, r.end));
+      return;
+    }
+    this.inbox.push({ buf: r.buf, off: 0, end: r.end });
+    if (!this.busy) this.drainInbox();
+  }
+
+  private clientEnded = false;
+
+  private onClientEnd(): void {
+    this.clientEnded = true;
+    if (this.phase !== 'ready' && this.phase !== 'auth') return this.shutdown('client closed');
+    this.endUpstreamIfDrained();
+  }
+
+  private endUpstreamIfDrained(): void {
+    if (this.clientEnded && !this.busy && this.inbox.length === 0 && this.upstream?.writable) this.upstream.end();
+  }
+
+  private onStartupData(chunk: Buffer): void {
+    this.startupBuf = this.startupBuf.length === 0 ? chunk : Buffer.concat([this.startupBuf, chunk]);
+    let len: number;
+    try {
+      len = startupPacketLength(this.startupBuf);
+    } catch (e) {
+      return this.fail(e);
+    }
+    if (len < 0 || this.startupBuf.length < len) return;
+    const raw = this.startupBuf.subarray(0, len);
+    const rest = this.startupBuf.subarray(len);
+    this.startupBuf = Buffer.alloc(0);
+    let packet;
+    try {
+      packet = decodeStartupPacket(raw);
+    } catch (e) {
+      return this.fail(e);
+    }
+    switch (packet.kind) {
+      case 'gssenc':
+        this.client.write(SSL_NO);
+        if (rest.length) this.onStartupData(rest);
+        return;
+      case 'ssl':
+        if (this.deps.secureContext === undefined || this.client instanceof tls.TLSSocket || rest.length) {
+          this.client.write(SSL_NO);
+          // Bytes sent before our answer would bypass encryption (CVE-2021-23214): refuse them, as Postgres does, after answering.
+          if (rest.length) {
+            return this.fail(new PgError(SqlState.ProtocolViolation, 'received unencrypted data after SSL request', { severity: 'FATAL', detail: 'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.' }));
+          }
+          return;
+        }
+        return this.upgradeToTls();
+      case 'cancel':
+        this.phase = 'closed';
+        sendCancel(this.deps.config.upstream, Buffer.from(packet.raw))
+          .catch((e: unknown) => this.log.warn({ err: String(e) }, 'cancel request failed'))
+          .finally(() => this.client.destroy());
+        return;
+      case 'startup':
+        this.user = packet.params.get('user') ?? '';
+        this.database = packet.params.get('database') ?? this.user;
+        this.startUpstream(Buffer.from(packet.raw), rest);
+        return;
+    }
+  }
+
+  private upgradeToTls(): void {
+    const raw = this.client;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('drain');
+    raw.write(SSL_YES);
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.deps.secureContext });
+    this.client = secure;
+    this.attachClient(secure);
+    raw.on('close', () => this.shutdown('client closed'));
+  }
+
+  private startUpstream(startup: Buffer, rest: Buffer): void {
+    this.phase = 'connecting';
+    this.client.pause();
+    connectUpstream(this.deps.config.upstream).then(
+      (up) => {
+        if (this.phase === 'closed') {
+          up.destroy();
+          return;
+        }
+        this.upstream = up;
+        this.attachUpstream(up);
+        this.phase = 'auth';
+        up.write(startup);
+        this.client.resume();
+        if (rest.length) this.onClientData(rest);
+      },
+      (e: unknown) => this.fail(e),
+    );
+  }
+
+  /** Handles client messages in order until one needs async work; resumes after it. */
+  private drainInbox(): void {
+    const hook = this.deps.hook;
+    while (this.inbox.length > 0 && !this.busy && this.phase === 'ready') {
+      const item = this.inbox[0]!;
+      const { buf, end } = item;
+      let runStart = item.off;
+      let off = item.off;
+      while (off < end) {
+        const code = buf[off]!;
+        const next = off + 1 + buf.readInt32BE(off + 1);
+        const req = REQ_OF[code]!;
+        if (req === -2) {
+          this.flushRun(buf, runStart, off);
+          return this.protocolViolation(`invalid frontend message type ${code}`);
+        }
+        let intercept: (() => Promise<void> | void) | undefined;
+        try {
+          const ic = this.interceptor;
+          if (code === Frontend.Query || code === Frontend.Parse) {
+            if (ic?.wantsRefresh() && !this.openBatch && this.queue.idle && this.queue.txStatus === 0x49) {
+              // Read the catalog again first; this same message is handled right after.
+              this.flushRun(buf, runStart, off);
+              item.off = off;
+              this.runIntercepted(() => ic.refresh(this));
+              return;
+            }
+            const text = code === Frontend.Query ? decodeQuery(buf, off, next) : parseText(buf, off, next);
+            const d = hook.classify(text, ic ? ic.names : EMPTY_INDEX, ic !== undefined);
+            if (d.kind === 'inspect' && ic) {
+              const raw = buf.subarray(off, next);
+              intercept = code === Frontend.Query ? () => ic.onQuery(this, text, d, raw) : () => ic.onParse(this, raw, d);
+            } else if (code === Frontend.Parse && ic?.ownsAny) ic.forget('S', buf.toString('utf8', off + 5, buf.indexOf(0, off + 5)));
+          } else if (ic?.ownsAny && (code === Frontend.Bind || code === Frontend.Describe || code === Frontend.Execute || code === Frontend.Close)) {
+            const [kind, name] = this.target(code, buf, off, next);
+            if (ic.owns(kind, name)) {
+              const raw = buf.subarray(off, next);
+              intercept = () => ic.onExtended(this, code, raw);
+            } else if (code === Frontend.Bind) ic.forget('P', buf.toString('utf8', off + 5, buf.indexOf(0, off + 5)));
+          }
+        } catch (e) {
+          // A message too malformed to read goes to upstream as it is: Postgres's own answer (often a
+          // plain ERROR, after which the session goes on) is the one the client must get.
+          if (!(e instanceof RangeError)) throw e;
+          intercept = undefined;
+        }
+        if (code === Frontend.Sync || code === Frontend.Query) this.openBatch = false;
+        else if (req >= 0 || code === Frontend.Flush) this.openBatch = true;
+        if (intercept) {
+          this.flushRun(buf, runStart, off);
+          item.off = next;
+          this.runIntercepted(intercept);
+          return;
+        }
+        if (req >= 0) this.queue.push(forward(req));
+        else if (code === Frontend.CopyDone || code === Frontend.CopyFail) this.queue.markCopyEnd();
+        if (code === Frontend.Terminate) {
+          this.flushRun(buf, runStart, next);
+          return this.shutdown('client terminated');
+        }
+        off = next;
+      }
+      this.flushRun(buf, runStart, end);
+      this.inbox.shift();
+    }
+    this.updateClientFlow();
+    this.endUpstreamIfDrained();
+  }
+
+  /** The statement or portal a Bind/Describe/Execute/Close names. */
+  private target(code: number, buf: Buffer, off: number, next: number): ['S' | 'P', string] {
+    if (code === Frontend.Describe || code === Frontend.Close) {
+      const t = decodeTarget(buf, off, next);
+      return [t.kind, t.name];
+    }
+    if (code === Frontend.Execute) return ['P', buf.toString('utf8', off + 5, buf.indexOf(0, off + 5))];
+    // Bind: portal name, then statement name.
+    const portalEnd = buf.indexOf(0, off + 5);
+    return ['S', buf.toString('utf8', portalEnd + 1, buf.indexOf(0, portalEnd + 1))];
+  }
+
+  private runIntercepted(fn: () => Promise<void> | void): void {
+    this.busy = true;
+    this.updateClientFlow();
+    const done = (): void => {
+      this.busy = false;
+      this.drainInbox();
+    };
+    try {
+      const p = fn();
+      if (p) p.then(done, (e: unknown) => this.internalFailure(e));
+      else done();
+    } catch (e) {
+      this.internalFailure(e);
+    }
+  }
+
+  /** An interceptor bug must cost one connection, never the process. */
+  private internalFailure(e: unknown): void {
+    if (isPgError(e) && e.severity === 'FATAL') return this.fail(e);
+    this.log.error({ err: e instanceof Error ? e.stack : String(e) }, 'internal error while handling a statement');
+    this.fail(new PgError(SqlState.InternalError, `redis-fdw-proxy internal error: ${e instanceof Error ? e.message : String(e)}`, { severity: 'FATAL' }));
+  }
+
+  private flushRun(buf: Buffer, from: number, to: number): void {
+    if (from < to) this.toUpstream(from === 0 && to === buf.length ? buf : buf.subarray(from, to));
+  }
+
+  private updateClientFlow(): void {
+    if (this.phase === 'closed') return;
+    if (this.busy || this.upstreamBlocked || this.inbox.length > 0) this.client.pause();
+    else this.client.resume();
+  }
+
+  // ---- SessionPort ----
+
+  send(bytes: Buffer | Buffer[], entries: Entry[]): void {
+    for (const e of entries) this.queue.push(e);
+    if (Array.isArray(bytes)) {
+      if (bytes.length) this.toUpstream(bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes));
+    } else this.toUpstream(bytes);
+  }
+
+  reply(bytes: Buffer, endsBatch = false): void {
+    this.queue.push({ kind: 'local', bytes, endsBatch });
+  }
+
+  // ---- upstream side ----
+
+  private attachUpstream(up: UpstreamSocket): void {
+    up.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
+    up.on('drain', () => {
+      this.upstreamBlocked = false;
+      this.updateClientFlow();
+    });
+    up.on('error', (e) => this.log.debug({ err: e.message }, 'upstream socket error'));
+    up.on('close', () => this.onUpstreamClosed());
+  }
+
+  private onUpstreamData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    const r = this.upstreamFramer.push(chunk);
+    if (r instanceof FrameError) {
+      this.log.error({ err: r.message }, 'upstream sent an invalid message');
+      return this.fail(new PgError(SqlState.ProtocolViolation, `upstream server sent an invalid message: ${r.message}`, { severity: 'FATAL' }));
+    }
+    if (r.end === 0) return;
+    if (this.phase === 'auth') this.watchAuth(r.buf, r.end);
+    this.queue.consume(r.buf, r.end);
+  }
+
+  /** During authentication, looks for the first ReadyForQuery (the session is ready) and failures. */
+  private watchAuth(buf: Buffer, end: number): void {
+    forEachFrame(buf, end, (code, off, next) => {
+      if (code === Backend.ReadyForQuery && this.phase === 'auth') {
+        this.phase = 'ready';
+        this.interceptor = this.deps.interceptor?.(this);
+        this.log.debug({ user: this.user, database: this.database }, 'session ready');
+        queueMicrotask(() => this.drainInbox());
+      } else if (code === Backend.ErrorResponse) this.authFailed = true;
+      else if (code === Backend.BackendKeyData) this.backendKey = Buffer.from(buf.subarray(off + 5, next));
+    });
+  }
+
+  private onUpstreamIdle(): void {
+    if (this.closeWhenIdle && this.idle) this.terminateForShutdown();
+  }
+
+  private onUpstreamClosed(): void {
+    if (this.phase === 'closed') return;
+    // Upstream sends a FATAL before it hangs up on purpose; then the client is owed no error of ours.
+    if (!this.authFailed && !this.queue.fatalSeen && !this.clientEnded && (this.phase === 'ready' || this.phase === 'auth')) {
+      this.client.write(encodeError(new PgError(SqlState.ConnectionFailure, 'server closed the connection unexpectedly', { severity: 'FATAL', detail: 'The upstream PostgreSQL server terminated the connection abnormally.' })));
+    }
+    this.queue.clear();
+    this.shutdown('upstream closed');
+  }
+
+  // ---- output and teardown ----
+
+  private toClient(b: Buffer): void {
+    if (this.phase === 'closed') return;
+    if (!this.client.write(b) && !this.clientBlocked) {
+      // A slow client must not make us buffer a whole result: stop reading upstream until it drains.
+      this.clientBlocked = true;
+      this.upstream?.pause();
+    }
+  }
+
+  private toUpstream(b: Buffer): void {
+    const up = this.upstream;
+    if (!up || this.phase === 'closed') return;
+    if (!up.write(b) && !this.upstreamBlocked) {
+      this.upstreamBlocked = true;
+      this.client.pause();
+    }
+  }
+
+  private protocolViolation(message: string): void {
+    this.fail(new PgError(SqlState.ProtocolViolation, message, { severity: 'FATAL' }));
+  }
+
+  /** Tells the client why (when it can be told) and closes both sides. */
+  private fail(e: unknown): void {
+    if (this.phase === 'closed') return;
+    const err = isPgError(e) ? e : new PgError(SqlState.InternalError, String(e), { severity: 'FATAL' });
+    this.log.info({ code: err.code, err: err.message }, 'closing session');
+    this.client.write(encodeError(err));
+    this.shutdown(err.message);
+  }
+
+  /** Graceful shutdown: close now if idle, else as soon as the session is between transactions. */
+  requestShutdown(): void {
+    this.closeWhenIdle = true;
+    if (this.idle) this.terminateForShutdown();
+  }
+
+  terminateForShutdown(): void {
+    if (this.phase === 'closed') return;
+    this.fail(new PgError(SqlState.AdminShutdown, 'terminating connection due to administrator command', { severity: 'FATAL' }));
+  }
+
+  private cancelRunningQuery(key: Buffer): void {
+    const packet = Buffer.alloc(8 + key.length);
+    packet.writeInt32BE(packet.length, 0);
+    packet.writeInt32BE(80877102, 4);
+    key.copy(packet, 8);
+    sendCancel(this.deps.config.upstream, packet).catch((e: unknown) => this.log.debug({ err: String(e) }, 'cancel after client loss failed'));
+  }
+
+  private shutdown(reason: string): void {
+    if (this.phase === 'closed') {
+      this.resolveClosed();
+      return;
+    }
+    // A client that vanished mid-query leaves a backend running it; Postgres would only notice when it
+    // next writes. Cancel it so it stops now (then the Terminate below ends the session).
+    if (this.phase === 'ready' && !this.queue.idle && !this.clientEnded && this.backendKey && reason === 'client closed') this.cancelRunningQuery(this.backendKey);
+    this.phase = 'closed';
+    this.log.debug({ reason }, 'session closed');
+    this.interceptor?.close();
+    this.queue.clear();
+    const up = this.upstream;
+    if (up && !up.destroyed) {
+      // Client frames are only ever forwarded whole, so a Terminate here lands on a message boundary.
+      if (up.writable) up.end(TERMINATE);
+      setTimeout(() => up.destroy(), 1000).unref();
+    }
+    this.client.end();
+    setTimeout(() => this.client.destroy(), 1000).unref();
+    this.resolveClosed();
+  }
+}

@@ -1,0 +1,42 @@
+import type { Logger } from 'pino';
+import type { Decision, NameIndex } from '../sql/classify.js';
+import type { Entry } from './expected-queue.js';
+
+/** What an interceptor may do with the session it serves. All of it keeps the client's order. */
+export interface SessionPort {
+  readonly log: Logger;
+  /** The user and database from the client's StartupMessage. */
+  readonly user: string;
+  readonly database: string;
+  /** Last ReadyForQuery status: 'I' idle, 'T' in a transaction block, 'E' failed transaction. */
+  readonly txStatus: 'I' | 'T' | 'E';
+  /** Upstream discards messages until the next Sync (an error happened earlier in this batch). */
+  readonly inFailedBatch: boolean;
+  /** Extended-protocol messages were sent since the last Sync: the proxy must not Sync on its own. */
+  readonly batchOpen: boolean;
+  /** Sends bytes upstream and records what their replies are for, in one step so order can't slip. */
+  send(bytes: Buffer | Buffer[], entries: Entry[]): void;
+  /** Queues bytes the proxy produced itself, sent when every earlier reply has been. */
+  reply(bytes: Buffer, endsBatch?: boolean): void;
+}
+
+/** Where a client message the hook flagged goes. Resolves once the message's effects are queued. */
+export interface Interceptor {
+  /** Names of the Redis foreign tables this session can see, for the statement hook's cheap check. */
+  readonly names: NameIndex;
+  /** The name index is stale and should be read again before the next statement, when possible. */
+  wantsRefresh(): boolean;
+  refresh(port: SessionPort): Promise<void>;
+  /** A statement or portal name was reused by a message the proxy forwarded untouched. */
+  forget(kind: 'S' | 'P', name: string): void;
+  onQuery(port: SessionPort, text: string, decision: Decision & { kind: 'inspect' }, raw: Buffer): Promise<void>;
+  onParse(port: SessionPort, raw: Buffer, decision: Decision & { kind: 'inspect' }): Promise<void>;
+  /** Bind/Describe/Execute/Close messages naming a statement or portal the interceptor owns. */
+  onExtended(port: SessionPort, code: number, raw: Buffer): Promise<void> | void;
+  /** Whether the named statement (kind 'S') or portal ('P') belongs to the interceptor. */
+  owns(kind: 'S' | 'P', name: string): boolean;
+  /** Any statement or portal owned at all: lets the hot path skip name lookups. */
+  readonly ownsAny: boolean;
+  /** Called when the session ends, to release what it holds. */
+  close(): void;
+}

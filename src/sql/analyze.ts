@@ -1,0 +1,146 @@
+/**
+ * Reads a parse tree (libpg-query JSON) for what the proxy needs: which relations a statement reads
+ * and where, the highest $n it uses, and the WHERE clause each relation is filtered by.
+ */
+
+/** A node is `{ TypeName: {...fields} }`; fields hold nodes, arrays of nodes, or scalars. */
+export type Node = Record<string, unknown>;
+
+export interface RangeVarRef {
+  schemaname: string | undefined;
+  relname: string;
+  /** Byte offset of the relation name in the statement text. */
+  location: number;
+  alias: string | undefined;
+  /** Top-level WHERE of the SELECT/UPDATE/DELETE whose FROM holds this relation, if any. */
+  where: Node | undefined;
+  /** Whether the relation is the only item in its FROM (no join, so LIMIT could be pushed down). */
+  sole: boolean;
+  /** LIMIT of that SELECT, when it is a plain constant. */
+  limit: Node | undefined;
+}
+
+export interface StatementInfo {
+  /** The statement's node type, e.g. `SelectStmt`. */
+  kind: string;
+  node: Node;
+  /** Relations read (FROM, USING, subqueries, CTE bodies), excluding CTE names and DML targets. */
+  reads: RangeVarRef[];
+  maxParam: number;
+}
+
+/** Statement kinds whose relation references are reads the proxy may rewrite. */
+const READ_KINDS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'CreateTableAsStmt', 'ExplainStmt', 'DeclareCursorStmt', 'CopyStmt']);
+
+export function nodeKind(n: unknown): string | undefined {
+  if (n === null || typeof n !== 'object' || Array.isArray(n)) return undefined;
+  const keys = Object.keys(n);
+  return keys.length === 1 ? keys[0] : undefined;
+}
+
+export function inner(n: unknown): Node {
+  const k = nodeKind(n);
+  return (k ? (n as Node)[k] : {}) as Node;
+}
+
+export function analyzeStatement(stmt: Node): StatementInfo {
+  const kind = nodeKind(stmt) ?? '';
+  const info: StatementInfo = { kind, node: inner(stmt), reads: [], maxParam: 0 };
+  info.maxParam = maxParamRef(stmt);
+  if (READ_KINDS.has(kind)) new Walker(info.reads).visit(stmt, new Set());
+  return info;
+}
+
+export function maxParamRef(n: unknown): number {
+  let max = 0;
+  const stack: unknown[] = [n];
+  while (stack.length) {
+    const x = stack.pop();
+    if (Array.isArray(x)) {
+      for (const y of x) stack.push(y);
+    } else if (x !== null && typeof x === 'object') {
+      const pr = (x as Node).ParamRef as { number?: number } | undefined;
+      if (pr && typeof pr.number === 'number' && pr.number > max) max = pr.number;
+      for (const v of Object.values(x)) if (v !== null && typeof v === 'object') stack.push(v);
+    }
+  }
+  return max;
+}
+
+class Walker {
+  constructor(private readonly out: RangeVarRef[]) {}
+
+  visit(n: unknown, ctes: ReadonlySet<string>): void {
+    if (Array.isArray(n)) {
+      for (const x of n) this.visit(x, ctes);
+      return;
+    }
+    if (n === null || typeof n !== 'object') return;
+    const kind = nodeKind(n);
+    if (kind === undefined) {
+      for (const v of Object.values(n)) this.visit(v, ctes);
+      return;
+    }
+    const body = (n as Node)[kind] as Node;
+    switch (kind) {
+      case 'SelectStmt':
+      case 'UpdateStmt':
+      case 'DeleteStmt':
+      case 'InsertStmt':
+        return this.visitQuery(kind, body, ctes);
+      case 'RangeVar':
+        // A RangeVar reached outside a FROM list (e.g. CREATE TABLE AS's target) is not a read.
+        return;
+      default:
+        for (const v of Object.values(body)) this.visit(v, ctes);
+    }
+  }
+
+  private visitQuery(kind: string, q: Node, outer: ReadonlySet<string>): void {
+    let ctes = outer;
+    const withClause = q.withClause as Node | undefined;
+    if (withClause) {
+      const list = (withClause.ctes as Node[] | undefined) ?? [];
+      const names = new Set(outer);
+      // A non-recursive CTE sees only the CTEs before it, so `WITH t AS (SELECT * FROM t)` reads the
+      // table t; under WITH RECURSIVE every CTE of the list is in scope.
+      if (withClause.recursive) for (const c of list) names.add(String(inner(c).ctename));
+      for (const c of list) {
+        this.visit(inner(c).ctequery, new Set(names));
+        names.add(String(inner(c).ctename));
+      }
+      ctes = names;
+    }
+    // Set operations keep their branches as bare SelectStmt objects (not node-wrapped).
+    if (q.larg || q.rarg) {
+      for (const branch of [q.larg, q.rarg]) if (branch) this.visitQuery('SelectStmt', branch as Node, ctes);
+    }
+    const from = kind === 'DeleteStmt' ? (q.usingClause as unknown[] | undefined) : (q.fromClause as unknown[] | undefined);
+    const items = from ?? [];
+    const sole = items.length === 1 && nodeKind(items[0]) === 'RangeVar' && kind === 'SelectStmt';
+    for (const item of items) this.visitFromItem(item, ctes, q.whereClause as Node | undefined, sole, q.limitCount as Node | undefined);
+    for (const [k, v] of Object.entries(q)) {
+      // DML targets are writes, handled by the write path; FROM items were visited above.
+      if (k === 'withClause' || k === 'fromClause' || k === 'usingClause' || k === 'relation' || k === 'larg' || k === 'rarg') continue;
+      this.visit(v, ctes);
+    }
+  }
+
+  private visitFromItem(item: unknown, ctes: ReadonlySet<string>, where: Node | undefined, sole: boolean, limit: Node | undefined): void {
+    const kind = nodeKind(item);
+    const body = inner(item);
+    if (kind === 'RangeVar') {
+      const relname = String(body.relname);
+      const schemaname = body.schemaname === undefined ? undefined : String(body.schemaname);
+      if (schemaname === undefined && ctes.has(relname)) return;
+      const alias = body.alias ? String((body.alias as Node).aliasname) : undefined;
+      this.out.push({ schemaname, relname, location: Number(body.location ?? 0), alias, where, sole, limit: sole ? limit : undefined });
+    } else if (kind === 'JoinExpr') {
+      this.visitFromItem(body.larg, ctes, where, false, undefined);
+      this.visitFromItem(body.rarg, ctes, where, false, undefined);
+      this.visit(body.quals, ctes);
+    } else {
+      this.visit(item, ctes);
+    }
+  }
+}
