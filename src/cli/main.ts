@@ -30,11 +30,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel, config.logFormat);
   const server = new ProxyServer(config, log, { fdw: createRedisFdw(config, log) });
-  try {
-    await server.listen();
-  } catch (e) {
-    die(`cannot listen on ${config.listenHost}:${config.listenPort}: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  // Installed before listening: whoever starts us may signal as soon as the "listening" line is out.
   let signals = 0;
   const stop = (sig: string): void => {
     if (++signals > 1) process.exit(1); // a second signal means "now"
@@ -46,6 +42,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await server.listen();
+  } catch (e) {
+    die(`cannot listen on ${config.listenHost}:${config.listenPort}: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 main().catch((e: unknown) => die(e instanceof Error ? (e.stack ?? e.message) : String(e)));

@@ -140,7 +140,9 @@ describe('psql', () => {
   test('Ctrl-C in interactive psql (a real pty) cancels the statement; psql goes on with the next one', { skip: !existsSync('/usr/bin/script') && 'needs util-linux script(1) for a pty' }, async () => {
     const run = async (url: string): Promise<{ out: string; cancelMs: number; code: number | null }> => {
       const app = uniqueName('psql_ctrlc');
-      const child = spawn('script', ['-qfec', `psql -X -v ON_ERROR_STOP=0 -d '${withParam(url, 'application_name', app)}'`, '/dev/null'], {
+      // `exec`: script(1) runs the command under $SHELL or /bin/sh; a shell left waiting as psql's
+      // parent gets the same SIGINT, and dash then exits 130 after psql ends normally.
+      const child = spawn('script', ['-qfec', `exec psql -X -v ON_ERROR_STOP=0 -d '${withParam(url, 'application_name', app)}'`, '/dev/null'], {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: cleanPgEnv({ TERM: 'dumb', PAGER: '' }),
       });
