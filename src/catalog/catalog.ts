@@ -31,12 +31,13 @@ export const RESOLVE_SQL = `SELECT pg_catalog.json_build_object(
   'mapping', (SELECT ${opts('um.umoptions')} FROM pg_catalog.pg_user_mappings um
      WHERE um.srvid = s.oid AND um.umuser IN (0, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user))
      ORDER BY um.umuser DESC LIMIT 1),
-  'columns', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull) ORDER BY a.attnum)
-     FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  'columns', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid)) ORDER BY a.attnum)
+     FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
   'select', pg_catalog.has_table_privilege(c.oid, 'SELECT'),
   'insert', pg_catalog.has_table_privilege(c.oid, 'INSERT'),
   'update', pg_catalog.has_table_privilege(c.oid, 'UPDATE'),
-  'delete', pg_catalog.has_table_privilege(c.oid, 'DELETE'))
+  'delete', pg_catalog.has_table_privilege(c.oid, 'DELETE'),
+  'truncate', pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'))
  FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS q(name, i)
  JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(q.name)
  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -63,7 +64,7 @@ export interface ResolvedTable {
   server: Options;
   mapping: Options | null;
   columns: ColumnDef[];
-  privileges: { select: boolean; insert: boolean; update: boolean; delete: boolean };
+  privileges: { select: boolean; insert: boolean; update: boolean; delete: boolean; truncate: boolean };
 }
 
 export function decodeResolved(json: string): ResolvedTable {
@@ -76,11 +77,12 @@ export function decodeResolved(json: string): ResolvedTable {
     table: Options | null;
     server: Options | null;
     mapping: Options | null;
-    columns: [string, string, number, boolean][] | null;
+    columns: [string, string, number, boolean, string | null][] | null;
     select: boolean;
     insert: boolean;
     update: boolean;
     delete: boolean;
+    truncate: boolean;
   };
   return {
     i: r.i - 1,
@@ -91,8 +93,8 @@ export function decodeResolved(json: string): ResolvedTable {
     table: r.table ?? {},
     server: r.server ?? {},
     mapping: r.mapping,
-    columns: (r.columns ?? []).map(([name, type, typeOid, notNull]) => ({ name, type, typeOid, notNull })),
-    privileges: { select: r.select, insert: r.insert, update: r.update, delete: r.delete },
+    columns: (r.columns ?? []).map(([name, type, typeOid, notNull, dflt]) => ({ name, type, typeOid, notNull, ...(dflt === null ? {} : { default: dflt }) })),
+    privileges: { select: r.select, insert: r.insert, update: r.update, delete: r.delete, truncate: r.truncate },
   };
 }
 

@@ -19,6 +19,7 @@ export function buildProgram(): Command {
     .addOption(opt('--log-format <format>', 'json or pretty', 'log-format').default('json'))
     .addOption(opt('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, how long open sessions may finish their transactions', 'shutdown-timeout').default('30s'))
     .addOption(opt('--max-connections <n>', 'client connections accepted at once', 'max-connections').default('1000'))
+    .addOption(opt('--max-value-bytes <n>', 'largest value an INSERT/UPDATE may write to Redis (Redis\'s own proto-max-bulk-len is 512 MB)', 'max-value-bytes').default('536870912'))
     .addHelpText('after', '\nEvery flag can also be set by the environment variable shown beside it; a flag wins over its variable.')
     .showHelpAfterError(false)
     .allowExcessArguments(false);
@@ -33,6 +34,7 @@ interface RawOptions {
   logFormat: string;
   shutdownTimeout: string;
   maxConnections: string;
+  maxValueBytes: string;
 }
 
 export function toConfig(o: RawOptions): ProxyConfig {
@@ -42,6 +44,8 @@ export function toConfig(o: RawOptions): ProxyConfig {
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key must be given together');
   const maxConnections = Number(o.maxConnections);
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new ConfigError(`--max-connections must be a positive integer, got ${JSON.stringify(o.maxConnections)}`);
+  const maxValueBytes = Number(o.maxValueBytes);
+  if (!Number.isInteger(maxValueBytes) || maxValueBytes < 1) throw new ConfigError(`--max-value-bytes must be a positive integer, got ${JSON.stringify(o.maxValueBytes)}`);
   return {
     listenHost: listen.host,
     listenPort: listen.port,
@@ -51,5 +55,6 @@ export function toConfig(o: RawOptions): ProxyConfig {
     logFormat: o.logFormat,
     shutdownTimeoutMs: parseDuration(o.shutdownTimeout, '--shutdown-timeout'),
     maxConnections,
+    maxValueBytes,
   };
 }

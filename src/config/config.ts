@@ -22,6 +22,8 @@ export interface ProxyConfig {
   logFormat: 'json' | 'pretty';
   shutdownTimeoutMs: number;
   maxConnections: number;
+  /** Largest value (field, element, JSON text...) a write sends to Redis, in bytes. */
+  maxValueBytes: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

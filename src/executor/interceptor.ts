@@ -9,8 +9,8 @@ import type { Logger } from 'pino';
 import { serialize } from 'pg-protocol';
 import type { ProxyConfig } from '../config/config.js';
 import { Backend, Frontend } from '../protocol/codes.js';
-import { decodeParameterDescription, encodeDataRow, encodeError, encodeParameterDescription } from '../protocol/backend.js';
-import { decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, SYNC, type BindMessage } from '../protocol/frontend.js';
+import { decodeParameterDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeParameterDescription, NO_DATA } from '../protocol/backend.js';
+import { decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, FLUSH, SYNC, type BindMessage } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { CatalogCache, NAME_INDEX_SQL, unionIndex } from '../catalog/catalog.js';
@@ -23,6 +23,10 @@ import type { Interceptor, SessionPort } from '../session/types.js';
 import { failWith, runInternal } from '../upstream/internal-query.js';
 import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
+import { planWrite, type WritePlan } from './write.js';
+import { clientRowDescription, evalCapture, prepareWrite, returningWidth, writeOutcome, type PreparedWrite } from './dml.js';
+import { applyCommitted, applyNow, TxWrites, txCommand, type TxCommand } from './transaction.js';
+import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ReadPlan, type RedisAccess } from './select.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
@@ -32,8 +36,19 @@ const PRIVILEGE_TTL_MS = 1000;
 
 type Inspect = Decision & { kind: 'inspect' };
 
-type OwnedStatement = { kind: 'read'; plan: ReadPlan; checkedAt: number } | { kind: 'tag'; tag: string };
-type OwnedPortal = { kind: 'tag'; tag: string } | { kind: 'explain'; lines: string[] } | { kind: 'read'; plan: ReadPlan };
+type OwnedStatement =
+  | { kind: 'read'; plan: ReadPlan; checkedAt: number }
+  | { kind: 'tag'; tag: string }
+  | { kind: 'write'; plan: WritePlan }
+  | { kind: 'tx'; cmd: TxCommand }
+  | { kind: 'truncate'; plan: TruncatePlan };
+type OwnedPortal =
+  | { kind: 'tag'; tag: string }
+  | { kind: 'explain'; lines: string[] }
+  | { kind: 'read'; plan: ReadPlan }
+  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite }
+  | { kind: 'tx'; cmd: TxCommand }
+  | { kind: 'truncate'; plan: TruncatePlan };
 
 /** What every session shares: the catalog cache and the Redis clients. */
 export class RedisFdw {
@@ -44,6 +59,8 @@ export class RedisFdw {
   constructor(
     readonly log: Logger,
     catalogTtlMs = 1000,
+    /** Largest value a write may send to Redis, in bytes. */
+    readonly maxValueBytes = 512 * 1024 * 1024,
   ) {
     this.catalog = new CatalogCache(catalogTtlMs);
   }
@@ -55,8 +72,8 @@ export class RedisFdw {
   }
 }
 
-export function createRedisFdw(_config: ProxyConfig, log: Logger): RedisFdw {
-  return new RedisFdw(log);
+export function createRedisFdw(config: ProxyConfig, log: Logger): RedisFdw {
+  return new RedisFdw(log, 1000, config.maxValueBytes);
 }
 
 const textParam =
@@ -77,6 +94,9 @@ class SessionInterceptor implements Interceptor {
   private readonly statements = new Map<string, OwnedStatement>();
   private readonly portals = new Map<string, OwnedPortal>();
   private namesCache: { base: NameIndex | undefined; size: number; index: NameIndex } | undefined;
+  private readonly tx = new TxWrites();
+  /** The proxy's own COMMIT/ROLLBACK is in flight: the tag watcher leaves it to that path. */
+  private owningTx = false;
 
   constructor(
     private readonly fdw: RedisFdw,
@@ -90,6 +110,10 @@ class SessionInterceptor implements Interceptor {
     const index = this.created.size === 0 ? (base ?? EMPTY_INDEX) : unionIndex(base, this.created);
     this.namesCache = { base, size: this.created.size, index };
     return index;
+  }
+
+  get inspectAll(): boolean {
+    return this.tx.active;
   }
 
   get ownsAny(): boolean {
@@ -125,6 +149,7 @@ class SessionInterceptor implements Interceptor {
   // ---- simple Query ----
 
   async onQuery(port: SessionPort, text: string, d: Inspect, raw: Buffer): Promise<void> {
+    this.syncTx(port);
     const bytes = Buffer.from(text, 'utf8');
     const stmts = (d.tree.stmts ?? []).map((s) => {
       const start = s.stmt_location ?? 0;
@@ -164,8 +189,150 @@ class SessionInterceptor implements Interceptor {
 
   private needsInterception(i: StatementInfo): boolean {
     if (DDL_KINDS.has(i.kind)) return !PASSTHROUGH_DDL.has(i.kind);
+    if (i.kind === 'TransactionStmt') return this.tx.active;
     const names = this.names;
-    return i.reads.some((r) => names.has(r.relname));
+    return i.reads.some((r) => names.has(r.relname)) || i.targets.some((r) => names.has(r.relname));
+  }
+
+  /** Pending writes outlived their transaction block (it ended by a path the proxy didn't own). */
+  private syncTx(port: SessionPort): void {
+    if (this.tx.active && !port.inTransactionBlock) {
+      port.log.warn({ writes: this.tx.count }, 'transaction block ended unseen; pending Redis writes dropped');
+      this.tx.clear();
+    }
+  }
+
+  private get pending(): TxWrites | undefined {
+    return this.tx.count > 0 ? this.tx : undefined;
+  }
+
+  /** Stages a statement's writes in the open transaction block, or applies them now outside one. */
+  private async commitOrStage(port: SessionPort, plan: { target: import('./select.js').ForeignTable }, ops: import('../redis/write.js').RedisOp[]): Promise<void> {
+    if (port.inTransactionBlock) {
+      this.tx.stage(plan.target, ops);
+      this.watchTxEnd(port);
+    } else {
+      await applyNow(this.fdw.redis, plan.target, ops);
+    }
+  }
+
+  /** A COMMIT the proxy didn't see coming (a named prepared COMMIT) still applies the writes. */
+  private watchTxEnd(port: SessionPort): void {
+    port.onTxEnd = (tag) => {
+      if (this.owningTx || !this.tx.active) return;
+      if (tag !== 'COMMIT') {
+        this.tx.clear();
+        return;
+      }
+      const staged = this.tx.take();
+      void applyCommitted(this.fdw.redis, staged).then((warnings) => {
+        for (const w of warnings) port.reply(encodeError(new PgError(SqlState.FdwError, w, { severity: 'WARNING' }), true));
+      });
+    };
+  }
+
+  /** Runs a write: Execute (already framed by `send`), then Redis, then the client's rows and tag. */
+  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: (execute: import('../session/expected-queue.js').Capture) => void): Promise<boolean> {
+    const { capture, result } = evalCapture(plan, map);
+    send(capture);
+    port.send(FLUSH, []);
+    const r = await result;
+    if (r.kind !== 'rows') return false;
+    try {
+      const out = writeOutcome(plan, prepared, r, this.fdw.maxValueBytes);
+      await this.commitOrStage(port, plan, out.ops);
+      port.reply(Buffer.concat([...out.returning, encodeCommandComplete(out.tag)]));
+      return true;
+    } catch (e) {
+      if (!isPgError(e)) throw e;
+      failWith(port, encodeError(e));
+      return false;
+    }
+  }
+
+  /** TRUNCATE: upstream runs a no-op (so transaction state stays Postgres's), then the keys go. */
+  private async runTruncate(port: SessionPort, plan: TruncatePlan, map: PositionMap | undefined, send: (execute: import('../session/expected-queue.js').Capture) => void): Promise<boolean> {
+    let failed = false;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    send({
+      kind: 'capture',
+      req: Req.Execute,
+      onFrame(code, buf, start, end) {
+        if (code === Backend.CommandComplete) return null;
+        if (code === Backend.ErrorResponse) failed = true;
+        return Buffer.from(buf.subarray(start, end));
+      },
+      onDone(outcome) {
+        if (outcome === 'skipped') failed = true;
+        done();
+      },
+    });
+    port.send(FLUSH, []);
+    await finished;
+    if (failed) return false;
+    try {
+      for (const t of plan.tables) await this.commitOrStage(port, { target: t }, truncateOps(t));
+      port.reply(encodeCommandComplete('TRUNCATE TABLE'));
+      return true;
+    } catch (e) {
+      if (!isPgError(e)) throw e;
+      failWith(port, encodeError(e));
+      return false;
+    }
+  }
+
+  /** Runs a transaction-control statement while writes wait: COMMIT applies them, the others adjust them. */
+  private async runTx(port: SessionPort, cmd: TxCommand, map: PositionMap | undefined, send: (execute: import('../session/expected-queue.js').Capture) => void): Promise<boolean> {
+    if (cmd.kind === 'prepare' && this.tx.count > 0) {
+      failWith(port, encodeError(new PgError(SqlState.FeatureNotSupported, 'cannot PREPARE a transaction that has written to Redis foreign tables', { hint: 'Redis writes are applied at COMMIT; two-phase commit cannot include them.' })));
+      return false;
+    }
+    let tag: string | undefined;
+    let failed = false;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const isEnd = cmd.kind === 'commit';
+    send({
+      kind: 'capture',
+      req: Req.Execute,
+      onFrame(code, buf, start, end) {
+        if (code === Backend.CommandComplete) {
+          tag = buf.toString('utf8', start + 5, end - 1);
+          return isEnd ? null : Buffer.from(buf.subarray(start, end));
+        }
+        if (code === Backend.ErrorResponse) failed = true;
+        return Buffer.from(buf.subarray(start, end));
+      },
+      onDone(outcome) {
+        if (outcome === 'skipped') failed = true;
+        done();
+      },
+    });
+    this.owningTx = true;
+    port.send(FLUSH, []);
+    try {
+      await finished;
+    } finally {
+      this.owningTx = false;
+    }
+    if (failed || tag === undefined) {
+      // A failed COMMIT rolled back; a failed ROLLBACK TO etc. leaves things as they were.
+      if (isEnd && !failed) this.tx.clear();
+      if (isEnd && failed && !port.inTransactionBlock) this.tx.clear();
+      return false;
+    }
+    if (!isEnd) {
+      this.tx.note(cmd);
+      return true;
+    }
+    let notices = Buffer.alloc(0);
+    if (tag === 'COMMIT') {
+      const warnings = await applyCommitted(this.fdw.redis, this.tx.take());
+      notices = Buffer.concat(warnings.map((w) => encodeError(new PgError(SqlState.FdwError, w, { severity: 'WARNING' }), true)));
+    } else this.tx.clear();
+    port.reply(Buffer.concat([notices, encodeCommandComplete(tag)]));
+    return true;
   }
 
   /** Runs one statement of an intercepted simple Query. False when it failed (the rest is skipped). */
@@ -192,6 +359,33 @@ class SessionInterceptor implements Interceptor {
           return true;
       }
     }
+    if (info.kind === 'TransactionStmt') {
+      const cmd = txCommand(info.node);
+      if (!cmd || !this.tx.active) {
+        sendSimple(port, text, [], [], map);
+        return true;
+      }
+      return this.runTx(port, cmd, map, (execute) => sendSimple(port, text, [], [], map, execute));
+    }
+    if (info.kind === 'TruncateStmt') {
+      const tp = await planTruncate(port, this.names, info);
+      if (tp === 'failed') return false;
+      if (tp === undefined) {
+        sendSimple(port, text, [], [], map);
+        return true;
+      }
+      return this.runTruncate(port, tp, map, (execute) => sendSimple(port, NO_OP, [], [], map, execute));
+    }
+    const write = await planWrite(port, this.names, text, info, [], base);
+    if (write === 'failed') return false;
+    if (write !== undefined) {
+      const prepared = await prepareWrite(this.fdw.redis, write, NO_PARAMS, this.pending);
+      const wmap: PositionMap = (p) => map(write.toOriginal(p));
+      const describe = passCapture(Req.Describe, [Backend.NoData], wmap, { rewrite: (c, buf, st, e) => (c === Backend.RowDescription ? clientRowDescription(write, buf, st, e) : undefined) });
+      return this.runWrite(port, write, prepared, wmap, (execute) =>
+        sendSimple(port, write.text, write.paramTypes, prepared.extra, wmap, execute, describe),
+      );
+    }
     const plan = await planRead(port, this.names, text, info, [], base);
     if (plan === 'failed') return false;
     if (plan === undefined) {
@@ -199,7 +393,7 @@ class SessionInterceptor implements Interceptor {
       return true;
     }
     const explain = explainOptions(info);
-    const params = await fetchReadParams(this.fdw.redis, plan, NO_PARAMS, { empty: explain !== undefined && !explain.analyze });
+    const params = await fetchReadParams(this.fdw.redis, plan, NO_PARAMS, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
     const rmap: PositionMap = (p) => map(plan.rewritten.toOriginal(p));
     const execute = explain?.text ? explainCapture(explainLines(plan, NO_PARAMS), rmap) : undefined;
     const describe = passCapture(Req.Describe, [Backend.NoData], rmap, { rewrite: (c, buf, s, e) => (c === Backend.RowDescription ? withSources(plan, buf, s, e) : undefined) });
@@ -219,6 +413,7 @@ class SessionInterceptor implements Interceptor {
   // ---- extended protocol ----
 
   async onParse(port: SessionPort, raw: Buffer, d: Inspect): Promise<void> {
+    this.syncTx(port);
     const m = decodeParse(raw, 0, raw.length);
     this.statements.delete(m.name);
     const parsed = d.tree.stmts ?? [];
@@ -238,6 +433,24 @@ class SessionInterceptor implements Interceptor {
         const text = action.kind === 'tag' ? NO_OP : action.text;
         return port.send(encodeParse({ name: m.name, text, paramTypes: [] }), [forward(Req.Parse)]);
       }
+      if (info.kind === 'TransactionStmt') {
+        const cmd = txCommand(info.node);
+        if (cmd) this.statements.set(m.name, { kind: 'tx', cmd });
+        return port.send(raw, [forward(Req.Parse)]);
+      }
+      if (info.kind === 'TruncateStmt') {
+        const tp = await planTruncate(port, this.names, info);
+        if (tp === 'failed') return;
+        if (tp === undefined) return port.send(raw, [forward(Req.Parse)]);
+        this.statements.set(m.name, { kind: 'truncate', plan: tp });
+        return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
+      }
+      const write = await planWrite(port, this.names, m.text, info, m.paramTypes);
+      if (write === 'failed') return;
+      if (write !== undefined) {
+        this.statements.set(m.name, { kind: 'write', plan: write });
+        return port.send(encodeParse({ name: m.name, text: write.text, paramTypes: write.paramTypes }), [passCapture(Req.Parse, [], write.toOriginal)]);
+      }
       const plan = await planRead(port, this.names, m.text, info, m.paramTypes);
       if (plan === 'failed') return;
       if (plan === undefined) return port.send(raw, [forward(Req.Parse)]);
@@ -256,6 +469,18 @@ class SessionInterceptor implements Interceptor {
       case Frontend.Describe: {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
+        if (owner?.kind === 'write') {
+          const plan = owner.plan;
+          return port.send(raw, [
+            passCapture(Req.Describe, [], undefined, {
+              rewrite: (c, buf, s, e) => {
+                if (c === Backend.ParameterDescription) return encodeParameterDescription(decodeParameterDescription(buf, s, e).slice(0, plan.clientParams));
+                if (c === Backend.RowDescription) return clientRowDescription(plan, buf, s, e) ?? NO_DATA;
+                return undefined;
+              },
+            }),
+          ]);
+        }
         if (owner?.kind !== 'read') return port.send(raw, [forward(Req.Describe)]);
         const plan = owner.plan;
         const n = plan.clientParams;
@@ -271,9 +496,20 @@ class SessionInterceptor implements Interceptor {
         ]);
       }
       case Frontend.Execute: {
+        this.syncTx(port);
         const portal = this.portals.get(decodeExecute(raw, 0, raw.length).portal);
         if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
         if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
+        if (portal?.kind === 'write') {
+          const name = decodeExecute(raw, 0, raw.length).portal;
+          // All rows at once: the Redis side can't be resumed half-way, so a row limit isn't honoured.
+          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute])));
+        }
+        if (portal?.kind === 'tx') {
+          if (!this.tx.active) return port.send(raw, [forward(Req.Execute)]);
+          return void (await this.runTx(port, portal.cmd, undefined, (execute) => port.send(raw, [execute])));
+        }
+        if (portal?.kind === 'truncate') return void (await this.runTruncate(port, portal.plan, undefined, (execute) => port.send(raw, [execute])));
         return port.send(raw, [forward(Req.Execute)]);
       }
       case Frontend.Close: {
@@ -284,11 +520,29 @@ class SessionInterceptor implements Interceptor {
     }
   }
 
+  private async bindWrite(port: SessionPort, m: BindMessage, plan: WritePlan): Promise<void> {
+    try {
+      if (m.params.length !== plan.clientParams) {
+        throw new PgError(SqlState.ProtocolViolation, `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${plan.clientParams}`);
+      }
+      const prepared = await prepareWrite(this.fdw.redis, plan, textParam(m, plan.paramTypes), this.pending);
+      this.portals.set(m.portal, { kind: 'write', plan, prepared });
+      const formats = m.params.map((_, i) => paramFormat(m, i));
+      port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...prepared.extra], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
+    } catch (e) {
+      if (!isPgError(e)) throw e;
+      failWith(port, encodeError(e));
+    }
+  }
+
   private async onBind(port: SessionPort, raw: Buffer): Promise<void> {
     const m = decodeBind(raw, 0, raw.length);
     const st = this.statements.get(m.statement);
     this.portals.delete(m.portal);
     if (st?.kind === 'tag') this.portals.set(m.portal, { kind: 'tag', tag: st.tag });
+    if (st?.kind === 'tx') this.portals.set(m.portal, { kind: 'tx', cmd: st.cmd });
+    if (st?.kind === 'truncate') this.portals.set(m.portal, { kind: 'truncate', plan: st.plan });
+    if (st?.kind === 'write') return this.bindWrite(port, m, st.plan);
     if (st?.kind !== 'read') return port.send(raw, [forward(Req.Bind)]);
     const plan = st.plan;
     try {
@@ -308,7 +562,7 @@ class SessionInterceptor implements Interceptor {
       }
       const param = textParam(m, plan.paramTypes);
       const explain = explainOptions(plan.info);
-      const extra = await fetchReadParams(this.fdw.redis, plan, param, { empty: explain !== undefined && !explain.analyze });
+      const extra = await fetchReadParams(this.fdw.redis, plan, param, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
       this.portals.set(m.portal, explain?.text ? { kind: 'explain', lines: explainLines(plan, param) } : { kind: 'read', plan });
       if (plan.carrier === 'settings') {
         setCarriers(port, plan, extra);
@@ -321,6 +575,14 @@ class SessionInterceptor implements Interceptor {
       failWith(port, encodeError(e));
     }
   }
+}
+
+/** Result formats for the evaluating SELECT: text for the proxy's leading columns, the client's for RETURNING. */
+function writeResultFormats(plan: WritePlan, client: readonly number[]): number[] {
+  if (client.length === 0 || !plan.returning) return [];
+  const width = returningWidth(plan);
+  const rest = client.length === 1 ? new Array<number>(width).fill(client[0]!) : [...client];
+  return [...new Array<number>(plan.leading).fill(0), ...rest];
 }
 
 /** Sets the transaction-local settings a COPY reads its rows from, in order, just before it runs. */

@@ -17,12 +17,14 @@ import { fromConnUrl, fromHostPort, type RedisConnSpec } from '../redis/connecti
 import { explainRead, readTable } from '../redis/read.js';
 import type { RedisClient } from '../redis/pool.js';
 import { checkText } from '../redis/text.js';
-import type { Pushdown, TableSpec } from '../redis/table-spec.js';
+import type { Pushdown, RowSink, TableSpec } from '../redis/table-spec.js';
+import { readWithPending } from '../redis/overlay.js';
+import type { RedisOp } from '../redis/write.js';
 import { runInternal } from '../upstream/internal-query.js';
 import type { SessionPort } from '../session/types.js';
 import type { NameIndex } from '../sql/classify.js';
 
-export type Privilege = 'select' | 'insert' | 'update' | 'delete';
+export type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'truncate';
 
 /** A Redis foreign table as one statement uses it. */
 export interface ForeignTable {
@@ -175,14 +177,27 @@ export function withSources(plan: ReadPlan, buf: Buffer, start: number, end: num
 
 /** `(SELECT CAST(c1 AS type) AS "name", ... FROM ROWS FROM (unnest($n::text[]), ...) AS t(c1, ...)) AS alias` */
 function derivedTable(r: ForeignRead, carrier: ReadPlan['carrier']): string {
-  const cols = r.table.spec.columns;
-  const select = cols.map((c, i) => (c.type === 'text' ? `t.c${i + 1} AS ${quoteIdent(c.name)}` : `CAST(t.c${i + 1} AS ${c.type}) AS ${quoteIdent(c.name)}`)).join(', ');
-  // ROWS FROM keeps the columns aligned; unnest(a, b) is only that shorthand when unqualified.
   const array = (n: number): string => (carrier === 'params' ? `$${n}::pg_catalog.text[]` : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
-  const arrays = cols.map((_, i) => `pg_catalog.unnest(${array(r.firstParam + i)})`).join(', ');
-  const names = cols.map((_, i) => `c${i + 1}`).join(', ');
   const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
-  return `(SELECT ${select} FROM ROWS FROM (${arrays}) AS t(${names}))${alias}`;
+  return `${derivedRows(r.table, r.firstParam, array, undefined)}${alias}`;
+}
+
+/** The hidden column that numbers the rows of a DML target, so the proxy knows which row upstream picked. */
+export const ROW_ID = '__redis_fdw_rid';
+
+/**
+ * The rows of a foreign table as a derived table over text[] parameters, columns cast to their
+ * declared types. With `rowId`, rows are also numbered (from 1) in a leading column of that name.
+ */
+export function derivedRows(table: ForeignTable, firstParam: number, array: (n: number) => string, rowId: string | undefined): string {
+  const cols = table.spec.columns;
+  const select = cols.map((c, i) => (c.type === 'text' ? `t.c${i + 1} AS ${quoteIdent(c.name)}` : `CAST(t.c${i + 1} AS ${c.type}) AS ${quoteIdent(c.name)}`));
+  if (rowId) select.unshift(`t.o AS ${rowId}`);
+  // ROWS FROM keeps the columns aligned; unnest(a, b) is only that shorthand when unqualified.
+  const arrays = cols.map((_, i) => `pg_catalog.unnest(${array(firstParam + i)})`).join(', ');
+  const names = cols.map((_, i) => `c${i + 1}`);
+  if (rowId) names.push('o');
+  return `(SELECT ${select.join(', ')} FROM ROWS FROM (${arrays})${rowId ? ' WITH ORDINALITY' : ''} AS t(${names.join(', ')}))`;
 }
 
 export interface RedisAccess {
@@ -193,14 +208,13 @@ export interface RedisAccess {
  * Fetches every foreign reference's rows: one text[] per column, binary for 'params' carriers, as
  * array literals for 'settings' ones.
  */
-export async function fetchReadParams(redis: RedisAccess, plan: ReadPlan, param: ParamText, opts: { empty?: boolean } = {}): Promise<Buffer[]> {
+export async function fetchReadParams(redis: RedisAccess, plan: Pick<ReadPlan, 'reads' | 'carrier'>, param: ParamText, opts: { empty?: boolean; pending?: PendingWrites } = {}): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (const r of plan.reads) {
     const arrays = r.table.spec.columns.map(() => (plan.carrier === 'params' ? new TextArrayBuilder() : new TextArrayLiteralBuilder()));
     if (!opts.empty) {
-      const client = await redis.client(r.table.conn);
       const table = r.table.display;
-      await readTable(client, r.table.spec, pushdownFor(r, param), {
+      await readRows(redis, r.table, pushdownFor(r, param), opts.pending, {
         row(key, values) {
           for (let i = 0; i < arrays.length; i++) {
             const v = values[i] ?? null;
@@ -213,6 +227,20 @@ export async function fetchReadParams(redis: RedisAccess, plan: ReadPlan, param:
     for (const a of arrays) out.push(a.finish());
   }
   return out;
+}
+
+/** Writes of the current transaction not yet applied to Redis, for read-your-writes. */
+export interface PendingWrites {
+  /** The pending commands on this table's keys, in order; empty when there are none. */
+  on(table: ForeignTable): RedisOp[];
+}
+
+/** Reads a table's rows, with the transaction's pending writes applied when it has any. */
+export async function readRows(redis: RedisAccess, table: ForeignTable, pushdown: Pushdown, pending: PendingWrites | undefined, sink: RowSink): Promise<void> {
+  const client = await redis.client(table.conn);
+  const ops = pending?.on(table) ?? [];
+  if (ops.length) return readWithPending(client, table.spec, ops, sink);
+  return readTable(client, table.spec, pushdown, sink);
 }
 
 export function pushdownFor(r: ForeignRead, param: ParamText): Pushdown {

@@ -31,6 +31,8 @@ export interface ColumnDef {
   type: string;
   typeOid: number;
   notNull: boolean;
+  /** The column's DEFAULT expression as pg_get_expr prints it, when it has one. */
+  default?: string;
 }
 
 export interface TableSpec {

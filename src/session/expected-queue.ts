@@ -87,6 +87,13 @@ export class ExpectedQueue {
   fatalSeen = false;
   /** Status byte of the last ReadyForQuery seen. */
   txStatus = 0x49; // 'I'
+  /**
+   * Whether upstream is inside a transaction block as of the last reply seen: the last ReadyForQuery,
+   * corrected by BEGIN/COMMIT/ROLLBACK command tags that came after it in the same batch.
+   */
+  inBlock = false;
+  /** Sees transaction-ending command tags (COMMIT, ROLLBACK, PREPARE TRANSACTION) when set. */
+  onTxEnd: ((tag: string) => void) | undefined;
 
   constructor(
     private readonly write: (bytes: Buffer) => void,
@@ -139,7 +146,10 @@ export class ExpectedQueue {
     while (off < end) {
       const code = buf[off]!;
       const next = off + 1 + buf.readInt32BE(off + 1);
-      if (code === Backend.ReadyForQuery) this.txStatus = buf[off + 5]!;
+      if (code === Backend.ReadyForQuery) {
+        this.txStatus = buf[off + 5]!;
+        this.inBlock = this.txStatus !== 0x49;
+      } else if (code === Backend.CommandComplete) this.noteTag(buf, off);
       else if (code === Backend.ErrorResponse && isFatalError(buf, off)) this.fatalSeen = true;
       const e = this.head < this.items.length ? (this.items[this.head] as Forward | Capture) : undefined;
       if (e === undefined || isAsync(code)) {
@@ -175,6 +185,18 @@ export class ExpectedQueue {
     }
     if (runStart < end) this.write(runStart === 0 && end === buf.length ? buf : buf.subarray(runStart, end));
     if (this.size === 0) this.onIdle();
+  }
+
+  /** Tracks transaction-block tags; one byte ruling out the rest keeps this off the hot path's bill. */
+  private noteTag(buf: Buffer, off: number): void {
+    const c = buf[off + 5];
+    if (c !== 0x42 && c !== 0x53 && c !== 0x43 && c !== 0x52 && c !== 0x50) return; // B S C R P
+    const tag = buf.toString('latin1', off + 5, buf.indexOf(0, off + 5));
+    if (tag === 'BEGIN' || tag === 'START TRANSACTION') this.inBlock = true;
+    else if (tag === 'COMMIT' || tag === 'ROLLBACK' || tag === 'PREPARE TRANSACTION') {
+      this.inBlock = false;
+      this.onTxEnd?.(tag);
+    }
   }
 
   /** Syncs sent after the COPY's Execute and before the client ends the copy are ignored by upstream. */
@@ -231,7 +253,10 @@ export class ExpectedQueue {
 
   private emitLocal(e: Local): void {
     if (e.bytes.length) this.write(e.bytes);
-    if (e.endsBatch) this.txStatus = e.bytes[e.bytes.length - 1] ?? this.txStatus;
+    if (e.endsBatch) {
+      this.txStatus = e.bytes[e.bytes.length - 1] ?? this.txStatus;
+      this.inBlock = this.txStatus !== 0x49;
+    }
   }
 
   /** Drops everything owed, e.g. when upstream is gone. Captures learn they were skipped. */

@@ -101,6 +101,14 @@ export class Session implements SessionPort {
     return this.closedPromise;
   }
 
+  get inTransactionBlock(): boolean {
+    return this.queue.inBlock;
+  }
+
+  set onTxEnd(f: ((tag: string) => void) | undefined) {
+    this.queue.onTxEnd = f;
+  }
+
   get txStatus(): 'I' | 'T' | 'E' {
     return String.fromCharCode(this.queue.txStatus) as 'I' | 'T' | 'E';
   }
@@ -267,7 +275,7 @@ export class Session implements SessionPort {
               return;
             }
             const text = code === Frontend.Query ? decodeQuery(buf, off, next) : parseText(buf, off, next);
-            const d = hook.classify(text, ic ? ic.names : EMPTY_INDEX, ic !== undefined);
+            const d = hook.classify(text, ic ? ic.names : EMPTY_INDEX, ic !== undefined, ic?.inspectAll);
             if (d.kind === 'inspect' && ic) {
               const raw = buf.subarray(off, next);
               intercept = code === Frontend.Query ? () => ic.onQuery(this, text, d, raw) : () => ic.onParse(this, raw, d);

@@ -10,6 +10,10 @@ export interface SessionPort {
   readonly database: string;
   /** Last ReadyForQuery status: 'I' idle, 'T' in a transaction block, 'E' failed transaction. */
   readonly txStatus: 'I' | 'T' | 'E';
+  /** Upstream is inside a transaction block, as of the last reply seen (BEGIN counts before its ReadyForQuery). */
+  readonly inTransactionBlock: boolean;
+  /** Called with COMMIT / ROLLBACK / PREPARE TRANSACTION command tags as they pass, while set. */
+  onTxEnd: ((tag: string) => void) | undefined;
   /** Upstream discards messages until the next Sync (an error happened earlier in this batch). */
   readonly inFailedBatch: boolean;
   /** Extended-protocol messages were sent since the last Sync: the proxy must not Sync on its own. */
@@ -24,6 +28,8 @@ export interface SessionPort {
 export interface Interceptor {
   /** Names of the Redis foreign tables this session can see, for the statement hook's cheap check. */
   readonly names: NameIndex;
+  /** Every statement must be inspected (transaction control matters while Redis writes wait for COMMIT). */
+  readonly inspectAll: boolean;
   /** The name index is stale and should be read again before the next statement, when possible. */
   wantsRefresh(): boolean;
   refresh(port: SessionPort): Promise<void>;

@@ -26,6 +26,8 @@ export interface StatementInfo {
   node: Node;
   /** Relations read (FROM, USING, subqueries, CTE bodies), excluding CTE names and DML targets. */
   reads: RangeVarRef[];
+  /** The relation an INSERT, UPDATE or DELETE writes (its WHERE and `sole` as for a read), or TRUNCATE's. */
+  targets: RangeVarRef[];
   maxParam: number;
 }
 
@@ -45,10 +47,25 @@ export function inner(n: unknown): Node {
 
 export function analyzeStatement(stmt: Node): StatementInfo {
   const kind = nodeKind(stmt) ?? '';
-  const info: StatementInfo = { kind, node: inner(stmt), reads: [], maxParam: 0 };
+  const info: StatementInfo = { kind, node: inner(stmt), reads: [], targets: [], maxParam: 0 };
   info.maxParam = maxParamRef(stmt);
   if (READ_KINDS.has(kind)) new Walker(info.reads).visit(stmt, new Set());
+  const q = info.node;
+  if (kind === 'InsertStmt' || kind === 'UpdateStmt' || kind === 'DeleteStmt') {
+    const from = (kind === 'DeleteStmt' ? q.usingClause : q.fromClause) as unknown[] | undefined;
+    const where = kind === 'InsertStmt' ? undefined : (q.whereClause as Node | undefined);
+    info.targets.push(rangeVarRef(q.relation as Node, where, !from?.length, undefined));
+  } else if (kind === 'TruncateStmt') {
+    for (const r of (q.relations as Node[] | undefined) ?? []) info.targets.push(rangeVarRef(inner(r), undefined, false, undefined));
+  }
   return info;
+}
+
+function rangeVarRef(body: Node, where: Node | undefined, sole: boolean, limit: Node | undefined): RangeVarRef {
+  const relname = String(body.relname);
+  const schemaname = body.schemaname === undefined ? undefined : String(body.schemaname);
+  const alias = body.alias ? String((body.alias as Node).aliasname) : undefined;
+  return { schemaname, relname, location: Number(body.location ?? 0), alias, where, sole, limit: sole ? limit : undefined };
 }
 
 export function maxParamRef(n: unknown): number {
@@ -130,11 +147,9 @@ class Walker {
     const kind = nodeKind(item);
     const body = inner(item);
     if (kind === 'RangeVar') {
-      const relname = String(body.relname);
-      const schemaname = body.schemaname === undefined ? undefined : String(body.schemaname);
-      if (schemaname === undefined && ctes.has(relname)) return;
-      const alias = body.alias ? String((body.alias as Node).aliasname) : undefined;
-      this.out.push({ schemaname, relname, location: Number(body.location ?? 0), alias, where, sole, limit: sole ? limit : undefined });
+      const ref = rangeVarRef(body, where, sole, limit);
+      if (ref.schemaname === undefined && ctes.has(ref.relname)) return;
+      this.out.push(ref);
     } else if (kind === 'JoinExpr') {
       this.visitFromItem(body.larg, ctes, where, false, undefined);
       this.visitFromItem(body.rarg, ctes, where, false, undefined);

@@ -33,8 +33,8 @@ export class StatementHook {
   }
 
   /** `names` is what the session knows of its database; `watchDdl` is off in pure passthrough. */
-  classify(text: string, names: NameIndex, watchDdl: boolean): Decision {
-    const mayBeDdl = watchDdl && DDL_HINT.test(text);
+  classify(text: string, names: NameIndex, watchDdl: boolean, all = false): Decision {
+    const mayBeDdl = all || (watchDdl && DDL_HINT.test(text));
     if (!mayBeDdl && (names.size === 0 || !names.mayMention(text.toLowerCase()))) return FORWARD;
     let tree: ParseResult;
     try {

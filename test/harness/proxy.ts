@@ -24,6 +24,7 @@ export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> 
     logFormat: 'json',
     shutdownTimeoutMs: 2000,
     maxConnections: 1000,
+    maxValueBytes: 512 * 1024 * 1024,
     ...overrides,
   };
   const log = pino({ level: config.logLevel });

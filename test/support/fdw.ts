@@ -5,6 +5,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { testEnv } from '../harness/env.js';
 import { startProxy, type RunningProxy } from '../harness/proxy.js';
+import type { ProxyConfig } from '../../src/config/config.js';
 
 const run = promisify(execFile);
 
@@ -28,7 +29,7 @@ export interface FdwFixture {
  * Each test file gets its own Postgres database (FDW and server names are per database) and its own
  * Redis db number, so files run concurrently without seeing each other's objects.
  */
-export async function fdwFixture(name: string, redisDb: number): Promise<FdwFixture> {
+export async function fdwFixture(name: string, redisDb: number, proxyConfig: Partial<ProxyConfig> = {}): Promise<FdwFixture> {
   const env = testEnv();
   const db = `${name}_${process.pid}`;
   const admin = new pg.Client({ connectionString: env.pgUrl });
@@ -37,7 +38,7 @@ export async function fdwFixture(name: string, redisDb: number): Promise<FdwFixt
   await admin.query(`CREATE DATABASE ${db}`);
   await admin.end();
   const directUrl = withDb(env.pgUrl, db);
-  const proxy = await startProxy(directUrl);
+  const proxy = await startProxy(directUrl, proxyConfig);
   const url = withDb(proxy.url(), db);
   const ru = new URL(env.redisUrl);
   ru.pathname = `/${redisDb}`;

@@ -1,0 +1,160 @@
+/**
+ * Running a planned write: the target's rows go in as parameters (UPDATE, DELETE), upstream's answer to
+ * the evaluating SELECT is collected instead of forwarded, and its rows become Redis commands and the
+ * client's RETURNING rows and command tag.
+ */
+import { Backend } from '../protocol/codes.js';
+import { decodeDataRow, decodeRowDescription, encodeDataRow, encodeRowDescription } from '../protocol/backend.js';
+import { TextArrayBuilder } from '../protocol/text-array.js';
+import { extractPushdown, type ParamText } from '../sql/pushdown.js';
+import { inner, nodeKind, type Node } from '../sql/analyze.js';
+import { Req, type Capture } from '../session/expected-queue.js';
+import { StatementOps, type SnapshotRow } from '../redis/row-ops.js';
+import { checkText } from '../redis/text.js';
+import type { ColumnRole, TableSpec } from '../redis/table-spec.js';
+import type { RedisOp } from '../redis/write.js';
+import { fetchReadParams, readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
+import type { WritePlan } from './write.js';
+import type { PositionMap } from './replies.js';
+import { remapErrorPosition } from '../protocol/backend.js';
+
+export interface PreparedWrite {
+  /** Parameters after the client's: other foreign tables' rows, then the target's. */
+  extra: Buffer[];
+  snapshot: SnapshotRow[];
+}
+
+/** Reads what a write needs before upstream evaluates it. */
+export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: ParamText, pending: PendingWrites | undefined): Promise<PreparedWrite> {
+  const extra = await fetchReadParams(redis, { reads: plan.reads, carrier: 'params' }, param, { pending });
+  const snapshot: SnapshotRow[] = [];
+  if (plan.kind === 'insert') return { extra, snapshot };
+  const table = plan.target;
+  const spec = withIdentity(table.spec);
+  const n = table.spec.columns.length;
+  const arrays = table.spec.columns.map(() => new TextArrayBuilder());
+  const keyCol = spec.roles.findIndex((r) => r.kind === 'key');
+  const indexCol = spec.roles.findIndex((r) => r.kind === 'index');
+  const scoreCol = spec.roles.findIndex((r) => r.kind === 'score');
+  const pushdown = extractPushdown(plan.targetRef, table.spec, param);
+  await readRows(redis, { ...table, spec }, { ...pushdown, limit: undefined }, pending, {
+    row(key, values) {
+      const text: (string | null)[] = values.map((v) => {
+        if (v === null) return null;
+        if (Buffer.isBuffer(v)) {
+          checkText(v, key, table.display);
+          return v.toString('utf8');
+        }
+        return v;
+      });
+      for (let i = 0; i < n; i++) arrays[i]!.push(text[i] ?? null);
+      snapshot.push({
+        key: keyCol >= 0 ? text[keyCol]! : table.spec.key,
+        values: text.slice(0, n),
+        ...(indexCol >= 0 ? { index: Number(text[indexCol]) } : {}),
+        ...(scoreCol >= 0 && text[scoreCol] !== null ? { score: text[scoreCol]! } : {}),
+      });
+    },
+  });
+  for (const a of arrays) extra.push(a.finish());
+  return { extra, snapshot };
+}
+
+/** The table's roles plus what identifies a row when the declared columns don't: list index, zset score. */
+function withIdentity(spec: TableSpec): TableSpec {
+  const extra: ColumnRole[] = [];
+  if (spec.type === 'list' && !spec.roles.some((r) => r.kind === 'index')) extra.push({ kind: 'index' });
+  if (spec.type === 'zset' && spec.multi !== 'aggregate' && !spec.roles.some((r) => r.kind === 'score')) extra.push({ kind: 'score' });
+  if (extra.length === 0) return spec;
+  return {
+    ...spec,
+    roles: [...spec.roles, ...extra],
+    columns: [...spec.columns, ...extra.map((r) => ({ name: `__${r.kind}`, type: 'text', typeOid: 25, notNull: false }))],
+  };
+}
+
+export type EvalResult = { kind: 'rows'; rows: (string | null)[][]; returning: Buffer[] } | { kind: 'error' } | { kind: 'skipped' };
+
+/** Collects upstream's answer to the evaluating SELECT's Execute; errors go to the client as they are. */
+export function evalCapture(plan: WritePlan, map: PositionMap | undefined): { capture: Capture; result: Promise<EvalResult> } {
+  const rows: (string | null)[][] = [];
+  const returning: Buffer[] = [];
+  let failed = false;
+  let resolve!: (r: EvalResult) => void;
+  const result = new Promise<EvalResult>((r) => (resolve = r));
+  const capture: Capture = {
+    kind: 'capture',
+    req: Req.Execute,
+    onFrame(code, buf, start, end) {
+      if (code === Backend.DataRow) {
+        const values = decodeDataRow(buf, start, end);
+        rows.push(values.slice(0, plan.leading).map((v) => (v === null ? null : v.toString('utf8'))));
+        if (plan.returning) returning.push(encodeDataRow(values.slice(plan.leading)));
+        return null;
+      }
+      if (code === Backend.ErrorResponse) {
+        failed = true;
+        return map ? remapErrorPosition(buf, start, end, map) : Buffer.from(buf.subarray(start, end));
+      }
+      return null; // CommandComplete: the proxy says what happened instead.
+    },
+    onDone(outcome) {
+      resolve(outcome === 'skipped' ? { kind: 'skipped' } : failed ? { kind: 'error' } : { kind: 'rows', rows, returning });
+    },
+  };
+  return { capture, result };
+}
+
+export interface WriteOutcome {
+  ops: RedisOp[];
+  count: number;
+  returning: Buffer[];
+  tag: string;
+}
+
+/** Upstream's rows as Redis commands; throws the PgError that makes the statement fail. */
+export function writeOutcome(plan: WritePlan, prepared: PreparedWrite, result: { rows: (string | null)[][]; returning: Buffer[] }, maxValueBytes: number): WriteOutcome {
+  const table: ForeignTable = plan.target;
+  const ops = new StatementOps({ spec: table.spec, relname: table.resolved.name, maxValueBytes });
+  const returning: Buffer[] = [];
+  let count = 0;
+  if (plan.kind === 'insert') {
+    for (const r of result.rows) ops.insert(r);
+    count = result.rows.length;
+    returning.push(...result.returning);
+  } else {
+    // A row matched twice (UPDATE ... FROM a join) is changed once, as Postgres does.
+    const seen = new Set<number>();
+    result.rows.forEach((r, i) => {
+      const rid = Number(r[0]);
+      if (seen.has(rid)) return;
+      seen.add(rid);
+      const old = prepared.snapshot[rid - 1]!;
+      if (plan.kind === 'update') ops.update(old, r.slice(1));
+      else ops.delete(old);
+      if (plan.returning) returning.push(result.returning[i]!);
+    });
+    count = seen.size;
+  }
+  const tag = plan.kind === 'insert' ? `INSERT 0 ${count}` : `${plan.kind.toUpperCase()} ${count}`;
+  return { ops: ops.finish(), count, returning, tag };
+}
+
+/** RowDescription for the client: the RETURNING columns only, or null for NoData. */
+export function clientRowDescription(plan: WritePlan, buf: Buffer, start: number, end: number): Buffer | null {
+  if (!plan.returning) return null;
+  return encodeRowDescription(decodeRowDescription(buf, start, end).slice(plan.leading));
+}
+
+/** How many columns RETURNING yields (`*` counts the table's columns), for per-column result formats. */
+export function returningWidth(plan: WritePlan): number {
+  const q = plan.info.node;
+  const exprs = ((q.returningClause as Node | undefined)?.exprs as Node[] | undefined) ?? [];
+  let n = 0;
+  for (const e of exprs) {
+    const v = inner(e).val;
+    const star = nodeKind(v) === 'ColumnRef' && ((inner(v).fields as Node[]) ?? []).some((f) => nodeKind(f) === 'A_Star');
+    n += star ? plan.target.spec.columns.length : 1;
+  }
+  return n;
+}

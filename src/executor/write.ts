@@ -1,0 +1,303 @@
+/**
+ * Writes: INSERT, UPDATE and DELETE on a Redis foreign table become a SELECT that upstream evaluates
+ * (DESIGN §3). Upstream computes every new row (casts, defaults, expressions, subqueries) and, for
+ * UPDATE and DELETE, which rows of the table match, over the table's rows passed in as parameters and
+ * numbered; the proxy turns the result into Redis commands. The SELECT's leading columns carry what the
+ * proxy needs (row number, new values); RETURNING columns follow and go to the client.
+ *
+ *   INSERT: SELECT q.*, r.* FROM (SELECT CAST(s.k1 AS type) ... FROM (<source>) AS s(k1, ...)) AS q
+ *             CROSS JOIN LATERAL (SELECT <returning> FROM (SELECT q.c1 AS "col", ...) AS alias) AS r
+ *   UPDATE: SELECT q.*, r.* FROM (SELECT alias.rid, <new value or alias.col> ... FROM <rows> AS alias
+ *             [, <from>] [WHERE <cond>]) AS q CROSS JOIN LATERAL (...returning over the new row...) AS r
+ *   DELETE: the same with the old values and USING.
+ */
+import { PgError } from '../protocol/pg-error.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { TEXT_ARRAY_OID } from '../protocol/text-array.js';
+import { inner, nodeKind, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
+import type { NameIndex } from '../sql/classify.js';
+import { quoteIdent } from '../sql/quote.js';
+import { TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
+import { streamUpdate } from '../redis/row-ops.js';
+import type { SessionPort } from '../session/types.js';
+import { checkPrivilege, derivedRows, resolveTables, ROW_ID, type ForeignRead, type ForeignTable } from './select.js';
+
+export type WriteKind = 'insert' | 'update' | 'delete';
+
+export interface WritePlan {
+  kind: WriteKind;
+  info: StatementInfo;
+  target: ForeignTable;
+  targetRef: RangeVarRef;
+  /** Other foreign tables the statement reads (INSERT ... SELECT FROM, USING, subqueries). */
+  reads: ForeignRead[];
+  /** First parameter of the target's rows (UPDATE and DELETE). */
+  targetParam: number;
+  text: string;
+  toOriginal: (n: number) => number;
+  paramTypes: number[];
+  clientParams: number;
+  /** Result columns the proxy keeps (row number and row values) before the RETURNING ones. */
+  leading: number;
+  returning: boolean;
+}
+
+export const WRITE_KINDS: Record<string, WriteKind> = { InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' };
+
+const notSupported = (what: string, hint?: string): PgError => new PgError(SqlState.FeatureNotSupported, what, hint ? { hint } : {});
+
+/**
+ * Plans a write whose target is a Redis foreign table; `undefined` when the target isn't one (reads
+ * of foreign tables in it are then the read path's job).
+ */
+export async function planWrite(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0): Promise<WritePlan | undefined | 'failed'> {
+  const kind = WRITE_KINDS[info.kind];
+  const targetRef = info.targets[0];
+  if (!kind || !targetRef || !names.has(targetRef.relname)) return undefined;
+  const readRefs = info.reads.filter((r) => names.has(r.relname));
+  const res = await resolveTables(port, [targetRef, ...readRefs]);
+  if (res.kind === 'failed') return 'failed';
+  const [target, ...readTables] = res.tables;
+  if (!target) return undefined;
+  const q = info.node;
+  const returningExprs = ((q.returningClause as Node | undefined)?.exprs as Node[] | undefined) ?? (q.returningList as Node[] | undefined) ?? [];
+  const returning = returningExprs.length > 0;
+  checkPrivilege(target, kind);
+  if (returning || (kind !== 'insert' && q.whereClause)) checkPrivilege(target, 'select');
+  if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
+
+  const clientParams = Math.max(info.maxParam, clientTypes.length);
+  const paramTypes = [...clientTypes];
+  while (paramTypes.length < clientParams) paramTypes.push(0);
+  let next = paramTypes.length + 1;
+  const reads: ForeignRead[] = [];
+  readTables.forEach((t, i) => {
+    if (!t) return;
+    checkPrivilege(t, 'select');
+    reads.push({ ref: readRefs[i]!, table: t, firstParam: next });
+    for (let c = 0; c < t.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
+    next += t.spec.columns.length;
+  });
+  const targetParam = next;
+  if (kind !== 'insert') for (let c = 0; c < target.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
+
+  const array = (n: number): string => `$${n}::pg_catalog.text[]`;
+  const replaces: Replace[] = reads.map((r) => readReplace(text, r, base, array));
+  const tokens = tokensOf(text);
+  const b = new TextBuilder(text, replaces);
+  const cols = target.spec.columns;
+  const alias = targetRef.alias ?? targetRef.relname;
+  const stmtStart = tokens.findIndex((t) => t.depth === 0 && t.text === kind);
+  if (stmtStart < 0) throw new Error(`no ${kind} keyword in ${text}`);
+  const end = statementEnd(tokens, text);
+  const retTok = returning ? tokens.findIndex((t, i) => i > stmtStart && t.depth === 0 && t.text === 'returning') : -1;
+  const bodyEnd = retTok >= 0 ? tokens[retTok]!.start : end;
+
+  // WITH ... stays in front.
+  if (stmtStart > 0) b.copy(tokens[0]!.start, tokens[stmtStart]!.start);
+  const lead = kind === 'insert' ? cols.map((_, i) => `q.c${i + 1}`) : ['q.rid', ...cols.map((_, i) => `q.c${i + 1}`)];
+  b.emit(`SELECT ${lead.join(', ')}${returning ? ', r.*' : ''} FROM (`, tokens[stmtStart]!.start);
+  if (kind === 'insert') insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
+  else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, derivedRows(target, targetParam, array, ROW_ID));
+  b.emit(') AS q');
+  if (returning) {
+    const newRow = cols.map((c, i) => `q.c${i + 1} AS ${quoteIdent(c.name)}`).join(', ');
+    b.emit(' CROSS JOIN LATERAL (SELECT ', tokens[retTok]!.start);
+    b.copy(tokens[retTok]!.end, end);
+    b.emit(` FROM (SELECT ${newRow}) AS ${quoteIdent(alias)}) AS r`, tokens[retTok]!.start);
+  }
+  return {
+    kind,
+    info,
+    target,
+    targetRef,
+    reads,
+    targetParam,
+    text: b.text,
+    toOriginal: b.toOriginal,
+    paramTypes,
+    clientParams,
+    leading: lead.length,
+    returning,
+  };
+}
+
+function readReplace(text: string, r: ForeignRead, base: number, array: (n: number) => string): Replace {
+  const tokens = tokensOf(text);
+  const loc = r.ref.location - base;
+  const i = tokens.findIndex((t) => t.start === loc);
+  if (i < 0) throw new Error(`no token at relation location ${loc}`);
+  let j = i;
+  while (tokens[j + 1]?.text === '.' && tokens[j + 2]) j += 2;
+  const prev = tokens[i - 1];
+  const start = prev && prev.text === 'only' ? prev.start : loc;
+  const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
+  return { start, end: tokens[j]!.end, sql: `${derivedRows(r.table, r.firstParam, array, undefined)}${alias}` };
+}
+
+/** Byte offset where the statement ends: before a trailing semicolon. */
+function statementEnd(tokens: Token[], text: string): number {
+  let i = tokens.length - 1;
+  while (i >= 0 && tokens[i]!.text === ';') i--;
+  return i >= 0 ? tokens[i]!.end : Buffer.byteLength(text);
+}
+
+function castTo(sql: string, type: string): string {
+  return type === 'text' ? `(${sql})::pg_catalog.text` : `CAST((${sql}) AS ${type})`;
+}
+
+const defaultOf = (c: { default?: string; type: string }): string => (c.default === undefined ? `CAST(NULL AS ${c.type})` : castTo(c.default, c.type));
+
+function undefinedColumn(name: string, table: ForeignTable, position?: number): PgError {
+  return new PgError(SqlState.UndefinedColumn, `column "${name}" of relation "${table.resolved.name}" does not exist`, position === undefined ? {} : { position });
+}
+
+/** INSERT: the source's rows, one cast per declared column, defaults where the column list leaves one out. */
+function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, tokens: Token[], stmtStart: number, bodyEnd: number, base: number): void {
+  const q = info.node;
+  const cols = target.spec.columns;
+  if (q.onConflictClause) throw notSupported(`ON CONFLICT is not supported on Redis foreign table ${target.display}`, 'Redis writes overwrite (hash fields, strings) or ignore (set members) existing entries by themselves.');
+  if (q.override && q.override !== 'OVERRIDING_NOT_SET') throw notSupported('OVERRIDING is not supported on Redis foreign tables');
+  const listed = ((q.cols as Node[] | undefined) ?? []).map((c) => inner(c));
+  const targetCols: number[] = [];
+  for (const c of listed) {
+    if (c.indirection) throw notSupported('INSERT into a subfield or element of a column is not supported on Redis foreign tables');
+    const i = cols.findIndex((x) => x.name === c.name);
+    if (i < 0) throw undefinedColumn(String(c.name), target, charPos(b, Number(c.location) - base));
+    if (targetCols.includes(i)) throw new PgError(SqlState.DuplicateColumn, `column "${String(c.name)}" specified more than once`, { position: charPos(b, Number(c.location) - base) });
+    targetCols.push(i);
+  }
+  const sel = q.selectStmt ? inner(q.selectStmt) : undefined;
+  // Without a column list, a source with fewer columns fills the first ones; the rest get defaults.
+  let order = listed.length ? targetCols : cols.map((_, i) => i);
+  if (!listed.length && sel) {
+    const width = sourceWidth(sel);
+    if (width !== undefined && width < cols.length) order = order.slice(0, width);
+  }
+  if (!sel) {
+    // DEFAULT VALUES
+    b.emit(`SELECT ${cols.map((c, i) => `${defaultOf(c)} AS c${i + 1}`).join(', ')}`);
+    return;
+  }
+  // The source begins at the first top-level token after the target (and its column list).
+  const relTok = tokens.findIndex((t) => t.start === Number((q.relation as Node).location) - base);
+  let i = relTok + 1;
+  while (i < tokens.length && tokens[i]!.depth === 0 && !['values', 'select', 'with', 'table', '(', 'default'].includes(tokens[i]!.text)) i++;
+  if (listed.length && tokens[i]?.text === '(') {
+    while (i < tokens.length && !(tokens[i]!.text === ')' && tokens[i]!.depth === 0)) i++;
+    i++;
+    while (i < tokens.length && tokens[i]!.depth === 0 && !['values', 'select', 'with', 'table', '(', 'default'].includes(tokens[i]!.text)) i++;
+  }
+  const srcStart = tokens[i]!.start;
+  const values = sel.valuesLists as Node[] | undefined;
+  const extra: Replace[] = [];
+  if (values) {
+    for (const row of values) {
+      const items = (inner(row).items as Node[] | undefined) ?? [];
+      const firstLoc = Number(inner(items[0]).location ?? 0) - base;
+      if (items.length > order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more expressions than target columns', { position: charPos(b, Number(inner(items[order.length]).location ?? firstLoc + base) - base) });
+      if (items.length < order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more target columns than expressions', { position: charPos(b, firstLoc) });
+      items.forEach((it, k) => {
+        const col = cols[order[k]!]!;
+        const kind = nodeKind(it);
+        const loc = Number(inner(it).location) - base;
+        const tok = tokens.find((t) => t.start === loc);
+        if (!tok) return;
+        // DEFAULT isn't allowed in a VALUES list of its own; a bare $n gets the column's type, as INSERT would give it.
+        if (kind === 'SetToDefault') extra.push({ start: tok.start, end: tok.end, sql: defaultOf(col) });
+        else if (kind === 'ParamRef') extra.push({ start: tok.start, end: tok.end, sql: `CAST(${tok.text} AS ${col.type})` });
+      });
+    }
+  } else if (sel.op === 'SETOP_NONE' && sel.targetList) {
+    const tl = sel.targetList as Node[];
+    const star = tl.some((t) => nodeKind(inner(t).val) === 'ColumnRef' && ((inner(inner(t).val).fields as Node[]) ?? []).some((f) => nodeKind(f) === 'A_Star'));
+    if (!star && tl.length > order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more expressions than target columns', { position: charPos(b, Number(inner(tl[order.length]).location) - base) });
+    if (!star && tl.length < order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more target columns than expressions', { position: charPos(b, Number(inner(tl[0]).location) - base) });
+  }
+  const casts = cols.map((c, ci) => {
+    const k = order.indexOf(ci);
+    return `${k < 0 ? defaultOf(c) : castTo(`s.k${k + 1}`, c.type)} AS c${ci + 1}`;
+  });
+  b.emit(`SELECT ${casts.join(', ')} FROM (`, srcStart);
+  b.copyWith(srcStart, bodyEnd, extra);
+  b.emit(`) AS s(${order.map((_, k) => `k${k + 1}`).join(', ')})`, srcStart);
+}
+
+/** UPDATE and DELETE: the numbered rows of the target, filtered by the statement's own FROM/USING and WHERE. */
+function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target: ForeignTable, ref: RangeVarRef, tokens: Token[], stmtStart: number, bodyEnd: number, base: number, rows: string): void {
+  const q = info.node;
+  const cols = target.spec.columns;
+  const alias = quoteIdent(ref.alias ?? ref.relname);
+  if (q.whereClause && nodeKind(q.whereClause) === 'CurrentOfExpr') throw notSupported('WHERE CURRENT OF is not supported on Redis foreign tables');
+  const top = (word: string): number => tokens.findIndex((t, i) => i > stmtStart && t.depth === 0 && t.text === word && t.start < bodyEnd);
+  const fromWord = kind === 'update' ? 'from' : 'using';
+  const setTok = kind === 'update' ? top('set') : -1;
+  // DELETE FROM: the FROM before the target is not a from list.
+  const fromTok = tokens.findIndex((t, i) => i > stmtStart && t.depth === 0 && t.text === fromWord && t.start < bodyEnd && t.start > Number(ref.location) - base);
+  const whereTok = top('where');
+  const restStart = fromTok >= 0 ? fromTok : whereTok;
+  const newValues = cols.map((c) => `${alias}.${quoteIdent(c.name)}`);
+  if (kind === 'update') {
+    const setEnd = restStart >= 0 ? tokens[restStart]!.start : bodyEnd;
+    assignments(b, q, target, tokens, setTok, setEnd, base, newValues);
+  }
+  b.emit(`SELECT ${alias}.${ROW_ID} AS rid, ${newValues.map((v, i) => `${v} AS c${i + 1}`).join(', ')} FROM ${rows} AS ${alias}`, Number(ref.location) - base);
+  if (fromTok >= 0) {
+    b.emit(', ', tokens[fromTok]!.start);
+    b.copy(tokens[fromTok]!.end, bodyEnd);
+  } else if (whereTok >= 0) {
+    b.emit(' ');
+    b.copy(tokens[whereTok]!.start, bodyEnd);
+  }
+}
+
+/** Fills in the new value of each column an UPDATE's SET list assigns. */
+function assignments(b: TextBuilder, q: Node, target: ForeignTable, tokens: Token[], setTok: number, setEnd: number, base: number, newValues: string[]): void {
+  const cols = target.spec.columns;
+  const list = ((q.targetList as Node[] | undefined) ?? []).map((t) => inner(t));
+  // Split the SET list's text at top-level commas: one piece per assignment, in order.
+  const pieces: [number, number][] = [];
+  let from = setTok + 1;
+  for (let i = setTok + 1; i <= tokens.length; i++) {
+    const t = tokens[i];
+    if (!t || t.start >= setEnd || (t.depth === 0 && t.text === ',')) {
+      pieces.push([from, i]);
+      from = i + 1;
+      if (!t || t.start >= setEnd) break;
+    }
+  }
+  if (pieces.length !== list.length) throw notSupported('this form of UPDATE ... SET is not supported on Redis foreign tables', 'Write one "column = value" per column.');
+  const seen = new Set<number>();
+  list.forEach((rt, k) => {
+    if (rt.indirection) throw notSupported('UPDATE of a subfield or element of a column is not supported on Redis foreign tables');
+    if (nodeKind(rt.val) === 'MultiAssignRef') throw notSupported('UPDATE ... SET (a, b) = ... is not supported on Redis foreign tables', 'Write one "column = value" per column.');
+    const ci = cols.findIndex((c) => c.name === rt.name);
+    if (ci < 0) throw undefinedColumn(String(rt.name), target, charPos(b, Number(rt.location) - base));
+    if (seen.has(ci)) throw new PgError(SqlState.SyntaxError, `multiple assignments to same column "${String(rt.name)}"`);
+    seen.add(ci);
+    const [a, z] = pieces[k]!;
+    const eq = tokens.findIndex((t, i) => i >= a && i < z && t.depth === 0 && t.text === '=');
+    const col = cols[ci]!;
+    if (nodeKind(rt.val) === 'SetToDefault') {
+      newValues[ci] = defaultOf(col);
+      return;
+    }
+    const exprStart = tokens[eq + 1]!.start;
+    const exprEnd = tokens[z - 1]!.end;
+    newValues[ci] = castTo(b.slice(exprStart, exprEnd), col.type);
+  });
+}
+
+/** How many columns an INSERT's source yields, when the parse tree says (VALUES, or a SELECT list without *). */
+function sourceWidth(sel: Node): number | undefined {
+  const values = sel.valuesLists as Node[] | undefined;
+  if (values?.length) return ((inner(values[0]).items as Node[] | undefined) ?? []).length;
+  if (sel.op !== 'SETOP_NONE' || !sel.targetList) return undefined;
+  const tl = sel.targetList as Node[];
+  const star = tl.some((t) => nodeKind(inner(t).val) === 'ColumnRef' && ((inner(inner(t).val).fields as Node[]) ?? []).some((f) => nodeKind(f) === 'A_Star'));
+  return star ? undefined : tl.length;
+}
+
+function charPos(b: TextBuilder, byte: number): number {
+  return b.charAt(byte) + 1;
+}

@@ -1,0 +1,197 @@
+/**
+ * Writing to Redis: the commands a statement or a committed transaction turns into, applied in one
+ * MULTI/EXEC so no other client sees half of them. Edits of list positions run as a small Lua script
+ * inside the same MULTI: it first checks every position still holds the element the statement read,
+ * so a list changed by someone else in between is refused rather than edited in the wrong place.
+ */
+import type { Redis } from 'ioredis';
+import { PgError } from '../protocol/pg-error.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import type { RedisClient } from './pool.js';
+import { mapRedisError, serverOf } from './errors.js';
+import type { RedisType } from './table-spec.js';
+
+/** One list position a statement edits: set to `value`, or removed when `value` is null. */
+export interface ListEdit {
+  index: number;
+  expected: string;
+  value: string | null;
+}
+
+export type RedisOp =
+  | { op: 'hset'; key: string; field: string; value: string }
+  | { op: 'hdel'; key: string; field: string }
+  | { op: 'rpush'; key: string; value: string }
+  | { op: 'ledit'; key: string; edits: ListEdit[] }
+  | { op: 'sadd'; key: string; member: string }
+  | { op: 'srem'; key: string; member: string }
+  | { op: 'zadd'; key: string; member: string; score: string }
+  | { op: 'zrem'; key: string; member: string }
+  | { op: 'xadd'; key: string; id: string; pairs: string[] }
+  | { op: 'xdel'; key: string; id: string }
+  | { op: 'set'; key: string; value: string }
+  | { op: 'del'; key: string }
+  /** Every key matching a glob whose type is `type` (TRUNCATE of a multi-key table). */
+  | { op: 'delPattern'; pattern: string; type: RedisType };
+
+/** Where a batch of ops goes, and the table to name in messages. */
+export interface OpTarget {
+  table: string;
+}
+
+export interface StagedOp {
+  op: RedisOp;
+  table: string;
+}
+
+const LIST_EDIT = `
+local n = (#ARGV - 1) / 3
+for i = 0, n - 1 do
+  local idx = tonumber(ARGV[2 + i * 3])
+  if redis.call('LINDEX', KEYS[1], idx) ~= ARGV[3 + i * 3] then
+    return redis.error_reply('REDISFDWCHANGED element ' .. idx .. ' no longer holds what the statement read')
+  end
+end
+local removed = false
+for i = 0, n - 1 do
+  local idx = tonumber(ARGV[2 + i * 3])
+  local act = ARGV[4 + i * 3]
+  if string.sub(act, 1, 1) == 'S' then
+    redis.call('LSET', KEYS[1], idx, string.sub(act, 2))
+  else
+    redis.call('LSET', KEYS[1], idx, ARGV[1])
+    removed = true
+  end
+end
+if removed then redis.call('LREM', KEYS[1], 0, ARGV[1]) end
+return n`;
+
+/** A value no real element can equal: it marks positions to remove, then LREM takes them all out. */
+const tombstone = (): string => `\u0000redis-fdw-proxy-removed:${process.pid}:${Date.now()}:${Math.random()}`;
+
+const commands = (c: RedisClient): Redis => c as unknown as Redis;
+
+/** The outcome of applying ops: which ones failed (by position), if any. */
+export interface ApplyResult {
+  applied: number;
+  failures: { index: number; op: StagedOp; error: PgError }[];
+}
+
+/**
+ * Applies `ops` in order in one MULTI/EXEC. A connection failure before EXEC means nothing applied
+ * (thrown as a PgError); a command Redis refuses inside EXEC leaves the others applied (Redis has no
+ * rollback), and is reported in the result.
+ */
+export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): Promise<ApplyResult> {
+  if (ops.length === 0) return { applied: 0, failures: [] };
+  const expanded = await expandPatterns(client, ops);
+  const multi = commands(client).multi();
+  for (const { op } of expanded) queue(multi, op);
+  let replies: [Error | null, unknown][] | null;
+  try {
+    replies = await multi.exec();
+  } catch (e) {
+    throw mapRedisError(e, { key: expanded[0]!.op.op === 'delPattern' ? '' : (expanded[0]!.op as { key: string }).key, table: expanded[0]!.table, server: serverOf(client) });
+  }
+  if (!replies) throw new PgError(SqlState.SerializationFailure, 'Redis aborted the transaction');
+  const failures: ApplyResult['failures'] = [];
+  replies.forEach(([err], i) => {
+    if (!err) return;
+    const s = expanded[i]!;
+    failures.push({ index: i, op: s, error: opError(err, s) });
+  });
+  return { applied: replies.length - failures.length, failures };
+}
+
+function opError(err: Error, s: StagedOp): PgError {
+  const key = 'key' in s.op ? s.op.key : '';
+  if (err.message.includes('REDISFDWCHANGED')) {
+    return new PgError(SqlState.SerializationFailure, `list "${key}" of foreign table ${s.table} changed since the statement read it: ${err.message.replace(/^.*REDISFDWCHANGED /, '')}`, {
+      hint: 'Run the statement again.',
+    });
+  }
+  return mapRedisError(err, { key, table: s.table });
+}
+
+/** Resolves delPattern ops to the keys they match now (SCAN can't run inside MULTI). */
+async function expandPatterns(client: RedisClient, ops: readonly StagedOp[]): Promise<StagedOp[]> {
+  if (!ops.some((o) => o.op.op === 'delPattern')) return [...ops];
+  const out: StagedOp[] = [];
+  for (const s of ops) {
+    if (s.op.op !== 'delPattern') {
+      out.push(s);
+      continue;
+    }
+    for (const key of await scanKeys(client, s.op.pattern, s.op.type)) out.push({ op: { op: 'del', key }, table: s.table });
+  }
+  return out;
+}
+
+export async function scanKeys(client: RedisClient, pattern: string, type: RedisType): Promise<string[]> {
+  const nodes = (client as { isCluster?: boolean }).isCluster ? (client as unknown as { nodes(role: string): Redis[] }).nodes('master') : [commands(client)];
+  const keys: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', type);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return [...new Set(keys)];
+}
+
+type Multi = ReturnType<Redis['multi']>;
+
+function queue(m: Multi, o: RedisOp): void {
+  switch (o.op) {
+    case 'hset':
+      m.hset(o.key, o.field, o.value);
+      return;
+    case 'hdel':
+      m.hdel(o.key, o.field);
+      return;
+    case 'rpush':
+      m.rpush(o.key, o.value);
+      return;
+    case 'ledit': {
+      const args: string[] = [tombstone()];
+      for (const e of o.edits) args.push(String(e.index), e.expected, e.value === null ? 'D' : `S${e.value}`);
+      m.eval(LIST_EDIT, 1, o.key, ...args);
+      return;
+    }
+    case 'sadd':
+      m.sadd(o.key, o.member);
+      return;
+    case 'srem':
+      m.srem(o.key, o.member);
+      return;
+    case 'zadd':
+      m.zadd(o.key, o.score, o.member);
+      return;
+    case 'zrem':
+      m.zrem(o.key, o.member);
+      return;
+    case 'xadd':
+      m.xadd(o.key, o.id, ...o.pairs);
+      return;
+    case 'xdel':
+      m.xdel(o.key, o.id);
+      return;
+    case 'set':
+      m.set(o.key, o.value);
+      return;
+    case 'del':
+      m.del(o.key);
+      return;
+    case 'delPattern':
+      throw new Error('delPattern is expanded before MULTI');
+  }
+}
+
+/** What a failed apply did and didn't do, in words for a WARNING or an error. */
+export function describeFailures(r: ApplyResult, total: number): string {
+  const first = r.failures[0]!;
+  const failed = r.failures.length;
+  return `${failed} of ${total} Redis commands failed and ${r.applied} were applied (Redis has no rollback); first failure: ${first.error.message}`;
+}
