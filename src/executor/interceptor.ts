@@ -25,7 +25,7 @@ import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
 import { planWrite, type WritePlan } from './write.js';
 import { clientRowDescription, evalCapture, prepareWrite, returningWidth, writeOutcome, type PreparedWrite } from './dml.js';
-import { applyCommitted, applyNow, TxWrites, txCommand, type TxCommand } from './transaction.js';
+import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ReadPlan, type RedisAccess } from './select.js';
 
@@ -95,6 +95,9 @@ class SessionInterceptor implements Interceptor {
   private readonly portals = new Map<string, OwnedPortal>();
   private namesCache: { base: NameIndex | undefined; size: number; index: NameIndex } | undefined;
   private readonly tx = new TxWrites();
+  /** Inside a simple Query of several statements: its implicit transaction holds writes until it ends. */
+  private implicitQuery = false;
+  private implicitWrites = false;
   /** The proxy's own COMMIT/ROLLBACK is in flight: the tag watcher leaves it to that path. */
   private owningTx = false;
 
@@ -162,6 +165,39 @@ class SessionInterceptor implements Interceptor {
       port.send(raw, [forward(Req.Query)]);
       return;
     }
+    this.implicitQuery = stmts.length > 1;
+    this.implicitWrites = false;
+    try {
+      await this.simpleStatements(port, stmts, infos);
+      if (this.implicitWrites) await this.endImplicit(port);
+    } finally {
+      this.implicitQuery = false;
+      this.implicitWrites = false;
+    }
+    port.send(SYNC, [forward(Req.Sync)]);
+  }
+
+  /**
+   * The statements of a simple Query ran without BEGIN: they were one implicit transaction, and its
+   * Redis writes apply now if it is ending well (no error, no BEGIN turned it into a block). A Redis
+   * failure fails the Query, so upstream rolls its part back too.
+   */
+  private async endImplicit(port: SessionPort): Promise<void> {
+    const barrier = await runInternal(port, 'SELECT 1', [], { errorIsReply: false });
+    if (barrier.kind !== 'rows') {
+      this.tx.clear();
+      return;
+    }
+    if (port.inTransactionBlock) return;
+    try {
+      await applyStaged(this.fdw.redis, this.tx.take());
+    } catch (e) {
+      if (!isPgError(e)) throw e;
+      failWith(port, encodeError(e));
+    }
+  }
+
+  private async simpleStatements(port: SessionPort, stmts: { node: Node; text: string; base: number; offset: number }[], infos: StatementInfo[]): Promise<void> {
     for (let i = 0; i < stmts.length; i++) {
       if (port.inFailedBatch) break;
       const s = stmts[i]!;
@@ -176,7 +212,6 @@ class SessionInterceptor implements Interceptor {
       }
       if (!ok) break;
     }
-    port.send(SYNC, [forward(Req.Sync)]);
   }
 
   /** DDL forwarded as is still changes what the name index should hold. */
@@ -208,7 +243,8 @@ class SessionInterceptor implements Interceptor {
 
   /** Stages a statement's writes in the open transaction block, or applies them now outside one. */
   private async commitOrStage(port: SessionPort, plan: { target: import('./select.js').ForeignTable }, ops: import('../redis/write.js').RedisOp[]): Promise<void> {
-    if (port.inTransactionBlock) {
+    if (port.inTransactionBlock || this.implicitQuery) {
+      if (!port.inTransactionBlock) this.implicitWrites = true;
       this.tx.stage(plan.target, ops);
       this.watchTxEnd(port);
     } else {

@@ -148,6 +148,23 @@ export async function applyCommitted(redis: RedisAccess, staged: readonly Staged
   return warnings;
 }
 
+/** Applies a finished implicit transaction's writes; a failure is an error (upstream hasn't committed yet). */
+export async function applyStaged(redis: RedisAccess, staged: readonly Staged[]): Promise<void> {
+  const byConn = new Map<string, Staged[]>();
+  for (const s of staged) byConn.set(s.connKey, [...(byConn.get(s.connKey) ?? []), s]);
+  for (const ops of byConn.values()) {
+    const client = await redis.client(ops[0]!.conn);
+    const r = await applyOps(client, ops);
+    if (r.failures.length) throw failure(r, ops.length);
+  }
+}
+
+function failure(r: import('../redis/write.js').ApplyResult, total: number): PgError {
+  const first = r.failures[0]!.error;
+  if (r.applied === 0) return first;
+  return new PgError(first.code === SqlState.SerializationFailure ? first.code : SqlState.FdwError, describeFailures(r, total), { detail: first.message });
+}
+
 /** Applies one statement's writes now (outside a transaction block); any failure is the statement's error. */
 export async function applyNow(redis: RedisAccess, table: ForeignTable, ops: readonly RedisOp[]): Promise<void> {
   if (ops.length === 0) return;
@@ -156,8 +173,5 @@ export async function applyNow(redis: RedisAccess, table: ForeignTable, ops: rea
     client,
     ops.map((op) => ({ op, table: table.display })),
   );
-  if (r.failures.length === 0) return;
-  const first = r.failures[0]!.error;
-  if (r.applied === 0) throw first;
-  throw new PgError(first.code === SqlState.SerializationFailure ? first.code : SqlState.FdwError, `${describeFailures(r, ops.length)}`, { detail: first.message });
+  if (r.failures.length) throw failure(r, ops.length);
 }

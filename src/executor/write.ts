@@ -96,16 +96,23 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   // WITH ... stays in front.
   if (stmtStart > 0) b.copy(tokens[0]!.start, tokens[stmtStart]!.start);
   const lead = kind === 'insert' ? cols.map((_, i) => `q.c${i + 1}`) : ['q.rid', ...cols.map((_, i) => `q.c${i + 1}`)];
-  b.emit(`SELECT ${lead.join(', ')}${returning ? ', r.*' : ''} FROM (`, tokens[stmtStart]!.start);
-  if (kind === 'insert') insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
-  else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, derivedRows(target, targetParam, array, ROW_ID));
-  b.emit(') AS q');
-  if (returning) {
+  const rows = derivedRows(target, targetParam, array, ROW_ID);
+  if (kind === 'delete') {
+    // DELETE's RETURNING sees the old row and the USING tables: it is evaluated right beside them.
+    filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, returning ? { start: tokens[retTok]!.end, end } : undefined);
+  } else {
+    b.emit(`SELECT ${lead.join(', ')}${returning ? ', r.*' : ''} FROM (`, tokens[stmtStart]!.start);
+    if (kind === 'insert') insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
+    else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, undefined);
+    b.emit(') AS q');
+  }
+  if (returning && kind !== 'delete') {
     const newRow = cols.map((c, i) => `q.c${i + 1} AS ${quoteIdent(c.name)}`).join(', ');
     b.emit(' CROSS JOIN LATERAL (SELECT ', tokens[retTok]!.start);
     b.copy(tokens[retTok]!.end, end);
     b.emit(` FROM (SELECT ${newRow}) AS ${quoteIdent(alias)}) AS r`, tokens[retTok]!.start);
   }
+  if (process.env.REDIS_FDW_PROXY_DEBUG_SQL) process.stderr.write(`${b.text}\n`);
   return {
     kind,
     info,
@@ -224,7 +231,7 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
 }
 
 /** UPDATE and DELETE: the numbered rows of the target, filtered by the statement's own FROM/USING and WHERE. */
-function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target: ForeignTable, ref: RangeVarRef, tokens: Token[], stmtStart: number, bodyEnd: number, base: number, rows: string): void {
+function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target: ForeignTable, ref: RangeVarRef, tokens: Token[], stmtStart: number, bodyEnd: number, base: number, rows: string, returning: { start: number; end: number } | undefined): void {
   const q = info.node;
   const cols = target.spec.columns;
   const alias = quoteIdent(ref.alias ?? ref.relname);
@@ -241,7 +248,24 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     const setEnd = restStart >= 0 ? tokens[restStart]!.start : bodyEnd;
     assignments(b, q, target, tokens, setTok, setEnd, base, newValues);
   }
-  b.emit(`SELECT ${alias}.${ROW_ID} AS rid, ${newValues.map((v, i) => `${v} AS c${i + 1}`).join(', ')} FROM ${rows} AS ${alias}`, Number(ref.location) - base);
+  b.emit(`SELECT ${alias}.${ROW_ID} AS rid, ${newValues.map((v, i) => `${v} AS c${i + 1}`).join(', ')}`, Number(ref.location) - base);
+  if (returning) {
+    // `*` and `alias.*` mean the table's declared columns, not the row number beside them.
+    const star: Replace[] = [];
+    const own = cols.map((c) => `${alias}.${quoteIdent(c.name)}`).join(', ');
+    for (const e of ((q.returningClause as Node | undefined)?.exprs as Node[] | undefined) ?? []) {
+      const v = inner(e).val;
+      if (nodeKind(v) !== 'ColumnRef') continue;
+      const fields = (inner(v).fields as Node[]) ?? [];
+      if (nodeKind(fields[fields.length - 1]) !== 'A_Star') continue;
+      const at = tokens.findIndex((t) => t.start === Number(inner(v).location) - base);
+      const starTok = tokens.findIndex((t, i) => i >= at && t.text === '*');
+      if (at >= 0 && starTok >= 0) star.push({ start: tokens[at]!.start, end: tokens[starTok]!.end, sql: own });
+    }
+    b.emit(', ');
+    b.copyWith(returning.start, returning.end, star);
+  }
+  b.emit(` FROM ${rows} AS ${alias}`, Number(ref.location) - base);
   if (fromTok >= 0) {
     b.emit(', ', tokens[fromTok]!.start);
     b.copy(tokens[fromTok]!.end, bodyEnd);

@@ -247,8 +247,8 @@ export class StatementOps {
       const v = this.jsonScalar(x, `${name}[${i}]`);
       if (spec.type === 'list') this.push({ op: 'rpush', key, value: v });
       else if (spec.type === 'set') this.push({ op: 'sadd', key, member: v });
-      // Scores in array order, so reading the key back gives the array back.
-      else this.push({ op: 'zadd', key, member: v, score: String(i) });
+      // A multi_zset row has no score column: every member gets 0, as for a zset table without one.
+      else this.push({ op: 'zadd', key, member: v, score: '0' });
     });
   }
 

@@ -30,8 +30,40 @@ export function parseSql(text: string): ParseResult {
   }
 }
 
+/**
+ * The scanner's tokens (byte offsets). libpg-query's scan output is JSON that doesn't escape control
+ * characters inside token text (a string literal with a newline in it), so on that failure the text
+ * is scanned again with control characters blanked: same length, same token boundaries, except that a
+ * newline ending a `--` comment must stay, so those are put back until the comments end where they did.
+ */
 export function scanSql(text: string): ScanResult {
-  return scanSync(text);
+  try {
+    return scanSync(text);
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
+  }
+  const chars = text.split('').map((c) => (c < ' ' ? ' ' : c));
+  const original = text.split('');
+  for (let round = 0; round < 1000; round++) {
+    const candidate = chars.join('');
+    const result = scanSync(candidate);
+    const bytes = Buffer.from(candidate, 'utf8');
+    let restored = false;
+    for (const t of result.tokens) {
+      if (bytes[t.start] !== 0x2d || bytes[t.start + 1] !== 0x2d) continue; // only `--` comments
+      const from = bytes.subarray(0, t.start).toString('utf8').length;
+      const to = from + bytes.subarray(t.start, t.end).toString('utf8').length;
+      for (let i = from; i < to; i++) {
+        if (original[i] === '\n' || original[i] === '\r') {
+          chars[i] = original[i]!;
+          restored = true;
+          break;
+        }
+      }
+    }
+    if (!restored) return result;
+  }
+  return scanSync(chars.join(''));
 }
 
 /** libpg_query reports byte offsets into the UTF-8 text; clients expect character positions. */
