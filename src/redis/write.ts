@@ -71,10 +71,17 @@ const tombstone = (): string => `\u0000redis-fdw-proxy-removed:${process.pid}:${
 
 const commands = (c: RedisClient): Redis => c as unknown as Redis;
 
+/** What goes into the MULTI: one op, or a run of the same variadic op on one key sent as one command. */
+type Queued = RedisOp | { op: 'many'; key: string; of: RedisOp['op']; items: RedisOp[] };
+interface QueuedOp {
+  op: Queued;
+  table: string;
+}
+
 /** The outcome of applying ops: which ones failed (by position), if any. */
 export interface ApplyResult {
   applied: number;
-  failures: { index: number; op: StagedOp; error: PgError }[];
+  failures: { index: number; op: QueuedOp; error: PgError }[];
 }
 
 /**
@@ -84,7 +91,7 @@ export interface ApplyResult {
  */
 export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): Promise<ApplyResult> {
   if (ops.length === 0) return { applied: 0, failures: [] };
-  const expanded = await expandPatterns(client, ops);
+  const expanded = batched(await expandPatterns(client, ops));
   const multi = commands(client).multi();
   for (const { op } of expanded) queue(multi, op);
   let replies: [Error | null, unknown][] | null;
@@ -103,7 +110,50 @@ export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): P
   return { applied: replies.length - failures.length, failures };
 }
 
-function opError(err: Error, s: StagedOp): PgError {
+/** Commands that take many members at once; consecutive ones on the same key are sent as one. */
+const VARIADIC = new Set(['hset', 'hdel', 'rpush', 'sadd', 'srem', 'zadd', 'zrem']);
+const MAX_BATCH = 1000;
+
+/**
+ * Merges runs of the same variadic command on the same key (HSET k f1 v1 f2 v2 ...), as a client
+ * would write them by hand: far fewer commands for Redis to parse, same effect in the same order.
+ */
+function batched(ops: StagedOp[]): QueuedOp[] {
+  const out: QueuedOp[] = [];
+  let run: { kind: RedisOp['op']; key: string; items: RedisOp[]; table: string } | undefined;
+  const flush = (): void => {
+    if (!run) return;
+    out.push(run.items.length === 1 ? { op: run.items[0]!, table: run.table } : { op: { op: 'many', key: run.key, of: run.kind, items: run.items }, table: run.table });
+    run = undefined;
+  };
+  for (const s of ops) {
+    const o = s.op;
+    if (!VARIADIC.has(o.op) || !('key' in o)) {
+      flush();
+      out.push(s);
+      continue;
+    }
+    if (run && (run.kind !== o.op || run.key !== o.key || run.items.length >= MAX_BATCH)) flush();
+    run ??= { kind: o.op, key: o.key, items: [], table: s.table };
+    run.items.push(o);
+  }
+  flush();
+  return out;
+}
+
+function queueMany(m: Multi, key: string, of: RedisOp['op'], items: RedisOp[]): void {
+  const args: string[] = [];
+  for (const it of items) {
+    if (it.op === 'hset') args.push(it.field, it.value);
+    else if (it.op === 'hdel') args.push(it.field);
+    else if (it.op === 'rpush') args.push(it.value);
+    else if (it.op === 'sadd' || it.op === 'srem' || it.op === 'zrem') args.push(it.member);
+    else if (it.op === 'zadd') args.push(it.score, it.member);
+  }
+  (m as unknown as Record<string, (...a: string[]) => unknown>)[of]!(key, ...args);
+}
+
+function opError(err: Error, s: QueuedOp): PgError {
   const key = 'key' in s.op ? s.op.key : '';
   if (err.message.includes('REDISFDWCHANGED')) {
     return new PgError(SqlState.SerializationFailure, `list "${key}" of foreign table ${s.table} changed since the statement read it: ${err.message.replace(/^.*REDISFDWCHANGED /, '')}`, {
@@ -143,8 +193,10 @@ export async function scanKeys(client: RedisClient, pattern: string, type: Redis
 
 type Multi = ReturnType<Redis['multi']>;
 
-function queue(m: Multi, o: RedisOp): void {
+function queue(m: Multi, o: Queued): void {
   switch (o.op) {
+    case 'many':
+      return queueMany(m, o.key, o.of, o.items);
     case 'hset':
       m.hset(o.key, o.field, o.value);
       return;
@@ -190,8 +242,8 @@ function queue(m: Multi, o: RedisOp): void {
 }
 
 /** What a failed apply did and didn't do, in words for a WARNING or an error. */
-export function describeFailures(r: ApplyResult, total: number): string {
+export function describeFailures(r: ApplyResult, _ops: number): string {
   const first = r.failures[0]!;
   const failed = r.failures.length;
-  return `${failed} of ${total} Redis commands failed and ${r.applied} were applied (Redis has no rollback); first failure: ${first.error.message}`;
+  return `${failed} of ${failed + r.applied} Redis commands failed and ${r.applied} were applied (Redis has no rollback); first failure: ${first.error.message}`;
 }
