@@ -39,6 +39,7 @@ import {
   envInt, envList, formatTable, getRedis, getUpstream, median, onCleanup, parsePgbench, pgbench, pgbenchPath,
   ProcSampler, readProc, redact, runMain, startProxyCli, withDatabase,
   type PgbenchResult, type ProcUsage, type ProxyProcess,
+  fdwBenchServers,
 } from './lib.js';
 
 const H100K = 100_000;
@@ -258,36 +259,7 @@ async function main(): Promise<void> {
   );
 
   // --- servers -----------------------------------------------------------------------------------
-  const upstream = await getUpstream();
-  const bin = pgbenchPath(upstream.bindir);
-  console.log(`[bench] upstream: ${upstream.source} ${redact(upstream.url)}`);
-  const redisTarget = await getRedis(redisDb);
-  console.log(`[bench] redis: ${redisTarget.source} ${redact(redisTarget.url)}`);
-
-  const redis = new Redis(redisTarget.url, { lazyConnect: true });
-  await redis.connect();
-  onCleanup(() => void redis.disconnect());
-  await redis.flushdb();
-  // Registered after the disconnect above, so it runs first (LIFO): leave the dedicated db empty.
-  onCleanup(async () => {
-    await redis.flushdb();
-  });
-
-  const dbName = `fdw_read_bench_${process.pid}`;
-  const admin = new pg.Client({ connectionString: upstream.url });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  await admin.end();
-  onCleanup(async () => {
-    const c = new pg.Client({ connectionString: upstream.url });
-    await c.connect();
-    try {
-      await c.query(`drop database if exists ${dbName} with (force)`);
-    } finally {
-      await c.end();
-    }
-  });
-  const dbUrl = withDatabase(upstream.url, dbName);
+  const { upstream, bin, redis, redisTarget, dbName, dbUrl } = await fdwBenchServers('fdw_read_bench', redisDb);
 
   // --- data --------------------------------------------------------------------------------------
   let t0 = performance.now();

@@ -10,6 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startPostgres, startRedis } from '../test/harness/servers.js';
+import pg from 'pg';
+import { Redis } from 'ioredis';
 
 export { freePort };
 
@@ -437,3 +439,38 @@ export const median = (xs: number[]): number => {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
+
+/**
+ * Upstream and Redis for a foreign-table bench: a fresh database (dropped at the end) and a dedicated,
+ * emptied Redis db (emptied again at the end).
+ */
+export async function fdwBenchServers(name: string, redisDb: number): Promise<{ upstream: Upstream; bin: string; redis: Redis; redisTarget: RedisTarget; dbName: string; dbUrl: string }> {
+  const upstream = await getUpstream();
+  const bin = pgbenchPath(upstream.bindir);
+  console.log(`[bench] upstream: ${upstream.source} ${redact(upstream.url)}`);
+  const redisTarget = await getRedis(redisDb);
+  console.log(`[bench] redis: ${redisTarget.source} ${redact(redisTarget.url)}`);
+  const redis = new Redis(redisTarget.url, { lazyConnect: true });
+  await redis.connect();
+  onCleanup(() => void redis.disconnect());
+  await redis.flushdb();
+  // Registered after the disconnect above, so it runs first (LIFO): leave the dedicated db empty.
+  onCleanup(async () => {
+    await redis.flushdb();
+  });
+  const dbName = `${name}_${process.pid}`;
+  const admin = new pg.Client({ connectionString: upstream.url });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  await admin.end();
+  onCleanup(async () => {
+    const c = new pg.Client({ connectionString: upstream.url });
+    await c.connect();
+    try {
+      await c.query(`drop database if exists ${dbName} with (force)`);
+    } finally {
+      await c.end();
+    }
+  });
+  return { upstream, bin, redis, redisTarget, dbName, dbUrl: withDatabase(upstream.url, dbName) };
+}
