@@ -48,14 +48,15 @@ import {
   ProcSampler, redact, runMain, startProxyCli, withDatabase,
   type PgbenchResult, type ProcUsage, type ProxyProcess,
   fdwBenchServers,
+  fmt,
+  ratio,
+  assertAlive,
+  timed,
 } from './lib.js';
 
 const MB = 1024 * 1024;
 const N_RANGE = 10_000_000;
 
-const fmt = (n: number, digits = 0): string =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
-const ratio = (a: number, b: number): string => fmt(a / b, 2) + '×';
 
 /** Problems found in what the proxy wrote; printed at the end, and the exit code is 1 if any. */
 const problems: string[] = [];
@@ -64,17 +65,6 @@ function problem(msg: string): void {
   console.log(`[bench] PROBLEM: ${msg}`);
 }
 
-function assertAlive(proxy: ProxyProcess): void {
-  if (proxy.child.exitCode !== null || proxy.child.signalCode !== null) {
-    throw new Error(`proxy exited (${proxy.child.exitCode ?? proxy.child.signalCode}) during the benchmark:\n${proxy.output()}`);
-  }
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; result: T }> {
-  const t0 = performance.now();
-  const result = await fn();
-  return { ms: performance.now() - t0, result };
-}
 
 function pgErrorText(e: unknown): string {
   if (e instanceof Error) {

@@ -474,3 +474,19 @@ export async function fdwBenchServers(name: string, redisDb: number): Promise<{ 
   });
   return { upstream, bin, redis, redisTarget, dbName, dbUrl: withDatabase(upstream.url, dbName) };
 }
+
+export const fmt = (n: number, digits = 0): string =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
+export const ratio = (a: number, b: number): string => fmt(a / b, 2) + '×';
+
+export function assertAlive(proxy: ProxyProcess): void {
+  if (proxy.child.exitCode !== null || proxy.child.signalCode !== null) {
+    throw new Error(`proxy exited (${proxy.child.exitCode ?? proxy.child.signalCode}) during the benchmark:\n${proxy.output()}`);
+  }
+}
+
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; result: T }> {
+  const t0 = performance.now();
+  const result = await fn();
+  return { ms: performance.now() - t0, result };
+}
