@@ -28,7 +28,7 @@ import { startProxy } from '../harness/proxy.js';
 import type { ProxyConfig } from '../../src/config/config.js';
 import { withTimeout } from '../drivers/common.js';
 
-const DB = 12;
+const DB = 13; // each test file has its own Redis db: fixtures FLUSHDB at start (drivers use 12, benches 14)
 const SEED = Number(process.env.WRITE_TX_SEED ?? Date.now() % 1_000_000_007);
 
 type Sql = postgres.Sql<Record<string, never>>;
@@ -691,7 +691,7 @@ describe('Redis failing', () => {
 
 // ---------------------------------------------------------------------------------------------------
 describe('concurrent writers', () => {
-  it('8 clients × 10,000 prepared single-row INSERTs into one hash and one list lose nothing', async () => {
+  it('8 clients × 10,000 prepared single-row INSERTs into one hash and one list lose nothing', { timeout: 420_000 }, async () => {
     const N = 8;
     const M = 10_000;
     await ft('conc_h', 'key text, value text', 'hash', 'wtx:conc:h');
