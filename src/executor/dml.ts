@@ -4,10 +4,10 @@
  * client's RETURNING rows and command tag.
  */
 import { Backend } from '../protocol/codes.js';
-import { decodeDataRow, decodeRowDescription, encodeDataRow, encodeRowDescription } from '../protocol/backend.js';
+import { decodeDataRow, decodeRowDescription, encodeDataRow, encodeRowDescription, remapErrorPosition } from '../protocol/backend.js';
 import { TextArrayBuilder } from '../protocol/text-array.js';
 import { extractPushdown, type ParamText } from '../sql/pushdown.js';
-import { inner, nodeKind, type Node } from '../sql/analyze.js';
+import { isStarTarget, returningList } from '../sql/analyze.js';
 import { Req, type Capture } from '../session/expected-queue.js';
 import { StatementOps, type SnapshotRow } from '../redis/row-ops.js';
 import { checkText } from '../redis/text.js';
@@ -16,7 +16,6 @@ import type { RedisOp } from '../redis/write.js';
 import { fetchReadParams, readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
 import type { WritePlan } from './write.js';
 import type { PositionMap } from './replies.js';
-import { remapErrorPosition } from '../protocol/backend.js';
 
 export interface PreparedWrite {
   /** Parameters after the client's: other foreign tables' rows, then the target's. */
@@ -148,13 +147,7 @@ export function clientRowDescription(plan: WritePlan, buf: Buffer, start: number
 
 /** How many columns RETURNING yields (`*` counts the table's columns), for per-column result formats. */
 export function returningWidth(plan: WritePlan): number {
-  const q = plan.info.node;
-  const exprs = ((q.returningClause as Node | undefined)?.exprs as Node[] | undefined) ?? [];
   let n = 0;
-  for (const e of exprs) {
-    const v = inner(e).val;
-    const star = nodeKind(v) === 'ColumnRef' && ((inner(v).fields as Node[]) ?? []).some((f) => nodeKind(f) === 'A_Star');
-    n += star ? plan.target.spec.columns.length : 1;
-  }
+  for (const e of returningList(plan.info.node)) n += isStarTarget(e) ? plan.target.spec.columns.length : 1;
   return n;
 }

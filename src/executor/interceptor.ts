@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { serialize } from 'pg-protocol';
 import type { ProxyConfig } from '../config/config.js';
 import { Backend, Frontend } from '../protocol/codes.js';
-import { decodeParameterDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeParameterDescription, NO_DATA } from '../protocol/backend.js';
+import { decodeCommandTag, decodeParameterDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeParameterDescription, NO_DATA } from '../protocol/backend.js';
 import { decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, FLUSH, SYNC, type BindMessage } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -19,6 +19,7 @@ import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
 import type { ParamText } from '../sql/pushdown.js';
 import { RedisPool } from '../redis/pool.js';
 import { forward, Req, type Capture } from '../session/expected-queue.js';
+import type { RedisOp } from '../redis/write.js';
 import type { Interceptor, SessionPort } from '../session/types.js';
 import { failWith, runInternal } from '../upstream/internal-query.js';
 import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
@@ -27,7 +28,7 @@ import { planWrite, type WritePlan } from './write.js';
 import { clientRowDescription, evalCapture, prepareWrite, returningWidth, writeOutcome, type PreparedWrite } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
-import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ReadPlan, type RedisAccess } from './select.js';
+import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type ReadPlan, type RedisAccess } from './select.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
 const NO_OP = 'DO $$BEGIN END$$';
@@ -88,6 +89,35 @@ const textParam =
   };
 
 const NO_PARAMS: ParamText = () => undefined;
+
+/** Sends the statement's Execute (in whatever framing its protocol needs) with this capture as its entry. */
+type SendExecute = (execute: Capture) => void;
+
+type ExecuteResult = { kind: 'done'; tag: string } | { kind: 'failed' };
+
+/**
+ * Sends an Execute, then a Flush, and waits for upstream's answer. Errors go to the client as they
+ * are; the command tag is kept from the client with `keepTag: false`, for the caller to send its own.
+ */
+function awaitExecute(port: SessionPort, send: SendExecute, opts: { keepTag: boolean }): Promise<ExecuteResult> {
+  return new Promise((resolve) => {
+    let tag: string | undefined;
+    send({
+      kind: 'capture',
+      req: Req.Execute,
+      onFrame(code, buf, start, end) {
+        if (code === Backend.CommandComplete) {
+          tag = decodeCommandTag(buf, start, end);
+          if (!opts.keepTag) return null;
+        }
+        return Buffer.from(buf.subarray(start, end));
+      },
+      // An error ends the entry without a tag; 'skipped' means upstream discarded the Execute.
+      onDone: (outcome) => resolve(outcome === 'done' && tag !== undefined ? { kind: 'done', tag } : { kind: 'failed' }),
+    });
+    port.send(FLUSH, []);
+  });
+}
 
 class SessionInterceptor implements Interceptor {
   private readonly created = new Set<string>();
@@ -242,13 +272,13 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** Stages a statement's writes in the open transaction block, or applies them now outside one. */
-  private async commitOrStage(port: SessionPort, plan: { target: import('./select.js').ForeignTable }, ops: import('../redis/write.js').RedisOp[]): Promise<void> {
+  private async commitOrStage(port: SessionPort, target: ForeignTable, ops: RedisOp[]): Promise<void> {
     if (port.inTransactionBlock || this.implicitQuery) {
       if (!port.inTransactionBlock) this.implicitWrites = true;
-      this.tx.stage(plan.target, ops);
+      this.tx.stage(target, ops);
       this.watchTxEnd(port);
     } else {
-      await applyNow(this.fdw.redis, plan.target, ops);
+      await applyNow(this.fdw.redis, target, ops);
     }
   }
 
@@ -268,7 +298,7 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** Runs a write: Execute (already framed by `send`), then Redis, then the client's rows and tag. */
-  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: (execute: import('../session/expected-queue.js').Capture) => void): Promise<boolean> {
+  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute): Promise<boolean> {
     const { capture, result } = evalCapture(plan, map);
     send(capture);
     port.send(FLUSH, []);
@@ -276,7 +306,7 @@ class SessionInterceptor implements Interceptor {
     if (r.kind !== 'rows') return false;
     try {
       const out = writeOutcome(plan, prepared, r, this.fdw.maxValueBytes);
-      await this.commitOrStage(port, plan, out.ops);
+      await this.commitOrStage(port, plan.target, out.ops);
       port.reply(Buffer.concat([...out.returning, encodeCommandComplete(out.tag)]));
       return true;
     } catch (e) {
@@ -287,28 +317,11 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** TRUNCATE: upstream runs a no-op (so transaction state stays Postgres's), then the keys go. */
-  private async runTruncate(port: SessionPort, plan: TruncatePlan, map: PositionMap | undefined, send: (execute: import('../session/expected-queue.js').Capture) => void): Promise<boolean> {
-    let failed = false;
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
-    send({
-      kind: 'capture',
-      req: Req.Execute,
-      onFrame(code, buf, start, end) {
-        if (code === Backend.CommandComplete) return null;
-        if (code === Backend.ErrorResponse) failed = true;
-        return Buffer.from(buf.subarray(start, end));
-      },
-      onDone(outcome) {
-        if (outcome === 'skipped') failed = true;
-        done();
-      },
-    });
-    port.send(FLUSH, []);
-    await finished;
-    if (failed) return false;
+  private async runTruncate(port: SessionPort, plan: TruncatePlan, send: SendExecute): Promise<boolean> {
+    const r = await awaitExecute(port, send, { keepTag: false });
+    if (r.kind !== 'done') return false;
     try {
-      for (const t of plan.tables) await this.commitOrStage(port, { target: t }, truncateOps(t));
+      for (const t of plan.tables) await this.commitOrStage(port, t, truncateOps(t));
       port.reply(encodeCommandComplete('TRUNCATE TABLE'));
       return true;
     } catch (e) {
@@ -319,49 +332,30 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** Runs a transaction-control statement while writes wait: COMMIT applies them, the others adjust them. */
-  private async runTx(port: SessionPort, cmd: TxCommand, map: PositionMap | undefined, send: (execute: import('../session/expected-queue.js').Capture) => void): Promise<boolean> {
+  private async runTx(port: SessionPort, cmd: TxCommand, send: SendExecute): Promise<boolean> {
     if (cmd.kind === 'prepare' && this.tx.count > 0) {
       failWith(port, encodeError(new PgError(SqlState.FeatureNotSupported, 'cannot PREPARE a transaction that has written to Redis foreign tables', { hint: 'Redis writes are applied at COMMIT; two-phase commit cannot include them.' })));
       return false;
     }
-    let tag: string | undefined;
-    let failed = false;
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
     const isEnd = cmd.kind === 'commit';
-    send({
-      kind: 'capture',
-      req: Req.Execute,
-      onFrame(code, buf, start, end) {
-        if (code === Backend.CommandComplete) {
-          tag = buf.toString('utf8', start + 5, end - 1);
-          return isEnd ? null : Buffer.from(buf.subarray(start, end));
-        }
-        if (code === Backend.ErrorResponse) failed = true;
-        return Buffer.from(buf.subarray(start, end));
-      },
-      onDone(outcome) {
-        if (outcome === 'skipped') failed = true;
-        done();
-      },
-    });
     this.owningTx = true;
-    port.send(FLUSH, []);
+    let r: ExecuteResult;
     try {
-      await finished;
+      // COMMIT's tag waits until Redis has had the writes; the others' go through at once.
+      r = await awaitExecute(port, send, { keepTag: !isEnd });
     } finally {
       this.owningTx = false;
     }
-    if (failed || tag === undefined) {
-      // A failed COMMIT rolled back; a failed ROLLBACK TO etc. leaves things as they were.
-      if (isEnd && !failed) this.tx.clear();
-      if (isEnd && failed && !port.inTransactionBlock) this.tx.clear();
+    if (r.kind !== 'done') {
+      // A failed COMMIT ended the block (rolled back); a failed ROLLBACK TO etc. leaves things as they were.
+      if (isEnd && !port.inTransactionBlock) this.tx.clear();
       return false;
     }
     if (!isEnd) {
       this.tx.note(cmd);
       return true;
     }
+    const tag = r.tag;
     let notices = Buffer.alloc(0);
     if (tag === 'COMMIT') {
       const warnings = await applyCommitted(this.fdw.redis, this.tx.take());
@@ -401,7 +395,7 @@ class SessionInterceptor implements Interceptor {
         sendSimple(port, text, [], [], map);
         return true;
       }
-      return this.runTx(port, cmd, map, (execute) => sendSimple(port, text, [], [], map, execute));
+      return this.runTx(port, cmd, (execute) => sendSimple(port, text, [], [], map, execute));
     }
     if (info.kind === 'TruncateStmt') {
       const tp = await planTruncate(port, this.names, info);
@@ -410,7 +404,7 @@ class SessionInterceptor implements Interceptor {
         sendSimple(port, text, [], [], map);
         return true;
       }
-      return this.runTruncate(port, tp, map, (execute) => sendSimple(port, NO_OP, [], [], map, execute));
+      return this.runTruncate(port, tp, (execute) => sendSimple(port, NO_OP, [], [], map, execute));
     }
     const write = await planWrite(port, this.names, text, info, [], base);
     if (write === 'failed') return false;
@@ -507,45 +501,27 @@ class SessionInterceptor implements Interceptor {
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
         if (owner?.kind === 'write') {
           const plan = owner.plan;
-          return port.send(raw, [
-            passCapture(Req.Describe, [], undefined, {
-              rewrite: (c, buf, s, e) => {
-                if (c === Backend.ParameterDescription) return encodeParameterDescription(decodeParameterDescription(buf, s, e).slice(0, plan.clientParams));
-                if (c === Backend.RowDescription) return clientRowDescription(plan, buf, s, e) ?? NO_DATA;
-                return undefined;
-              },
-            }),
-          ]);
+          return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => clientRowDescription(plan, buf, s, e) ?? NO_DATA)]);
         }
         if (owner?.kind !== 'read') return port.send(raw, [forward(Req.Describe)]);
         const plan = owner.plan;
-        const n = plan.clientParams;
-        return port.send(raw, [
-          passCapture(Req.Describe, [], undefined, {
-            rewrite: (c, buf, s, e) => {
-              // Hide the parameters that carry Redis rows: the client sees its own statement's.
-              if (c === Backend.ParameterDescription) return encodeParameterDescription(decodeParameterDescription(buf, s, e).slice(0, n));
-              if (c === Backend.RowDescription) return withSources(plan, buf, s, e);
-              return undefined;
-            },
-          }),
-        ]);
+        return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => withSources(plan, buf, s, e))]);
       }
       case Frontend.Execute: {
         this.syncTx(port);
-        const portal = this.portals.get(decodeExecute(raw, 0, raw.length).portal);
+        const name = decodeExecute(raw, 0, raw.length).portal;
+        const portal = this.portals.get(name);
         if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
         if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
         if (portal?.kind === 'write') {
-          const name = decodeExecute(raw, 0, raw.length).portal;
           // All rows at once: the Redis side can't be resumed half-way, so a row limit isn't honoured.
           return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute])));
         }
         if (portal?.kind === 'tx') {
           if (!this.tx.active) return port.send(raw, [forward(Req.Execute)]);
-          return void (await this.runTx(port, portal.cmd, undefined, (execute) => port.send(raw, [execute])));
+          return void (await this.runTx(port, portal.cmd, (execute) => port.send(raw, [execute])));
         }
-        if (portal?.kind === 'truncate') return void (await this.runTruncate(port, portal.plan, undefined, (execute) => port.send(raw, [execute])));
+        if (portal?.kind === 'truncate') return void (await this.runTruncate(port, portal.plan, (execute) => port.send(raw, [execute])));
         return port.send(raw, [forward(Req.Execute)]);
       }
       case Frontend.Close: {
@@ -611,6 +587,20 @@ class SessionInterceptor implements Interceptor {
       failWith(port, encodeError(e));
     }
   }
+}
+
+/**
+ * Describe of a statement or portal the proxy rewrote: the client sees only its own statement's
+ * parameters (not the ones carrying Redis rows), and the row description `rows` makes of upstream's.
+ */
+function describeOwned(clientParams: number, rows: (buf: Buffer, start: number, end: number) => Buffer | undefined): Capture {
+  return passCapture(Req.Describe, [], undefined, {
+    rewrite: (c, buf, s, e) => {
+      if (c === Backend.ParameterDescription) return encodeParameterDescription(decodeParameterDescription(buf, s, e).slice(0, clientParams));
+      if (c === Backend.RowDescription) return rows(buf, s, e);
+      return undefined;
+    },
+  });
 }
 
 /** Result formats for the evaluating SELECT: text for the proxy's leading columns, the client's for RETURNING. */

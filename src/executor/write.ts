@@ -14,10 +14,10 @@
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { TEXT_ARRAY_OID } from '../protocol/text-array.js';
-import { inner, nodeKind, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
+import { inner, isStarTarget, nodeKind, returningList, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import type { NameIndex } from '../sql/classify.js';
 import { quoteIdent } from '../sql/quote.js';
-import { TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
+import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
 import { streamUpdate } from '../redis/row-ops.js';
 import type { SessionPort } from '../session/types.js';
 import { checkPrivilege, derivedRows, resolveTables, ROW_ID, type ForeignRead, type ForeignTable } from './select.js';
@@ -60,8 +60,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   const [target, ...readTables] = res.tables;
   if (!target) return undefined;
   const q = info.node;
-  const returningExprs = ((q.returningClause as Node | undefined)?.exprs as Node[] | undefined) ?? (q.returningList as Node[] | undefined) ?? [];
-  const returning = returningExprs.length > 0;
+  const returning = returningList(q).length > 0;
   checkPrivilege(target, kind);
   if (returning || (kind !== 'insert' && q.whereClause)) checkPrivilege(target, 'select');
   if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
@@ -82,8 +81,11 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   if (kind !== 'insert') for (let c = 0; c < target.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
 
   const array = (n: number): string => `$${n}::pg_catalog.text[]`;
-  const replaces: Replace[] = reads.map((r) => readReplace(text, r, base, array));
   const tokens = tokensOf(text);
+  const replaces: Replace[] = reads.map((r) => {
+    const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
+    return { ...relationSpan(tokens, r.ref.location - base), sql: `${derivedRows(r.table, r.firstParam, array, undefined)}${alias}` };
+  });
   const b = new TextBuilder(text, replaces);
   const cols = target.spec.columns;
   const alias = targetRef.alias ?? targetRef.relname;
@@ -127,19 +129,6 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     leading: lead.length,
     returning,
   };
-}
-
-function readReplace(text: string, r: ForeignRead, base: number, array: (n: number) => string): Replace {
-  const tokens = tokensOf(text);
-  const loc = r.ref.location - base;
-  const i = tokens.findIndex((t) => t.start === loc);
-  if (i < 0) throw new Error(`no token at relation location ${loc}`);
-  let j = i;
-  while (tokens[j + 1]?.text === '.' && tokens[j + 2]) j += 2;
-  const prev = tokens[i - 1];
-  const start = prev && prev.text === 'only' ? prev.start : loc;
-  const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
-  return { start, end: tokens[j]!.end, sql: `${derivedRows(r.table, r.firstParam, array, undefined)}${alias}` };
 }
 
 /** Byte offset where the statement ends: before a trailing semicolon. */
@@ -217,9 +206,9 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
     }
   } else if (sel.op === 'SETOP_NONE' && sel.targetList) {
     const tl = sel.targetList as Node[];
-    const star = tl.some((t) => nodeKind(inner(t).val) === 'ColumnRef' && ((inner(inner(t).val).fields as Node[]) ?? []).some((f) => nodeKind(f) === 'A_Star'));
-    if (!star && tl.length > order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more expressions than target columns', { position: charPos(b, Number(inner(tl[order.length]).location) - base) });
-    if (!star && tl.length < order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more target columns than expressions', { position: charPos(b, Number(inner(tl[0]).location) - base) });
+    const width = sourceWidth(sel);
+    if (width !== undefined && width > order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more expressions than target columns', { position: charPos(b, Number(inner(tl[order.length]).location) - base) });
+    if (width !== undefined && width < order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more target columns than expressions', { position: charPos(b, Number(inner(tl[0]).location) - base) });
   }
   const casts = cols.map((c, ci) => {
     const k = order.indexOf(ci);
@@ -253,12 +242,9 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     // `*` and `alias.*` mean the table's declared columns, not the row number beside them.
     const star: Replace[] = [];
     const own = cols.map((c) => `${alias}.${quoteIdent(c.name)}`).join(', ');
-    for (const e of ((q.returningClause as Node | undefined)?.exprs as Node[] | undefined) ?? []) {
-      const v = inner(e).val;
-      if (nodeKind(v) !== 'ColumnRef') continue;
-      const fields = (inner(v).fields as Node[]) ?? [];
-      if (nodeKind(fields[fields.length - 1]) !== 'A_Star') continue;
-      const at = tokens.findIndex((t) => t.start === Number(inner(v).location) - base);
+    for (const e of returningList(q)) {
+      if (!isStarTarget(e)) continue;
+      const at = tokens.findIndex((t) => t.start === Number(inner(inner(e).val).location) - base);
       const starTok = tokens.findIndex((t, i) => i >= at && t.text === '*');
       if (at >= 0 && starTok >= 0) star.push({ start: tokens[at]!.start, end: tokens[starTok]!.end, sql: own });
     }
@@ -318,8 +304,7 @@ function sourceWidth(sel: Node): number | undefined {
   if (values?.length) return ((inner(values[0]).items as Node[] | undefined) ?? []).length;
   if (sel.op !== 'SETOP_NONE' || !sel.targetList) return undefined;
   const tl = sel.targetList as Node[];
-  const star = tl.some((t) => nodeKind(inner(t).val) === 'ColumnRef' && ((inner(inner(t).val).fields as Node[]) ?? []).some((f) => nodeKind(f) === 'A_Star'));
-  return star ? undefined : tl.length;
+  return tl.some(isStarTarget) ? undefined : tl.length;
 }
 
 function charPos(b: TextBuilder, byte: number): number {

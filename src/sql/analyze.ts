@@ -68,6 +68,17 @@ function rangeVarRef(body: Node, where: Node | undefined, sole: boolean, limit: 
   return { schemaname, relname, location: Number(body.location ?? 0), alias, where, sole, limit: sole ? limit : undefined };
 }
 
+/** The RETURNING list of an INSERT/UPDATE/DELETE (ResTarget nodes), empty when there is none. */
+export function returningList(q: Node): Node[] {
+  return ((q.returningClause as Node | undefined)?.exprs as Node[] | undefined) ?? [];
+}
+
+/** Whether a target-list entry is `*` or `name.*`. */
+export function isStarTarget(resTarget: Node): boolean {
+  const v = inner(resTarget).val;
+  return nodeKind(v) === 'ColumnRef' && ((inner(v).fields as Node[] | undefined) ?? []).some((f) => nodeKind(f) === 'A_Star');
+}
+
 export function maxParamRef(n: unknown): number {
   let max = 0;
   const stack: unknown[] = [n];

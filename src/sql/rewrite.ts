@@ -2,7 +2,7 @@
  * Splices replacement SQL into statement text at relation references. Only the proxy's own fragments
  * are spliced in (derived tables over bound parameters); client text and Redis values never are.
  */
-import { scanSql } from './parser.js';
+import { relationSpan, tokensOf } from './text-builder.js';
 
 export interface Splice {
   /** Byte offset of the relation name (RangeVar.location). */
@@ -26,21 +26,8 @@ interface Span {
 export function rewriteText(original: string, splices: readonly Splice[]): Rewritten {
   if (splices.length === 0) return { text: original, toOriginal: (n) => n };
   const bytes = Buffer.from(original, 'utf8');
-  const tokens = scanSql(original).tokens;
-  const spans: Span[] = [];
-  for (const s of splices) {
-    const i = tokens.findIndex((t) => t.start === s.location);
-    if (i < 0) throw new Error(`no token at relation location ${s.location}`);
-    let end = tokens[i]!.end;
-    let j = i;
-    while (tokens[j + 1]?.text === '.' && tokens[j + 2]) {
-      j += 2;
-      end = tokens[j]!.end;
-    }
-    const prev = tokens[i - 1];
-    const start = prev && prev.text.toLowerCase() === 'only' ? prev.start : s.location;
-    spans.push({ start, end, sql: s.sql });
-  }
+  const tokens = tokensOf(original);
+  const spans: Span[] = splices.map((s) => ({ ...relationSpan(tokens, s.location), sql: s.sql }));
   spans.sort((a, b) => a.start - b.start);
   const parts: Buffer[] = [];
   // Offsets (in characters) of each splice in the new text and the old, to map error positions back.

@@ -24,6 +24,19 @@ export function tokensOf(text: string): Token[] {
   });
 }
 
+/**
+ * Byte span of a relation reference whose name starts at `location`: the whole `schema.name`, and a
+ * preceding ONLY, which a derived table put in its place can't take.
+ */
+export function relationSpan(tokens: readonly Token[], location: number): { start: number; end: number } {
+  const i = tokens.findIndex((t) => t.start === location);
+  if (i < 0) throw new Error(`no token at relation location ${location}`);
+  let j = i;
+  while (tokens[j + 1]?.text === '.' && tokens[j + 2]) j += 2;
+  const prev = tokens[i - 1];
+  return { start: prev && prev.text === 'only' ? prev.start : location, end: tokens[j]!.end };
+}
+
 /** A replacement of bytes [start, end) of the original by proxy SQL. */
 export interface Replace {
   start: number;
