@@ -4,6 +4,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { monitorRedis } from '../support/fdw-sql.js';
 import { RedisPool } from '../../src/redis/pool.js';
 import { fromConnUrl } from '../../src/redis/connection.js';
 import { explainRead, readTable, type ReadOptions } from '../../src/redis/read.js';
@@ -76,32 +77,25 @@ async function readError(s: TableSpec, pd: Pushdown = {}, opts: ReadOptions = {}
 }
 const byFirst = (a: (string | null)[], b: (string | null)[]): number => String(a[0]).localeCompare(String(b[0]));
 
-/** Records the commands Redis receives (all clients) while `f` runs. */
+/** Records the commands Redis receives on our db (all clients) while `f` runs. */
 async function monitored(f: () => Promise<void>): Promise<string[][]> {
-  const mon = await redis.monitor();
-  const seen: string[][] = [];
+  // A raw-socket MONITOR: ioredis's monitor() mistakes lines arriving with its +OK for replies when
+  // other test files flood the server, and fails with "Command queue state error".
+  const mon = await monitorRedis(env.redisUrl, Number(new URL(env.redisUrl).pathname.slice(1) || 0));
   const marker = `marker-${randomUUID()}`;
-  let done: () => void = () => {};
-  const finished = new Promise<void>((r) => (done = r));
-  mon.on('monitor', (_time: string, args: string[]) => {
-    if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) done();
-    else seen.push(args);
-  });
-  let timer: NodeJS.Timeout | undefined;
   try {
     await f();
     await redis.echo(marker);
-    await Promise.race([
-      finished,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('MONITOR did not see the marker within 20 s')), 20_000);
-      }),
-    ]);
+    const deadline = Date.now() + 20_000;
+    while (!mon.commands().some((c) => c[0] === 'ECHO' && c[1] === marker)) {
+      if (Date.now() > deadline) throw new Error('MONITOR did not see the marker within 20 s');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const all = mon.commands();
+    return all.slice(0, all.findIndex((c) => c[0] === 'ECHO' && c[1] === marker));
   } finally {
-    clearTimeout(timer);
-    mon.disconnect();
+    await mon.stop();
   }
-  return seen;
 }
 const cmdsOn = (log: string[][], name: string, key: string): string[][] =>
   log.filter((a) => a[0]?.toLowerCase() === name && a[1] === key);
