@@ -187,12 +187,15 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
   const srcStart = tokens[i]!.start;
   const values = sel.valuesLists as Node[] | undefined;
   const extra: Replace[] = [];
+  // As Postgres: the error points at the first listed column left without an expression.
+  const moreTargets = (width: number): PgError =>
+    new PgError(SqlState.SyntaxError, 'INSERT has more target columns than expressions', { position: charPos(b, Number(listed[width]?.location) - base) });
   if (values) {
     for (const row of values) {
       const items = (inner(row).items as Node[] | undefined) ?? [];
       const firstLoc = Number(inner(items[0]).location ?? 0) - base;
       if (items.length > order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more expressions than target columns', { position: charPos(b, Number(inner(items[order.length]).location ?? firstLoc + base) - base) });
-      if (items.length < order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more target columns than expressions', { position: charPos(b, firstLoc) });
+      if (items.length < order.length) throw moreTargets(items.length);
       items.forEach((it, k) => {
         const col = cols[order[k]!]!;
         const kind = nodeKind(it);
@@ -208,7 +211,7 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
     const tl = sel.targetList as Node[];
     const width = sourceWidth(sel);
     if (width !== undefined && width > order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more expressions than target columns', { position: charPos(b, Number(inner(tl[order.length]).location) - base) });
-    if (width !== undefined && width < order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more target columns than expressions', { position: charPos(b, Number(inner(tl[0]).location) - base) });
+    if (width !== undefined && width < order.length) throw moreTargets(width);
   }
   const casts = cols.map((c, ci) => {
     const k = order.indexOf(ci);

@@ -1380,3 +1380,43 @@ describe('each statement outside BEGIN is one MULTI/EXEC', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------------------------------------------
+// Differential: the errors the proxy raises for a foreign table are Postgres's own for a real table
+// ---------------------------------------------------------------------------------------------------
+
+describe('INSERT shape errors match upstream on a real twin table', () => {
+  before(async () => {
+    await sb('diff_h', 'key text, value text', 'hash', 'd:hash');
+    await c.query(`create schema diff_real; create table diff_real.diff_h (key text, value text)`);
+  });
+
+  const failure = async (client: pg.Client, sql: string): Promise<{ code?: string; message: string; position?: string }> => {
+    try {
+      await client.query(sql);
+    } catch (e) {
+      const err = e as { code?: string; message: string; position?: string };
+      return { code: err.code, message: err.message, position: err.position };
+    }
+    assert.fail(`succeeded: ${sql}`);
+  };
+
+  for (const sql of [
+    `insert into diff_h values ('a','b','c')`,
+    `insert into diff_h (key, value) values ('q')`,
+    `insert into diff_h (key, value) values ('q'), ('r')`,
+    `insert into diff_h (key, value) select 'q'`,
+    `insert into diff_h (nosuch) values ('q')`,
+    `insert into diff_h (key, key) values ('q', 'r')`,
+  ]) {
+    it(sql, async () => {
+      const real = await connect(f.directUrl, { options: '-c search_path=diff_real' });
+      try {
+        assert.deepEqual(await failure(c, sql), await failure(real, sql));
+        assert.equal(await exists('d:hash'), 0, 'nothing written');
+      } finally {
+        await real.end();
+      }
+    });
+  }
+});
