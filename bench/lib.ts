@@ -114,6 +114,8 @@ export interface Upstream {
   url: string;
   /** Directory holding pgbench, or undefined to use PATH. */
   bindir: string | undefined;
+  /** Directory of the server's Unix socket, when one was found on this machine. */
+  socketDir: string | undefined;
   /** Human description of where it came from. */
   source: string;
 }
@@ -121,10 +123,29 @@ export interface Upstream {
 /** TEST_PG_URL if set, else a throwaway server from the test harness (stopped by runCleanup). */
 export async function getUpstream(): Promise<Upstream> {
   const given = process.env.TEST_PG_URL;
-  if (given) return { url: given, bindir: undefined, source: 'external (TEST_PG_URL)' };
+  if (given) return { url: given, bindir: undefined, socketDir: findSocketDir(given), source: 'external (TEST_PG_URL)' };
   const pg = await startPostgres();
   onCleanup(() => pg.stop());
-  return { url: pg.url, bindir: pg.bindir, source: `throwaway (${pg.bindir})` };
+  return { url: pg.url, bindir: pg.bindir, socketDir: pg.socketDir, source: `throwaway (${pg.bindir})` };
+}
+
+/**
+ * Where a local server's Unix socket lives: BENCH_UPSTREAM_SOCKET_DIR, else the usual directories,
+ * checked for `.s.PGSQL.<port>`. Only for a loopback URL: a remote server's port says nothing here.
+ */
+function findSocketDir(url: string): string | undefined {
+  const u = new URL(url);
+  const port = u.port || '5432';
+  if (!['127.0.0.1', 'localhost', '[::1]', ''].includes(u.hostname)) return undefined;
+  const dirs = [process.env.BENCH_UPSTREAM_SOCKET_DIR, u.searchParams.get('host'), '/var/run/postgresql', '/tmp'];
+  return dirs.find((d): d is string => !!d && existsSync(path.join(d, `.s.PGSQL.${port}`)));
+}
+
+/** The same URL reaching the server through its Unix socket directory (libpq's `host=/dir`). */
+export function withSocketDir(url: string, dir: string): string {
+  const u = new URL(url);
+  u.searchParams.set('host', dir);
+  return u.toString();
 }
 
 /** The same URL pointing at another host:port (for "the same database, through the proxy"). */
@@ -274,9 +295,22 @@ function canConnect(port: number): Promise<boolean> {
 export async function startProxyCli(upstreamUrl: string, extraArgs: string[] = ['--log-level', 'warn']): Promise<ProxyProcess> {
   if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} not found: run npm run build first`);
   const port = await freePort();
-  const child = spawn(process.execPath, [CLI_PATH, '--listen', `${HOST}:${port}`, '--upstream', upstreamUrl, ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return startListener('proxy', process.execPath, [CLI_PATH, '--listen', `${HOST}:${port}`, '--upstream', upstreamUrl, ...extraArgs], port, upstreamUrl);
+}
+
+/**
+ * Spawns a server that will listen on 127.0.0.1:`port` and resolves once it accepts TCP. Its `url` is
+ * `upstreamUrl` re-pointed at that port. Stopped by runCleanup; `as` runs it as another OS user.
+ */
+export async function startListener(
+  label: string,
+  cmd: string,
+  args: string[],
+  port: number,
+  upstreamUrl: string,
+  as?: { uid: number; gid: number },
+): Promise<ProxyProcess> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(as ?? {}) });
   track(child);
   let out = '';
   const keep = (d: Buffer): void => {
@@ -287,7 +321,7 @@ export async function startProxyCli(upstreamUrl: string, extraArgs: string[] = [
   child.stderr!.on('data', keep);
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
-    child.once('error', reject);
+    child.once('error', (e) => reject(new Error(`cannot run ${cmd}: ${e.message}`)));
   });
 
   let stopped = false;
@@ -306,10 +340,10 @@ export async function startProxyCli(upstreamUrl: string, extraArgs: string[] = [
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`proxy exited (${child.exitCode ?? child.signalCode}) before listening:\n${out}`);
+      throw new Error(`${label} exited (${child.exitCode ?? child.signalCode}) before listening:\n${out}`);
     }
     if (await canConnect(port)) break;
-    if (Date.now() > deadline) throw new Error(`proxy did not accept connections on ${HOST}:${port} within 20s:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`${label} did not accept connections on ${HOST}:${port} within 20s:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
@@ -343,6 +377,8 @@ export interface ProcSample {
   at: number;
   /** user+system CPU seconds consumed so far (whole process, all threads) */
   cpuSeconds: number;
+  /** the kernel's share of cpuSeconds (syscalls: for a relay, mostly socket reads and writes) */
+  systemSeconds: number;
   /** resident set size, bytes */
   rssBytes: number;
 }
@@ -363,12 +399,13 @@ export async function readProc(pid: number): Promise<ProcSample> {
   if (!Number.isFinite(utime) || !Number.isFinite(stime) || !Number.isFinite(rssKb)) {
     throw new Error(`cannot parse /proc/${pid}/stat or status`);
   }
-  return { at, cpuSeconds: (utime + stime) / clockTicks(), rssBytes: rssKb * 1024 };
+  return { at, cpuSeconds: (utime + stime) / clockTicks(), systemSeconds: stime / clockTicks(), rssBytes: rssKb * 1024 };
 }
 
 export interface ProcUsage {
   wallSeconds: number;
   cpuSeconds: number;
+  systemSeconds: number;
   /** cpuSeconds / wallSeconds × 100 (can exceed 100 with several busy threads) */
   cpuPercent: number;
   peakRssBytes: number;
@@ -412,6 +449,7 @@ export class ProcSampler {
     return {
       wallSeconds,
       cpuSeconds,
+      systemSeconds: last.systemSeconds - first.systemSeconds,
       cpuPercent: wallSeconds > 0 ? (cpuSeconds / wallSeconds) * 100 : 0,
       peakRssBytes: Math.max(...this.samples.map((s) => s.rssBytes)),
       samples: this.samples.length,

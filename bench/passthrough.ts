@@ -1,51 +1,55 @@
-// Passthrough overhead benchmark: pgbench select-only straight at Postgres vs.
-// through the proxy (the real CLI as a child process), in the same run.
+// Passthrough overhead benchmark: pgbench select-only straight at Postgres and through the proxy
+// (the real CLI as a child process), in the same run, beside reference relays that show what any
+// relay costs on this machine:
+//   direct        pgbench → Postgres
+//   proxy         pgbench → proxy → Postgres over TCP (the URL as given)
+//   proxy-unix    the same, with the proxy reaching Postgres over its Unix socket (when one is found)
+//   node-relay    bench/node-relay.ts: a 20-line Node socket pipe, the floor under any Node proxy
+//   pgbouncer     pgbouncer in session mode (C, libevent), when installed
 //
 //   npm run bench:passthrough
-//   BENCH_SECONDS=5 BENCH_MODES=prepared,simple npm run bench:passthrough
+//   BENCH_SECONDS=5 BENCH_MODES=prepared,simple BENCH_TARGETS=direct,proxy npm run bench:passthrough
 //
 // Environment:
 //   TEST_PG_URL     upstream Postgres URL; unset → a throwaway server (test/harness/servers.ts).
 //                   NB: pgbench -i (re)creates the pgbench_* tables in that database.
 //   BENCH_SECONDS   duration of each pgbench run (default 20)
 //   BENCH_MODES     comma list of pgbench -M modes: simple, extended, prepared (default prepared)
-//   BENCH_ROUNDS    direct/proxy pairs per mode, alternating (default 2: direct, proxy, direct, proxy)
+//   BENCH_TARGETS   comma list of the targets above (default: all that this machine can run)
+//   BENCH_ROUNDS    rounds per mode; a round runs every target once, in order (default 2)
 //   BENCH_CLIENTS   pgbench -c (default 8)
 //   BENCH_THREADS   pgbench -j (default 2)
 //   BENCH_SCALE     pgbench -i -s (default 10)
 //   BENCH_WARMUP    seconds of unrecorded warm-up per target before the first mode (default 2, 0 = none)
 //   BENCH_SKIP_INIT=1  skip pgbench -i (the tables already exist at the wanted scale)
+//   BENCH_UPSTREAM_SOCKET_DIR  the upstream's Unix socket directory, if not a usual one
 //
-// While pgbench runs through the proxy, the proxy's /proc/<pid>/stat (CPU time) and
-// /proc/<pid>/status (VmRSS) are sampled every 500 ms. pgbench, Postgres and the proxy
-// share this machine's cores, so absolute numbers move with machine load; the
-// ratio from the same run is the number to compare.
+// While pgbench runs through a relay, the relay's /proc/<pid>/stat (user and kernel CPU time) and
+// /proc/<pid>/status (VmRSS) are sampled every 500 ms. pgbench, Postgres and the relay share this
+// machine's cores, so absolute numbers move with machine load; ratios from the same run are the
+// numbers to compare.
 import os from 'node:os';
+import path from 'node:path';
 import {
-  envInt, envList, formatTable, getUpstream, mean, parsePgbench, pgbench, pgbenchPath,
-  ProcSampler, redact, runMain, startProxyCli,
+  assertAlive, envInt, envList, fmt, formatTable, getUpstream, mean, parsePgbench, pgbench, pgbenchPath,
+  ProcSampler, redact, runMain, startProxyCli, withSocketDir,
   type PgbenchResult, type ProcUsage, type ProxyProcess,
 } from './lib.js';
+import { findPgbouncer, startNodeRelay, startPgbouncer } from './relays.js';
 
 const MODES = ['simple', 'extended', 'prepared'] as const;
 type Mode = (typeof MODES)[number];
+const TARGETS = ['direct', 'proxy', 'proxy-unix', 'node-relay', 'pgbouncer'] as const;
+type Target = (typeof TARGETS)[number];
 
-interface ModeResult {
-  mode: Mode;
-  direct: PgbenchResult[];
-  proxy: PgbenchResult[];
-  usage: ProcUsage[];
+interface Run {
+  result: PgbenchResult;
+  /** Undefined for `direct`: there is no relay to sample. */
+  usage: ProcUsage | undefined;
 }
 
-const fmt = (n: number, digits = 0): string =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
 const MB = 1024 * 1024;
-
-function assertAlive(proxy: ProxyProcess): void {
-  if (proxy.child.exitCode !== null || proxy.child.signalCode !== null) {
-    throw new Error(`proxy exited (${proxy.child.exitCode ?? proxy.child.signalCode}) during the benchmark:\n${proxy.output()}`);
-  }
-}
+const NO_USAGE: ProcUsage = { wallSeconds: 0, cpuSeconds: 0, systemSeconds: 0, cpuPercent: NaN, peakRssBytes: NaN, samples: 0 };
 
 async function main(): Promise<void> {
   const seconds = envInt('BENCH_SECONDS', 20);
@@ -58,6 +62,10 @@ async function main(): Promise<void> {
     if (!(MODES as readonly string[]).includes(m)) throw new Error(`BENCH_MODES: unknown pgbench mode ${JSON.stringify(m)} (use ${MODES.join(', ')})`);
     return m as Mode;
   });
+  const asked = envList('BENCH_TARGETS', [...TARGETS]).map((t) => {
+    if (!(TARGETS as readonly string[]).includes(t)) throw new Error(`BENCH_TARGETS: unknown target ${JSON.stringify(t)} (use ${TARGETS.join(', ')})`);
+    return t as Target;
+  });
   if (process.platform !== 'linux') throw new Error('this benchmark samples /proc and needs Linux');
 
   const [l1, l5] = os.loadavg();
@@ -68,7 +76,7 @@ async function main(): Promise<void> {
 
   const upstream = await getUpstream();
   const bin = pgbenchPath(upstream.bindir);
-  console.log(`[bench] upstream: ${upstream.source} ${redact(upstream.url)}`);
+  console.log(`[bench] upstream: ${upstream.source} ${redact(upstream.url)}${upstream.socketDir ? `, Unix socket in ${upstream.socketDir}` : ''}`);
 
   if (process.env.BENCH_SKIP_INIT === '1') {
     console.log('[bench] BENCH_SKIP_INIT=1: using the existing pgbench tables');
@@ -78,71 +86,93 @@ async function main(): Promise<void> {
     console.log(`[bench] pgbench -i -s ${scale}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
-  const proxy = await startProxyCli(upstream.url, ['--log-level', 'warn']);
-  console.log(`[bench] proxy: pid ${proxy.pid} on 127.0.0.1:${proxy.port}`);
+  const relays = new Map<Target, ProxyProcess>();
+  const pgbouncerBin = findPgbouncer();
+  for (const t of asked) {
+    if (t === 'direct') continue;
+    if (t === 'proxy') relays.set(t, await startProxyCli(upstream.url));
+    if (t === 'proxy-unix') {
+      if (!upstream.socketDir) console.log('[bench] proxy-unix skipped: no Unix socket found for the upstream (set BENCH_UPSTREAM_SOCKET_DIR)');
+      else relays.set(t, await startProxyCli(withSocketDir(upstream.url, upstream.socketDir)));
+    }
+    if (t === 'node-relay') relays.set(t, await startNodeRelay(upstream.url));
+    if (t === 'pgbouncer') {
+      if (!pgbouncerBin) console.log('[bench] pgbouncer skipped: not installed (Debian: apt-get install pgbouncer)');
+      else relays.set(t, await startPgbouncer(pgbouncerBin, upstream.url, clients + 2));
+    }
+  }
+  const targets = asked.filter((t) => t === 'direct' || relays.has(t));
+  for (const [t, r] of relays) console.log(`[bench] ${t}: pid ${r.pid} on 127.0.0.1:${r.port}`);
+  const urlOf = (t: Target): string => (t === 'direct' ? upstream.url : relays.get(t)!.url);
 
   const common = (mode: Mode, secs: number): string[] =>
     ['-n', '-S', '-M', mode, '-c', String(clients), '-j', String(threads), '-T', String(secs)];
 
   if (warmup > 0) {
     const mode = modes[0]!;
-    await pgbench(bin, upstream.url, common(mode, warmup));
-    await pgbench(bin, proxy.url, common(mode, warmup));
-    assertAlive(proxy);
-    console.log(`[bench] warm-up: ${warmup} s direct + ${warmup} s proxy (-M ${mode}), not recorded`);
+    for (const t of targets) await pgbench(bin, urlOf(t), common(mode, warmup));
+    for (const r of relays.values()) assertAlive(r);
+    console.log(`[bench] warm-up: ${warmup} s per target (-M ${mode}), not recorded`);
   }
 
-  const results: ModeResult[] = [];
+  const results = new Map<Mode, Map<Target, Run[]>>();
   for (const mode of modes) {
-    const r: ModeResult = { mode, direct: [], proxy: [], usage: [] };
-    results.push(r);
+    const byTarget = new Map<Target, Run[]>(targets.map((t) => [t, []]));
+    results.set(mode, byTarget);
     for (let round = 1; round <= rounds; round++) {
-      const d = parsePgbench((await pgbench(bin, upstream.url, common(mode, seconds))).output);
-      r.direct.push(d);
-      console.log(`[bench] ${mode} #${round} direct: ${fmt(d.tps)} tps, ${fmt(d.latencyMs, 3)} ms${d.failed ? `, ${d.failed} failed` : ''}`);
-
-      const sampler = await ProcSampler.start(proxy.pid, 500);
-      let out: string;
-      try {
-        out = (await pgbench(bin, proxy.url, common(mode, seconds))).output;
-      } finally {
-        r.usage.push(await sampler.stop().catch(() => ({ wallSeconds: 0, cpuSeconds: 0, cpuPercent: NaN, peakRssBytes: NaN, samples: 0 })));
+      for (const t of targets) {
+        const relay = relays.get(t);
+        const sampler = relay ? await ProcSampler.start(relay.pid, 500) : undefined;
+        let out: string;
+        let usage: ProcUsage | undefined;
+        try {
+          out = (await pgbench(bin, urlOf(t), common(mode, seconds))).output;
+        } finally {
+          usage = await sampler?.stop().catch(() => NO_USAGE);
+        }
+        if (relay) assertAlive(relay);
+        const result = parsePgbench(out);
+        byTarget.get(t)!.push({ result, usage });
+        console.log(
+          `[bench] ${mode} #${round} ${t.padEnd(10)} ${fmt(result.tps).padStart(7)} tps, ${fmt(result.latencyMs, 3)} ms` +
+            `${result.failed ? `, ${result.failed} failed` : ''}` +
+            (usage ? ` | cpu ${fmt(usage.cpuPercent)}%, rss ${fmt(usage.peakRssBytes / MB, 1)} MB` : ''),
+        );
       }
-      assertAlive(proxy);
-      const p = parsePgbench(out);
-      const u = r.usage[r.usage.length - 1]!;
-      r.proxy.push(p);
-      console.log(
-        `[bench] ${mode} #${round} proxy:  ${fmt(p.tps)} tps, ${fmt(p.latencyMs, 3)} ms${p.failed ? `, ${p.failed} failed` : ''}` +
-          ` | proxy cpu ${fmt(u.cpuPercent)}%, rss ${fmt(u.peakRssBytes / MB, 1)} MB (${u.samples} samples)`,
-      );
     }
   }
 
-  const rows = results.map((r) => {
-    const dTps = mean(r.direct.map((x) => x.tps));
-    const pTps = mean(r.proxy.map((x) => x.tps));
-    const cpu = r.usage.reduce((a, u) => a + u.cpuSeconds, 0);
-    const wall = r.usage.reduce((a, u) => a + u.wallSeconds, 0);
-    return [
-      r.mode,
-      fmt(dTps),
-      fmt(pTps),
-      fmt(pTps / dTps, 3),
-      fmt(mean(r.direct.map((x) => x.latencyMs)), 3),
-      fmt(mean(r.proxy.map((x) => x.latencyMs)), 3),
-      fmt(Math.max(...r.usage.map((u) => u.peakRssBytes)) / MB, 1),
-      fmt(wall > 0 ? (cpu / wall) * 100 : NaN),
-    ];
-  });
-  console.log('');
-  console.log(`pgbench -S -c ${clients} -j ${threads} -T ${seconds} (mean of ${rounds} round(s) each, alternating direct/proxy)`);
-  console.log(
-    formatTable(
-      ['mode', 'direct tps', 'proxy tps', 'proxy/direct', 'direct lat ms', 'proxy lat ms', 'proxy peak RSS MB', 'proxy CPU%'],
-      rows,
-    ),
-  );
+  for (const [mode, byTarget] of results) {
+    const directTps = mean(byTarget.get('direct')?.map((r) => r.result.tps) ?? []);
+    const tpsOf = (t: Target): number => mean(byTarget.get(t)?.map((r) => r.result.tps) ?? []);
+    const rows = [...byTarget].map(([t, runs]) => {
+      const tps = tpsOf(t);
+      const usages = runs.flatMap((r) => (r.usage ? [r.usage] : []));
+      const cpu = usages.reduce((a, u) => a + u.cpuSeconds, 0);
+      const sys = usages.reduce((a, u) => a + u.systemSeconds, 0);
+      const wall = usages.reduce((a, u) => a + u.wallSeconds, 0);
+      // Transactions inside the sampled windows, at the run's own rate.
+      const txns = runs.reduce((a, r) => a + (r.usage ? r.result.tps * r.usage.wallSeconds : 0), 0);
+      const some = usages.length > 0;
+      return [
+        t,
+        fmt(tps),
+        fmt(tps / directTps, 3),
+        fmt(mean(runs.map((r) => r.result.latencyMs)), 3),
+        some ? fmt(wall > 0 ? (cpu / wall) * 100 : NaN) : '',
+        some ? fmt((cpu / txns) * 1e6, 1) : '',
+        some ? fmt(cpu > 0 ? (sys / cpu) * 100 : NaN) : '',
+        some ? fmt(Math.max(...usages.map((u) => u.peakRssBytes)) / MB, 1) : '',
+      ];
+    });
+    console.log('');
+    console.log(`pgbench -S -M ${mode} -c ${clients} -j ${threads} -T ${seconds}, mean of ${rounds} round(s), targets in turn`);
+    console.log(formatTable(['target', 'tps', '/direct', 'lat ms', 'relay CPU%', 'relay CPU µs/txn', 'of it kernel %', 'peak RSS MB'], rows));
+    if (byTarget.has('proxy') && byTarget.has('node-relay')) {
+      console.log(`proxy / node-relay tps: ${fmt(tpsOf('proxy') / tpsOf('node-relay'), 3)} (what the proxy's own work costs over a bare Node pipe)`);
+    }
+  }
+  console.log(`\n[bench] node-relay is ${path.join('bench', 'node-relay.ts')}; see ARCHITECTURE.md "Passthrough cost" for how to read these.`);
 }
 
 runMain(main);

@@ -72,6 +72,8 @@ function ends(req: Req, code: number): boolean {
   }
 }
 
+// First two bytes of BEGIN, START TRANSACTION, COMMIT (and COPY, COMMENT), ROLLBACK, PREPARE TRANSACTION.
+const [BE, ST, CO, RO, PR] = ['BE', 'ST', 'CO', 'RO', 'PR'].map((t) => (t.charCodeAt(0) << 8) | t.charCodeAt(1));
 const isExtended = (req: Req): boolean => req <= Req.Close;
 const EMPTY = Buffer.alloc(0);
 const isAsync = (code: number): boolean => code === Backend.NoticeResponse || code === Backend.ParameterStatus || code === Backend.NotificationResponse;
@@ -187,10 +189,13 @@ export class ExpectedQueue {
     if (this.size === 0) this.onIdle();
   }
 
-  /** Tracks transaction-block tags; one byte ruling out the rest keeps this off the hot path's bill. */
+  /**
+   * Tracks transaction-block tags. Two bytes rule out every other tag (SELECT, INSERT, UPDATE, SET...)
+   * before any string is made, which keeps this off the hot path's bill.
+   */
   private noteTag(buf: Buffer, off: number): void {
-    const c = buf[off + 5];
-    if (c !== 0x42 && c !== 0x53 && c !== 0x43 && c !== 0x52 && c !== 0x50) return; // B S C R P
+    const two = (buf[off + 5]! << 8) | buf[off + 6]!;
+    if (two !== BE && two !== ST && two !== CO && two !== RO && two !== PR) return;
     const tag = buf.toString('latin1', off + 5, buf.indexOf(0, off + 5));
     if (tag === 'BEGIN' || tag === 'START TRANSACTION') this.inBlock = true;
     else if (tag === 'COMMIT' || tag === 'ROLLBACK' || tag === 'PREPARE TRANSACTION') {

@@ -15,6 +15,8 @@ export interface PgInstance {
   port: number;
   dataDir: string;
   bindir: string;
+  /** Directory of its Unix socket (`.s.PGSQL.<port>`). */
+  socketDir: string;
   stop(): Promise<void>;
 }
 
@@ -86,8 +88,8 @@ function findPgBindir(): string {
   throw new Error('initdb not found (tried pg_config --bindir, /usr/lib/postgresql/*/bin, PATH); install postgresql');
 }
 
-/** uid/gid of the `postgres` OS user, because postgres refuses to run as root. */
-function postgresOsUser(): { uid: number; gid: number } | undefined {
+/** uid/gid of the `postgres` OS user, because postgres (and pgbouncer) refuse to run as root. */
+export function postgresOsUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   try {
     const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
@@ -192,7 +194,7 @@ export async function startPostgres(): Promise<PgInstance> {
     } finally {
       await client.end();
     }
-    return { url, host: HOST, port, dataDir, bindir, stop };
+    return { url, host: HOST, port, dataDir, bindir, socketDir: root, stop };
   } catch (err) {
     await stop().catch(() => {});
     throw err;

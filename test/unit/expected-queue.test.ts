@@ -739,3 +739,35 @@ describe('queue fed through a Framer: output independent of chunking', () => {
     sc.check();
   });
 });
+
+describe('transaction-block tracking from command tags (the same batch as BEGIN, before its ReadyForQuery)', () => {
+  const tagged = (tags: string[]): { inBlock: boolean[]; ended: string[] } => {
+    const h = harness();
+    const ended: string[] = [];
+    h.q.onTxEnd = (tag) => ended.push(tag);
+    const inBlock: boolean[] = [];
+    h.q.push(forward(Req.Query));
+    for (const tag of tags) {
+      h.feed(be.commandComplete(tag));
+      inBlock.push(h.q.inBlock);
+    }
+    return { inBlock, ended };
+  };
+
+  test('BEGIN and START TRANSACTION open a block; COMMIT, ROLLBACK and PREPARE TRANSACTION end it', () => {
+    const r = tagged(['BEGIN', 'INSERT 0 1', 'COMMIT', 'START TRANSACTION', 'ROLLBACK', 'BEGIN', 'PREPARE TRANSACTION']);
+    assert.deepEqual(r.inBlock, [true, true, false, true, false, true, false]);
+    assert.deepEqual(r.ended, ['COMMIT', 'ROLLBACK', 'PREPARE TRANSACTION']);
+  });
+
+  test('tags sharing the first letters change nothing: SELECT, SET, SAVEPOINT, COPY, COMMENT, RELEASE, PREPARE, BE…', () => {
+    const r = tagged(['BEGIN', 'SELECT 1', 'SET', 'SAVEPOINT', 'COPY 3', 'COMMENT', 'RELEASE', 'PREPARE', 'CREATE TABLE', 'ROLLBACK']);
+    assert.deepEqual(r.inBlock, [true, true, true, true, true, true, true, true, true, false]);
+    assert.deepEqual(r.ended, ['ROLLBACK']);
+  });
+
+  test('an empty tag reads no byte past its frame', () => {
+    const r = tagged(['BEGIN', '', 'COMMIT']);
+    assert.deepEqual(r.inBlock, [true, true, false]);
+  });
+});
