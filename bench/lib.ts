@@ -291,11 +291,16 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** Start `node dist/src/cli/main.js --listen 127.0.0.1:<free> --upstream <url> ...`; resolves once it accepts TCP. */
+/**
+ * Start `node [BENCH_PROXY_NODE_ARGS] dist/src/cli/main.js --listen 127.0.0.1:<free> --upstream <url> ...`;
+ * resolves once it accepts TCP.
+ */
 export async function startProxyCli(upstreamUrl: string, extraArgs: string[] = ['--log-level', 'warn']): Promise<ProxyProcess> {
   if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} not found: run npm run build first`);
   const port = await freePort();
-  return startListener('proxy', process.execPath, [CLI_PATH, '--listen', `${HOST}:${port}`, '--upstream', upstreamUrl, ...extraArgs], port, upstreamUrl);
+  // e.g. BENCH_PROXY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the proxy under load.
+  const nodeArgs = (process.env.BENCH_PROXY_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  return startListener('proxy', process.execPath, [...nodeArgs, CLI_PATH, '--listen', `${HOST}:${port}`, '--upstream', upstreamUrl, ...extraArgs], port, upstreamUrl);
 }
 
 /**

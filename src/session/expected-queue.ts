@@ -97,9 +97,17 @@ export class ExpectedQueue {
   /** Sees transaction-ending command tags (COMMIT, ROLLBACK, PREPARE TRANSACTION) when set. */
   onTxEnd: ((tag: string) => void) | undefined;
 
+  /**
+   * While consume() runs: what it owes the client, gathered so that a reply mixing forwarded, captured
+   * and local frames still leaves in one write (one syscall) rather than one per piece.
+   */
+  private gathering = false;
+  private readonly gathered: Buffer[] = [];
+
   constructor(
     private readonly write: (bytes: Buffer) => void,
     private readonly onIdle: () => void = () => {},
+    private readonly writeMany: (bytes: Buffer[]) => void = (bs) => bs.forEach((b) => write(b)),
   ) {}
 
   get size(): number {
@@ -143,6 +151,30 @@ export class ExpectedQueue {
 
   /** Processes the whole frames in buf[0, end), writing what the client is owed in order. */
   consume(buf: Buffer, end: number): void {
+    this.gathering = true;
+    try {
+      this.consumeFrames(buf, end);
+    } finally {
+      this.gathering = false;
+      this.flushGathered();
+    }
+    if (this.size === 0) this.onIdle();
+  }
+
+  /** Writes what consume() has gathered so far: for a caller about to write to the client itself. */
+  flushGathered(): void {
+    const out = this.gathered;
+    if (out.length === 1) this.write(out[0]!);
+    else if (out.length > 1) this.writeMany(out.slice());
+    out.length = 0;
+  }
+
+  private emit(bytes: Buffer): void {
+    if (this.gathering) this.gathered.push(bytes);
+    else this.write(bytes);
+  }
+
+  private consumeFrames(buf: Buffer, end: number): void {
     let runStart = 0; // start of the current run of frames forwarded untouched
     let off = 0;
     while (off < end) {
@@ -166,7 +198,7 @@ export class ExpectedQueue {
         if (ends(e.req, code)) {
           this.endEntry(e, code);
           if (this.headIsLocal()) {
-            this.write(buf.subarray(runStart, next));
+            this.emit(buf.subarray(runStart, next));
             runStart = next;
             this.flushLocals();
           }
@@ -174,10 +206,10 @@ export class ExpectedQueue {
         off = next;
         continue;
       }
-      if (runStart < off) this.write(buf.subarray(runStart, off));
+      if (runStart < off) this.emit(buf.subarray(runStart, off));
       runStart = next;
       const out = e.onFrame(code, buf, off, next);
-      if (out !== null) this.write(out);
+      if (out !== null) this.emit(out);
       if (ends(e.req, code)) {
         this.endEntry(e, code);
         e.onDone('done');
@@ -185,8 +217,7 @@ export class ExpectedQueue {
       }
       off = next;
     }
-    if (runStart < end) this.write(runStart === 0 && end === buf.length ? buf : buf.subarray(runStart, end));
-    if (this.size === 0) this.onIdle();
+    if (runStart < end) this.emit(runStart === 0 && end === buf.length ? buf : buf.subarray(runStart, end));
   }
 
   /**
@@ -257,7 +288,7 @@ export class ExpectedQueue {
   }
 
   private emitLocal(e: Local): void {
-    if (e.bytes.length) this.write(e.bytes);
+    if (e.bytes.length) this.emit(e.bytes);
     if (e.endsBatch) {
       this.txStatus = e.bytes[e.bytes.length - 1] ?? this.txStatus;
       this.inBlock = this.txStatus !== 0x49;

@@ -72,6 +72,7 @@ export class Session implements SessionPort {
   private busy = false;
   private openBatch = false;
   private upstreamBlocked = false;
+  private upstreamCorked = false;
   private clientBlocked = false;
   /** Upstream refused the login (any error during authentication is its last word). */
   private authFailed = false;
@@ -92,6 +93,7 @@ export class Session implements SessionPort {
     this.queue = new ExpectedQueue(
       (b) => this.toClient(b),
       () => this.onUpstreamIdle(),
+      (bs) => this.toClientMany(bs),
     );
     socket.setNoDelay(true);
     this.attachClient(socket);
@@ -304,7 +306,8 @@ export class Session implements SessionPort {
         if (req >= 0) this.queue.push(forward(req));
         else if (code === Frontend.CopyDone || code === Frontend.CopyFail) this.queue.markCopyEnd();
         if (code === Frontend.Terminate) {
-          this.flushRun(buf, runStart, next);
+          // What came before it goes on; shutdown() sends upstream its own Terminate.
+          this.flushRun(buf, runStart, off);
           return this.shutdown('client terminated');
         }
         off = next;
@@ -365,6 +368,7 @@ export class Session implements SessionPort {
 
   send(bytes: Buffer | Buffer[], entries: Entry[]): void {
     for (const e of entries) this.queue.push(e);
+    this.corkUpstreamForTurn();
     if (Array.isArray(bytes)) {
       if (bytes.length) this.toUpstream(bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes));
     } else this.toUpstream(bytes);
@@ -436,6 +440,31 @@ export class Session implements SessionPort {
     }
   }
 
+  /** Several pieces of one reply, in one syscall (a writev once uncorked). */
+  private toClientMany(bs: Buffer[]): void {
+    if (this.phase === 'closed') return;
+    this.client.cork();
+    for (const b of bs) this.toClient(b);
+    this.client.uncork();
+  }
+
+  /**
+   * Holds upstream writes until this turn of the event loop ends. An intercepted statement sends its
+   * pieces one message at a time (the rewritten Bind once Redis has answered, then Describe, Execute,
+   * and the client's own Sync behind them); corked, they leave in one syscall instead of four. Nothing
+   * can wait on upstream's answer before the turn ends, since that answer needs the next I/O poll.
+   */
+  private corkUpstreamForTurn(): void {
+    const up = this.upstream;
+    if (!up || this.upstreamCorked) return;
+    this.upstreamCorked = true;
+    up.cork();
+    setImmediate(() => {
+      this.upstreamCorked = false;
+      up.uncork();
+    });
+  }
+
   private toUpstream(b: Buffer): void {
     const up = this.upstream;
     if (!up || this.phase === 'closed') return;
@@ -454,6 +483,7 @@ export class Session implements SessionPort {
     if (this.phase === 'closed') return;
     const err = isPgError(e) ? e : new PgError(SqlState.InternalError, String(e), { severity: 'FATAL' });
     this.log.info({ code: err.code, err: err.message }, 'closing session');
+    this.queue.flushGathered(); // replies already owed go out before the error, as they arrived
     this.client.write(encodeError(err));
     this.shutdown(err.message);
   }

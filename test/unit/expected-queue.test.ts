@@ -532,7 +532,8 @@ describe('capture entries', () => {
     h.q.push(forward(Req.Execute));
     h.feed(P1, B2, D1, C1);
     assert.deepEqual(h.out(), cat(P1, B2, D1, C1));
-    assert.deepEqual(h.log, ['w:1', 'w:2', 'done:cap:done', 'w:DC']);
+    // Pieces are gathered and written when the chunk is done, so onDone comes first.
+    assert.deepEqual(h.log, ['done:cap:done', 'w:1', 'w:2', 'w:DC']);
   });
 
   test('onDone is called once, after the ending frame', () => {
@@ -596,7 +597,7 @@ describe('forwarded runs are written in as few writes as possible', () => {
     assert.equal(h.writes[0]!.byteOffset, chunk.byteOffset);
   });
 
-  test('a capture in the middle: one write before, one after (plus what it returns)', () => {
+  test('a capture in the middle: one piece before, one after (plus what it returns)', () => {
     const h = harness();
     h.q.push(forward(Req.Parse));
     h.q.push(forward(Req.Bind));
@@ -604,7 +605,7 @@ describe('forwarded runs are written in as few writes as possible', () => {
     h.q.push(forward(Req.Execute));
     h.q.push(forward(Req.Sync));
     h.feed(P1, B2, t, T, D1, D2, C1, ZI);
-    assert.deepEqual(h.log, ['w:12', 'done:cap:done', 'w:DDCZ']);
+    assert.deepEqual(h.log, ['done:cap:done', 'w:12', 'w:DDCZ']);
   });
 
   test('zero-frame consume writes nothing', () => {
@@ -769,5 +770,59 @@ describe('transaction-block tracking from command tags (the same batch as BEGIN,
   test('an empty tag reads no byte past its frame', () => {
     const r = tagged(['BEGIN', '', 'COMMIT']);
     assert.deepEqual(r.inBlock, [true, true, false]);
+  });
+});
+
+describe('one write per consume()', () => {
+  function gatheringHarness(): { q: ExpectedQueue; calls: string[] } {
+    const calls: string[] = [];
+    const codes = (b: Buffer): string => splitFrames(b).frames.map((f) => f.code).join('');
+    const q = new ExpectedQueue(
+      (b) => calls.push(`write:${codes(b)}`),
+      () => {},
+      (bs) => calls.push(`writeMany:${bs.map(codes).join('|')}`),
+    );
+    return { q, calls };
+  }
+
+  test('forwarded, captured and local pieces of one chunk leave in one writeMany, in order', () => {
+    const { q, calls } = gatheringHarness();
+    const cap: Capture = { kind: 'capture', req: Req.Describe, onFrame: () => be.noData(), onDone: () => q.push(local('after-describe')) };
+    q.push(forward(Req.Bind));
+    q.push(cap);
+    q.push(forward(Req.Execute));
+    q.push(forward(Req.Sync));
+    const chunk = cat(B2, T, D1, C1, ZI);
+    q.consume(chunk, chunk.length);
+    // The local pushed by onDone queues behind Execute and Sync, which are already owed.
+    assert.deepEqual(calls, ['writeMany:2|n|DCZ|C']);
+  });
+
+  test('a chunk that is forwarded whole is one plain write of the same Buffer', () => {
+    const writes: Buffer[] = [];
+    const q = new ExpectedQueue((b) => writes.push(b), () => {}, () => assert.fail('nothing to gather'));
+    q.push(forward(Req.Query));
+    const chunk = cat(T, D1, C1, ZI);
+    q.consume(chunk, chunk.length);
+    assert.equal(writes.length, 1);
+    assert.equal(writes[0], chunk, 'the original Buffer, not a copy');
+  });
+
+  test('flushGathered() lets a caller write after what consume() already owes', () => {
+    const { q, calls } = gatheringHarness();
+    const cap: Capture = {
+      kind: 'capture',
+      req: Req.Sync,
+      onFrame: (_c, buf, s, e) => Buffer.from(buf.subarray(s, e)),
+      onDone: () => {
+        q.flushGathered();
+        calls.push('caller writes');
+      },
+    };
+    q.push(forward(Req.Query));
+    q.push(cap);
+    const chunk = cat(C1, ZI, ZI);
+    q.consume(chunk, chunk.length);
+    assert.deepEqual(calls, ['writeMany:CZ|Z', 'caller writes']);
   });
 });

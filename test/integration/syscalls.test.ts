@@ -1,0 +1,140 @@
+// The hot path's budget in syscalls, read off /proc/<pid>/io of the real CLI while a client sends
+// pgbench-shaped batches (Bind, Describe, Execute, Sync in one packet). A relay's cost on loopback is
+// mostly its socket writes (see ARCHITECTURE.md, "Passthrough cost"), so the count of writes per
+// batch is the number to hold:
+//   passthrough                   2: one to upstream, one to the client
+//   foreign-table point lookup    3: one more, to Redis
+// Counts, unlike timings, don't move with machine load.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { testEnv } from '../harness/env.js';
+import { spawnProxy, type SpawnedProxy } from '../harness/proxy.js';
+import { dataRow, msg, ProtoConn, urlParts } from '../support/proto-client.js';
+import { sleep } from '../support/proto-tools.js';
+
+const REDIS_DB = 2; // each test file that writes Redis has its own db
+const env = testEnv();
+const up = urlParts(env.pgUrl);
+const DB = `syscalls_${process.pid}`;
+const ROUNDS = 200;
+const linux = process.platform === 'linux';
+
+let proxy: SpawnedProxy;
+let port: number;
+let redis: Redis;
+
+/** Write-type syscalls (write, writev, sendmsg...) the process has made so far, all threads. */
+async function writeSyscalls(pid: number): Promise<number> {
+  const io = await readFile(`/proc/${pid}/io`, 'utf8');
+  return Number(/^syscw:\s+(\d+)/m.exec(io)![1]);
+}
+
+function withDb(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+/** A client on the proxy with `sql` prepared as statement "s". */
+async function preparedConn(sql: string): Promise<ProtoConn> {
+  const c = await ProtoConn.open(port, { user: up.user, password: up.password, database: DB });
+  c.write(msg.parse('s', sql), msg.sync());
+  const frames = await c.readUntilReady();
+  assert.ok(!frames.some((f) => f.type === 'E'), `prepare failed: ${JSON.stringify(frames)}`);
+  return c;
+}
+
+/** Runs "s" with each key, one packet per batch as pgbench sends it; returns the values read. */
+async function lookups(c: ProtoConn, keys: string[]): Promise<string[]> {
+  const values: string[] = [];
+  for (const k of keys) {
+    c.write(msg.bind('', 's', [k]), msg.describe('P', ''), msg.execute(''), msg.sync());
+    const frames = await c.readUntilReady();
+    const row = frames.find((f) => f.type === 'D');
+    assert.ok(row, `no row for key ${k}: ${JSON.stringify(frames.map((f) => f.type))}`);
+    values.push(dataRow(row.body)[0]!.toString());
+  }
+  return values;
+}
+
+/** Write syscalls per batch over ROUNDS lookups, after a warm-up that fills caches and pools. */
+async function writesPerBatch(c: ProtoConn, expect: (k: string) => string): Promise<number> {
+  const keys = Array.from({ length: ROUNDS }, (_, i) => String((i % 100) + 1));
+  await lookups(c, keys.slice(0, 20));
+  const before = await writeSyscalls(proxy.child.pid!);
+  const values = await lookups(c, keys);
+  const after = await writeSyscalls(proxy.child.pid!);
+  assert.deepEqual(values, keys.map(expect));
+  return (after - before) / ROUNDS;
+}
+
+describe('write syscalls per request batch (real CLI, /proc/<pid>/io)', { skip: !linux && 'needs /proc' }, () => {
+  before(async () => {
+    const admin = new pg.Client({ connectionString: env.pgUrl });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
+    await admin.query(`CREATE DATABASE ${DB}`);
+    await admin.end();
+    const ru = new URL(env.redisUrl);
+    ru.pathname = `/${REDIS_DB}`;
+    redis = new Redis(ru.toString());
+    await redis.flushdb();
+    await redis.hset('h', Object.fromEntries(Array.from({ length: 100 }, (_, i) => [String(i + 1), `v${i + 1}`])));
+
+    proxy = await spawnProxy(['--listen', '127.0.0.1:0', '--upstream', withDb(env.pgUrl, DB), '--log-level', 'info']);
+    const m = /"listen":"[^"]*:(\d+)"/.exec(proxy.output());
+    assert.ok(m, `no listen address in output: ${proxy.output()}`);
+    port = Number(m[1]);
+    const c = new pg.Client({ connectionString: withDb(`postgres://${encodeURIComponent(up.user)}:${encodeURIComponent(up.password)}@127.0.0.1:${port}/`, DB) });
+    await c.connect();
+    await c.query(`create foreign data wrapper redis_wrapper handler redis_fdw_handler`);
+    await c.query(`create server rs foreign data wrapper redis_wrapper options (conn_url '${ru.toString()}')`);
+    await c.query(`create foreign table h (key text, value text) server rs options (src_type 'hash', src_key 'h')`);
+    await c.query(`create table t (key text primary key, value text)`);
+    await c.query(`insert into t select g::text, 'v' || g from generate_series(1, 100) g`);
+    await c.end();
+  });
+
+  after(async () => {
+    proxy?.child.kill('SIGTERM');
+    await proxy?.exited;
+    redis?.disconnect();
+    const admin = new pg.Client({ connectionString: env.pgUrl });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    await admin.end();
+  });
+
+  test('passthrough: one write to upstream and one to the client', async () => {
+    const c = await preparedConn('select value from t where key = $1');
+    try {
+      const perBatch = await writesPerBatch(c, (k) => `v${k}`);
+      assert.ok(perBatch <= 2.05, `${perBatch} write syscalls per batch`);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  test('foreign-table point lookup: Redis, then upstream (Bind, Describe, Execute and Sync together), then the client', async () => {
+    const c = await preparedConn('select value from h where key = $1');
+    try {
+      const perBatch = await writesPerBatch(c, (k) => `v${k}`);
+      assert.ok(perBatch <= 3.05, `${perBatch} write syscalls per batch`);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  test('Terminate reaches upstream once', async () => {
+    const c = await preparedConn('select 1');
+    const before = await writeSyscalls(proxy.child.pid!);
+    c.write(msg.terminate());
+    await c.closed;
+    await sleep(100);
+    const after = await writeSyscalls(proxy.child.pid!);
+    assert.equal(after - before, 1, 'the client\'s Terminate, forwarded; nothing else is owed to anyone');
+  });
+});
