@@ -14,7 +14,7 @@ import { decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encod
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { CatalogCache, NAME_INDEX_SQL, unionIndex } from '../catalog/catalog.js';
-import { analyzeStatement, inner, type Node, type StatementInfo } from '../sql/analyze.js';
+import { analyzeStatement, inner, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
 import type { ParamText } from '../sql/pushdown.js';
 import { RedisPool } from '../redis/pool.js';
@@ -28,7 +28,7 @@ import { planWrite, type WritePlan } from './write.js';
 import { clientRowDescription, evalCapture, prepareWrite, returningWidth, writeOutcome, type PreparedWrite } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
-import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type ReadPlan, type RedisAccess } from './select.js';
+import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess } from './select.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
 const NO_OP = 'DO $$BEGIN END$$';
@@ -40,7 +40,7 @@ type Inspect = Decision & { kind: 'inspect' };
 type OwnedStatement =
   | { kind: 'read'; plan: ReadPlan; checkedAt: number }
   | { kind: 'tag'; tag: string }
-  | { kind: 'write'; plan: WritePlan }
+  | { kind: 'write'; plan: WritePlan; checkedAt: number }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
 type OwnedPortal =
@@ -478,7 +478,7 @@ class SessionInterceptor implements Interceptor {
       const write = await planWrite(port, this.names, m.text, info, m.paramTypes);
       if (write === 'failed') return;
       if (write !== undefined) {
-        this.statements.set(m.name, { kind: 'write', plan: write });
+        this.statements.set(m.name, { kind: 'write', plan: write, checkedAt: Date.now() });
         return port.send(encodeParse({ name: m.name, text: write.text, paramTypes: write.paramTypes }), [passCapture(Req.Parse, [], write.toOriginal)]);
       }
       const plan = await planRead(port, this.names, m.text, info, m.paramTypes);
@@ -532,11 +532,14 @@ class SessionInterceptor implements Interceptor {
     }
   }
 
-  private async bindWrite(port: SessionPort, m: BindMessage, plan: WritePlan): Promise<void> {
+  private async bindWrite(port: SessionPort, m: BindMessage, st: { plan: WritePlan; checkedAt: number }): Promise<void> {
+    const plan = st.plan;
     try {
       if (m.params.length !== plan.clientParams) {
         throw new PgError(SqlState.ProtocolViolation, `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${plan.clientParams}`);
       }
+      const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
+      if (!(await privilegesHold(port, st, needs))) return;
       const prepared = await prepareWrite(this.fdw.redis, plan, textParam(m, plan.paramTypes), this.pending);
       this.portals.set(m.portal, { kind: 'write', plan, prepared });
       const formats = m.params.map((_, i) => paramFormat(m, i));
@@ -554,24 +557,14 @@ class SessionInterceptor implements Interceptor {
     if (st?.kind === 'tag') this.portals.set(m.portal, { kind: 'tag', tag: st.tag });
     if (st?.kind === 'tx') this.portals.set(m.portal, { kind: 'tx', cmd: st.cmd });
     if (st?.kind === 'truncate') this.portals.set(m.portal, { kind: 'truncate', plan: st.plan });
-    if (st?.kind === 'write') return this.bindWrite(port, m, st.plan);
+    if (st?.kind === 'write') return this.bindWrite(port, m, st);
     if (st?.kind !== 'read') return port.send(raw, [forward(Req.Bind)]);
     const plan = st.plan;
     try {
       if (m.params.length !== plan.clientParams) {
         throw new PgError(SqlState.ProtocolViolation, `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${plan.clientParams}`);
       }
-      if (Date.now() - st.checkedAt > PRIVILEGE_TTL_MS) {
-        // Privileges may have changed since the statement was prepared; Postgres checks at every execution.
-        const res = await resolveTables(port, plan.reads.map((r) => r.ref));
-        if (res.kind === 'failed') return;
-        for (const r of plan.reads) {
-          const now = res.tables.find((t) => t?.resolved.oid === r.table.resolved.oid);
-          if (!now) throw new PgError(SqlState.UndefinedTable, `foreign table ${r.table.display} no longer exists`, { hint: 'Prepare the statement again.' });
-          checkPrivilege(now, 'select');
-        }
-        st.checkedAt = Date.now();
-      }
+      if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] }))))) return;
       const param = textParam(m, plan.paramTypes);
       const explain = explainOptions(plan.info);
       const extra = await fetchReadParams(this.fdw.redis, plan, param, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
@@ -587,6 +580,24 @@ class SessionInterceptor implements Interceptor {
       failWith(port, encodeError(e));
     }
   }
+}
+
+/**
+ * Whether a prepared statement's tables still allow what it does. Postgres checks privileges at every
+ * execution; asking upstream each time would add a round trip to every Bind, so this asks at most once
+ * per PRIVILEGE_TTL_MS. Resolves false when upstream's answer was an error (already sent on its way).
+ */
+async function privilegesHold(port: SessionPort, st: { checkedAt: number }, needs: { ref: RangeVarRef; table: ForeignTable; privileges: readonly Privilege[] }[]): Promise<boolean> {
+  if (Date.now() - st.checkedAt <= PRIVILEGE_TTL_MS) return true;
+  const res = await resolveTables(port, needs.map((n) => n.ref));
+  if (res.kind === 'failed') return false;
+  for (const n of needs) {
+    const now = res.tables.find((t) => t?.resolved.oid === n.table.resolved.oid);
+    if (!now) throw new PgError(SqlState.UndefinedTable, `foreign table ${n.table.display} no longer exists`, { hint: 'Prepare the statement again.' });
+    for (const p of n.privileges) checkPrivilege(now, p);
+  }
+  st.checkedAt = Date.now();
+  return true;
 }
 
 /**

@@ -20,7 +20,7 @@ import { quoteIdent } from '../sql/quote.js';
 import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
 import { streamUpdate } from '../redis/row-ops.js';
 import type { SessionPort } from '../session/types.js';
-import { checkPrivilege, derivedRows, resolveTables, ROW_ID, type ForeignRead, type ForeignTable } from './select.js';
+import { checkPrivilege, derivedRows, resolveTables, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
 
@@ -40,6 +40,8 @@ export interface WritePlan {
   /** Result columns the proxy keeps (row number and row values) before the RETURNING ones. */
   leading: number;
   returning: boolean;
+  /** What the statement needs on its target: the write itself, and SELECT when it reads the target's rows. */
+  targetPrivileges: Privilege[];
 }
 
 export const WRITE_KINDS: Record<string, WriteKind> = { InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' };
@@ -61,8 +63,8 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   if (!target) return undefined;
   const q = info.node;
   const returning = returningList(q).length > 0;
-  checkPrivilege(target, kind);
-  if (returning || (kind !== 'insert' && q.whereClause)) checkPrivilege(target, 'select');
+  const targetPrivileges: Privilege[] = returning || (kind !== 'insert' && q.whereClause) ? [kind, 'select'] : [kind];
+  for (const p of targetPrivileges) checkPrivilege(target, p);
   if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
 
   const clientParams = Math.max(info.maxParam, clientTypes.length);
@@ -128,6 +130,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     clientParams,
     leading: lead.length,
     returning,
+    targetPrivileges,
   };
 }
 

@@ -19,6 +19,7 @@ import postgres from 'postgres';
 import { fdwFixture, psqlScript, withDb, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, monitorRedis, pgError, rows, settle, type PgErr } from '../support/fdw-sql.js';
 import { spawnProxy } from '../harness/proxy.js';
+import { sleep } from '../support/proto-tools.js';
 
 const DB = 11;
 let f: FdwFixture;
@@ -126,11 +127,11 @@ async function snapshot(pattern = '*'): Promise<Record<string, unknown>> {
  * db; a narrower scope keeps a concurrent run of another file's keys out of the comparison); the same
  * connection still works.
  */
-async function expectError(sql: string, code: string, opts: { params?: unknown[]; message?: RegExp; client?: pg.Client; scope?: string } = {}): Promise<PgErr> {
+async function expectError(sql: string, code: string, opts: { params?: unknown[]; message?: RegExp; client?: pg.Client; scope?: string; name?: string } = {}): Promise<PgErr> {
   const client = opts.client ?? c;
   const scope = opts.scope ?? '*';
   const before = await snapshot(scope);
-  const e = await pgError(client.query({ text: sql, values: opts.params ?? [] }), sql);
+  const e = await pgError(client.query({ name: opts.name, text: sql, values: opts.params ?? [] }), sql);
   assert.equal(e.code, code, `${sql}\n  → ${e.all}`);
   if (opts.message) assert.match(e.message, opts.message, sql);
   await settle(50);
@@ -1345,6 +1346,26 @@ describe('privileges: INSERT, UPDATE, DELETE, TRUNCATE are enforced (42501)', ()
     await c.query(`grant truncate on priv_w to ${role}`);
     tag(await q('TRUNCATE priv_w', [], rc), 'TRUNCATE', null);
     assert.equal(await exists('priv:w'), 0);
+  });
+
+  it('a statement prepared while allowed is refused after a REVOKE, as Postgres checks at every execution', async () => {
+    assert.ok(rc, 'runs after the test above');
+    await c.query(`grant select, insert, update, delete on priv_w to ${role}`);
+    tag(await qn('priv_ins', 'INSERT INTO priv_w VALUES ($1, $2)', ['a', '1'], rc), 'INSERT', 1);
+    tag(await qn('priv_upd', 'UPDATE priv_w SET value = $2 WHERE key = $1', ['a', '2'], rc), 'UPDATE', 1);
+    tag(await qn('priv_del', 'DELETE FROM priv_w WHERE key = $1', ['zz'], rc), 'DELETE', 0);
+    await c.query(`revoke insert, delete on priv_w from ${role}`);
+    await c.query(`revoke select on priv_w from ${role}`);
+    await sleep(1100); // the proxy asks upstream again at most once a second
+    await expectError('INSERT INTO priv_w VALUES ($1, $2)', '42501', { scope: 'priv*', client: rc, params: ['b', '1'], name: 'priv_ins' });
+    await expectError('DELETE FROM priv_w WHERE key = $1', '42501', { scope: 'priv*', client: rc, params: ['a'], name: 'priv_del' });
+    // UPDATE … WHERE reads the target's rows, so it needs SELECT too, which is gone.
+    await expectError('UPDATE priv_w SET value = $2 WHERE key = $1', '42501', { scope: 'priv*', client: rc, params: ['a', '3'], name: 'priv_upd' });
+    assert.deepEqual(await hash('priv:w'), { a: '2' });
+    await c.query(`grant select on priv_w to ${role}`);
+    await sleep(1100);
+    tag(await qn('priv_upd', 'UPDATE priv_w SET value = $2 WHERE key = $1', ['a', '3'], rc), 'UPDATE', 1);
+    assert.deepEqual(await hash('priv:w'), { a: '3' });
   });
 });
 
