@@ -166,5 +166,7 @@ test('the configured upstream user (SCRAM) logs in through the proxy like direct
   const r = await bothRaw({ user: up.user, password: up.password, database: up.database });
   assert.equal(r.error, undefined);
   const wrong = await bothRaw({ user: up.user, password: `${up.password}-nope`, database: up.database });
-  assert.equal(wrong.error?.C, '28P01');
+  // bothRaw has shown it is what upstream says. Only the harness's own server is known to ask for a
+  // password; an external one given by TEST_PG_URL may trust this user.
+  if (env.pgOwned) assert.equal(wrong.error?.C, '28P01');
 });
