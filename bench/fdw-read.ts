@@ -36,14 +36,9 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import {
-  envInt, envList, formatTable, getRedis, getUpstream, median, onCleanup, parsePgbench, pgbench, pgbenchPath,
-  ProcSampler, readProc, redact, runMain, startProxyCli, withDatabase,
-  type PgbenchResult, type ProcUsage, type ProxyProcess,
-  fdwBenchServers,
-  fmt,
-  ratio,
-  assertAlive,
-  timed,
+  envInt, envList, formatTable, median, onCleanup, parsePgbench, pgbench, ProcSampler, readProc,
+  runMain, fdwBenchServers, fdwBenchProxy, fmt, ratio, assertAlive, timed, type PgbenchResult,
+  type ProcUsage,
 } from './lib.js';
 
 const H100K = 100_000;
@@ -270,20 +265,7 @@ async function main(): Promise<void> {
   }
 
   // --- proxy + foreign tables --------------------------------------------------------------------
-  const proxy = await startProxyCli(upstream.url, ['--log-level', 'warn']);
-  const proxyUrl = withDatabase(proxy.url, dbName);
-  console.log(`[bench] proxy: pid ${proxy.pid} on 127.0.0.1:${proxy.port}, database ${dbName}`);
-  const client = new pg.Client({ connectionString: proxyUrl });
-  // Cleanup stops the proxy first (SIGTERM), which ends this idle session with 57P01: expected then.
-  client.on('error', (e) => console.error(`[bench] proxy session error: ${e.message}`));
-  await client.connect();
-  onCleanup(() => client.end().catch(() => {}));
-  await client.query(
-    `create foreign data wrapper redis_wrapper handler redis_fdw_handler;
-     create server s foreign data wrapper redis_wrapper options (conn_url '${redisTarget.url.replace(/'/g, "''")}');
-     create foreign table h100k (key text, value text) server s options (src_type 'hash', src_key 'h100k');
-     create foreign table h1m (key text, value text) server s options (src_type 'hash', src_key 'h1m');`,
-  );
+  const { proxy, proxyUrl, client } = await fdwBenchProxy(upstream.url, dbName, redisTarget.url, ['h100k', 'h1m']);
   await checkProxy(client, doB);
   assertAlive(proxy);
   console.log(`[bench] proxy checks done (${problems.length} problem(s))`);

@@ -40,18 +40,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import {
-  envInt, envList, formatTable, getRedis, getUpstream, mean, median, onCleanup, parsePgbench, pgbench, pgbenchPath,
-  ProcSampler, redact, runMain, startProxyCli, withDatabase,
-  type PgbenchResult, type ProcUsage, type ProxyProcess,
-  fdwBenchServers,
-  fmt,
-  ratio,
-  assertAlive,
-  timed,
+  envInt, envList, formatTable, mean, median, onCleanup, parsePgbench, pgbench, ProcSampler, runMain,
+  fdwBenchServers, fdwBenchProxy, fmt, ratio, assertAlive, timed, type PgbenchResult, type ProcUsage,
+  type ProxyProcess,
 } from './lib.js';
 
 const MB = 1024 * 1024;
@@ -176,20 +170,7 @@ async function main(): Promise<void> {
   await direct.query(`create table bench_real (key text, value text)`);
 
   // --- proxy + foreign tables --------------------------------------------------------------------
-  const proxy = await startProxyCli(upstream.url, ['--log-level', 'warn']);
-  const proxyUrl = withDatabase(proxy.url, dbName);
-  console.log(`[bench] proxy: pid ${proxy.pid} on 127.0.0.1:${proxy.port}, database ${dbName}`);
-  const client = new pg.Client({ connectionString: proxyUrl });
-  // Cleanup stops the proxy first (SIGTERM), which ends this idle session with 57P01: expected then.
-  client.on('error', (e) => console.error(`[bench] proxy session error: ${e.message}`));
-  await client.connect();
-  onCleanup(() => client.end().catch(() => {}));
-  await client.query(
-    `create foreign data wrapper redis_wrapper handler redis_fdw_handler;
-     create server s foreign data wrapper redis_wrapper options (conn_url '${redisTarget.url.replace(/'/g, "''")}');
-     create foreign table bench_bulk (key text, value text) server s options (src_type 'hash', src_key 'bench_bulk');
-     create foreign table bench_h (key text, value text) server s options (src_type 'hash', src_key 'bench_h');`,
-  );
+  const { proxy, proxyUrl, client } = await fdwBenchProxy(upstream.url, dbName, redisTarget.url, ['bench_bulk', 'bench_h']);
 
   // Probe: one INSERT of each shape the scenarios use, checked in Redis. A failure here means the
   // proxy does not (yet) support INSERT on foreign tables: stop with that message.

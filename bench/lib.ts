@@ -423,10 +423,10 @@ export class ProcSampler {
   private timer: NodeJS.Timeout | undefined;
   private pending: Promise<void> = Promise.resolve();
 
-  private constructor(private readonly pid: number, private readonly intervalMs: number) {}
+  private constructor(private readonly pid: number) {}
 
   static async start(pid: number, intervalMs = 500): Promise<ProcSampler> {
-    const s = new ProcSampler(pid, intervalMs);
+    const s = new ProcSampler(pid);
     await s.sample();
     s.timer = setInterval(() => {
       s.pending = s.sample();
@@ -516,6 +516,30 @@ export async function fdwBenchServers(name: string, redisDb: number): Promise<{ 
     }
   });
   return { upstream, bin, redis, redisTarget, dbName, dbUrl: withDatabase(upstream.url, dbName) };
+}
+
+/**
+ * The proxy CLI in front of `dbName`, with a node-postgres session on it that has created a server on
+ * `redisUrl` and one hash foreign table (key text, value text) per name, each over the Redis key of
+ * the same name.
+ */
+export async function fdwBenchProxy(upstreamUrl: string, dbName: string, redisUrl: string, hashTables: string[]): Promise<{ proxy: ProxyProcess; proxyUrl: string; client: pg.Client }> {
+  const proxy = await startProxyCli(upstreamUrl, ['--log-level', 'warn']);
+  const proxyUrl = withDatabase(proxy.url, dbName);
+  console.log(`[bench] proxy: pid ${proxy.pid} on 127.0.0.1:${proxy.port}, database ${dbName}`);
+  const client = new pg.Client({ connectionString: proxyUrl });
+  // Cleanup stops the proxy first (SIGTERM), which ends this idle session with 57P01: expected then.
+  client.on('error', (e) => console.error(`[bench] proxy session error: ${e.message}`));
+  await client.connect();
+  onCleanup(() => client.end().catch(() => {}));
+  await client.query(
+    [
+      'create foreign data wrapper redis_wrapper handler redis_fdw_handler;',
+      `create server s foreign data wrapper redis_wrapper options (conn_url '${redisUrl.replace(/'/g, "''")}');`,
+      ...hashTables.map((t) => `create foreign table ${t} (key text, value text) server s options (src_type 'hash', src_key '${t}');`),
+    ].join('\n'),
+  );
+  return { proxy, proxyUrl, client };
 }
 
 export const fmt = (n: number, digits = 0): string =>
