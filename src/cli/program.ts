@@ -20,6 +20,7 @@ export function buildProgram(): Command {
     .addOption(opt('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, how long open sessions may finish their transactions', 'shutdown-timeout').default('30s'))
     .addOption(opt('--max-connections <n>', 'client connections accepted at once', 'max-connections').default('1000'))
     .addOption(opt('--max-value-bytes <n>', 'largest value an INSERT/UPDATE may write to Redis (Redis\'s own proto-max-bulk-len is 512 MB)', 'max-value-bytes').default('536870912'))
+    .addOption(opt('--fast-path <on|off>', 'answer single-table reads of text columns from Redis without an upstream round trip (off: always through upstream)', 'fast-path').choices(['on', 'off']).default('on'))
     .addHelpText('after', '\nEvery flag can also be set by the environment variable shown beside it; a flag wins over its variable.')
     .showHelpAfterError(false)
     .allowExcessArguments(false);
@@ -35,6 +36,7 @@ interface RawOptions {
   shutdownTimeout: string;
   maxConnections: string;
   maxValueBytes: string;
+  fastPath?: string;
 }
 
 export function toConfig(o: RawOptions): ProxyConfig {
@@ -56,5 +58,6 @@ export function toConfig(o: RawOptions): ProxyConfig {
     shutdownTimeoutMs: parseDuration(o.shutdownTimeout, '--shutdown-timeout'),
     maxConnections,
     maxValueBytes,
+    fastPath: o.fastPath !== 'off',
   };
 }

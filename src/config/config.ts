@@ -24,6 +24,8 @@ export interface ProxyConfig {
   maxConnections: number;
   /** Largest value (field, element, JSON text...) a write sends to Redis, in bytes. */
   maxValueBytes: number;
+  /** Whether simple reads are answered from Redis without upstream (the local fast path); default on. */
+  fastPath?: boolean;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -9,11 +9,11 @@ import type { Logger } from 'pino';
 import { serialize } from 'pg-protocol';
 import type { ProxyConfig } from '../config/config.js';
 import { Backend, Frontend } from '../protocol/codes.js';
-import { decodeCommandTag, decodeParameterDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeParameterDescription, NO_DATA } from '../protocol/backend.js';
+import { BIND_COMPLETE, CLOSE_COMPLETE, decodeCommandTag, decodeParameterDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeParameterDescription, encodeRowDescription, NO_DATA, type FieldDescription } from '../protocol/backend.js';
 import { decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, FLUSH, SYNC, type BindMessage } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import { CatalogCache, NAME_INDEX_SQL, unionIndex } from '../catalog/catalog.js';
+import { CatalogCache, NAME_INDEX_SQL, qualifiedName, unionIndex } from '../catalog/catalog.js';
 import { analyzeStatement, inner, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
 import type { ParamText } from '../sql/pushdown.js';
@@ -28,7 +28,8 @@ import { planWrite, type WritePlan } from './write.js';
 import { clientRowDescription, evalCapture, prepareWrite, returningWidth, writeOutcome, type PreparedWrite } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
-import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess } from './select.js';
+import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
+import { fastFields, fastParams, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
 const NO_OP = 'DO $$BEGIN END$$';
@@ -37,8 +38,38 @@ const PRIVILEGE_TTL_MS = 1000;
 
 type Inspect = Decision & { kind: 'inspect' };
 
+/**
+ * What one intercepted statement is, decided once; the simple-query and extended-protocol adapters
+ * both dispatch on it. 'plain' statements go upstream as the client wrote them.
+ */
+type StatementPlan =
+  | { kind: 'plain' }
+  | { kind: 'ddl'; action: DdlAction & { kind: 'tag' | 'text' } }
+  | { kind: 'tx'; cmd: TxCommand }
+  | { kind: 'truncate'; plan: TruncatePlan }
+  | { kind: 'write'; plan: WritePlan }
+  | { kind: 'read'; plan: ReadPlan }
+  /** Upstream's error already answered the client. */
+  | { kind: 'failed' };
+
+const PLAIN: StatementPlan = { kind: 'plain' };
+/** Statements that can't change how names resolve (unless they call set_config, checked apart). */
+const DML_START = /^\s*(select|insert|update|delete|with|values|table|begin|start)\b/i;
+const FAILED: StatementPlan = { kind: 'failed' };
+
+/** Runs `fn`; a PgError it throws becomes the client's error (upstream made to fail with it) and `failed`. */
+async function orFail<T, F>(port: SessionPort, failed: F, fn: () => Promise<T> | T): Promise<T | F> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!isPgError(e)) throw e;
+    failWith(port, encodeError(e));
+    return failed;
+  }
+}
+
 type OwnedStatement =
-  | { kind: 'read'; plan: ReadPlan; checkedAt: number }
+  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string }
   | { kind: 'tag'; tag: string }
   | { kind: 'write'; plan: WritePlan; checkedAt: number }
   | { kind: 'tx'; cmd: TxCommand }
@@ -47,6 +78,8 @@ type OwnedPortal =
   | { kind: 'tag'; tag: string }
   | { kind: 'explain'; lines: string[] }
   | { kind: 'read'; plan: ReadPlan }
+  /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
+  | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
   | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
@@ -62,6 +95,10 @@ export class RedisFdw {
     catalogTtlMs = 1000,
     /** Largest value a write may send to Redis, in bytes. */
     readonly maxValueBytes = 512 * 1024 * 1024,
+    /** Whether the local fast path may answer reads (off: every read takes the upstream path). */
+    readonly fastPath = true,
+    /** How long a statement's name resolution and privilege check stay good before they are asked again. */
+    readonly recheckMs = PRIVILEGE_TTL_MS,
   ) {
     this.catalog = new CatalogCache(catalogTtlMs);
   }
@@ -73,8 +110,9 @@ export class RedisFdw {
   }
 }
 
-export function createRedisFdw(config: ProxyConfig, log: Logger): RedisFdw {
-  return new RedisFdw(log, 1000, config.maxValueBytes);
+/** `opts` lengthen the catalog's and privileges' re-check intervals (tests that count round trips). */
+export function createRedisFdw(config: ProxyConfig, log: Logger, opts: { recheckMs?: number } = {}): RedisFdw {
+  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs);
 }
 
 const textParam =
@@ -130,6 +168,8 @@ class SessionInterceptor implements Interceptor {
   private implicitWrites = false;
   /** The proxy's own COMMIT/ROLLBACK is in flight: the tag watcher leaves it to that path. */
   private owningTx = false;
+  /** Name resolutions (with privileges) for the fast path, good for `recheckMs` as prepared statements' are. */
+  private readonly resolutions = new Map<string, { at: number; generation: number; res: Resolution }>();
 
   constructor(
     private readonly fdw: RedisFdw,
@@ -174,7 +214,21 @@ class SessionInterceptor implements Interceptor {
     this.created.clear();
   }
 
+  get cachesNames(): boolean {
+    return this.resolutions.size > 0;
+  }
+
+  /**
+   * Name resolution depends on search_path, temporary tables and the role, which only a statement
+   * that isn't plain DML can change (SET, CREATE TEMP, SET ROLE, a COMMIT or ROLLBACK undoing a SET
+   * LOCAL...) or one that calls set_config: those drop the cached resolutions.
+   */
+  passedThrough(text: string): void {
+    if (!DML_START.test(text) || /search_path|set_config/i.test(text)) this.resolutions.clear();
+  }
+
   close(): void {
+    this.resolutions.clear();
     this.statements.clear();
     this.portals.clear();
   }
@@ -197,14 +251,15 @@ class SessionInterceptor implements Interceptor {
     }
     this.implicitQuery = stmts.length > 1;
     this.implicitWrites = false;
+    let local: 'local' | undefined;
     try {
-      await this.simpleStatements(port, stmts, infos);
+      local = await this.simpleStatements(port, stmts, infos);
       if (this.implicitWrites) await this.endImplicit(port);
     } finally {
       this.implicitQuery = false;
       this.implicitWrites = false;
     }
-    port.send(SYNC, [forward(Req.Sync)]);
+    if (!local) port.send(SYNC, [forward(Req.Sync)]);
   }
 
   /**
@@ -219,29 +274,20 @@ class SessionInterceptor implements Interceptor {
       return;
     }
     if (port.inTransactionBlock) return;
-    try {
-      await applyStaged(this.fdw.redis, this.tx.take());
-    } catch (e) {
-      if (!isPgError(e)) throw e;
-      failWith(port, encodeError(e));
-    }
+    await orFail(port, undefined, () => applyStaged(this.fdw.redis, this.tx.take()));
   }
 
-  private async simpleStatements(port: SessionPort, stmts: { node: Node; text: string; base: number; offset: number }[], infos: StatementInfo[]): Promise<void> {
+  /** Runs the statements of an intercepted simple Query; 'local' when the fast path answered all of it. */
+  private async simpleStatements(port: SessionPort, stmts: { node: Node; text: string; base: number; offset: number }[], infos: StatementInfo[]): Promise<'local' | undefined> {
     for (let i = 0; i < stmts.length; i++) {
       if (port.inFailedBatch) break;
       const s = stmts[i]!;
       const map: PositionMap = (p) => p + s.offset;
-      let ok: boolean;
-      try {
-        ok = await this.simpleStatement(port, s.text, s.base, infos[i]!, map);
-      } catch (e) {
-        if (!isPgError(e)) throw e;
-        failWith(port, encodeError(e));
-        ok = false;
-      }
+      const ok = await orFail(port, false, () => this.simpleStatement(port, s.text, s.base, infos[i]!, map, stmts.length === 1));
+      if (ok === 'local') return 'local';
       if (!ok) break;
     }
+    return undefined;
   }
 
   /** DDL forwarded as is still changes what the name index should hold. */
@@ -304,31 +350,23 @@ class SessionInterceptor implements Interceptor {
     port.send(FLUSH, []);
     const r = await result;
     if (r.kind !== 'rows') return false;
-    try {
+    return orFail(port, false, async () => {
       const out = writeOutcome(plan, prepared, r, this.fdw.maxValueBytes);
       await this.commitOrStage(port, plan.target, out.ops);
       port.reply(Buffer.concat([...out.returning, encodeCommandComplete(out.tag)]));
       return true;
-    } catch (e) {
-      if (!isPgError(e)) throw e;
-      failWith(port, encodeError(e));
-      return false;
-    }
+    });
   }
 
   /** TRUNCATE: upstream runs a no-op (so transaction state stays Postgres's), then the keys go. */
   private async runTruncate(port: SessionPort, plan: TruncatePlan, send: SendExecute): Promise<boolean> {
     const r = await awaitExecute(port, send, { keepTag: false });
     if (r.kind !== 'done') return false;
-    try {
+    return orFail(port, false, async () => {
       for (const t of plan.tables) await this.commitOrStage(port, t, truncateOps(t));
       port.reply(encodeCommandComplete('TRUNCATE TABLE'));
       return true;
-    } catch (e) {
-      if (!isPgError(e)) throw e;
-      failWith(port, encodeError(e));
-      return false;
-    }
+    });
   }
 
   /** Runs a transaction-control statement while writes wait: COMMIT applies them, the others adjust them. */
@@ -365,71 +403,89 @@ class SessionInterceptor implements Interceptor {
     return true;
   }
 
-  /** Runs one statement of an intercepted simple Query. False when it failed (the rest is skipped). */
-  private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap): Promise<boolean> {
+  /**
+   * Plans one intercepted statement: DDL, transaction control, TRUNCATE, write or read, in that order.
+   * Catalog reads and privilege checks happen here; a PgError thrown is the client's error.
+   */
+  private async planStatement(port: SessionPort, text: string, info: StatementInfo, clientTypes: readonly number[], base: number, resolve?: Resolver): Promise<StatementPlan> {
+    if (this.resolutions.size > 0) this.passedThrough(text);
     if (PASSTHROUGH_DDL.has(info.kind)) {
       this.notePassthroughDdl(info);
-      sendSimple(port, text, [], [], map);
-      return true;
+      return PLAIN;
     }
     if (DDL_KINDS.has(info.kind)) {
       const action = await planDdl(port, info.kind, info.node);
       this.noteDdl(action);
-      switch (action.kind) {
-        case 'failed':
-          return false;
-        case 'tag':
-          sendSimple(port, NO_OP, [], [], map, retagExecute(action.tag, map));
-          return true;
-        case 'text':
-          sendSimple(port, action.text, [], [], undefined);
-          return true;
-        case 'plain':
-          sendSimple(port, text, [], [], map);
-          return true;
-      }
+      if (action.kind === 'failed') return FAILED;
+      return action.kind === 'plain' ? PLAIN : { kind: 'ddl', action };
     }
     if (info.kind === 'TransactionStmt') {
       const cmd = txCommand(info.node);
-      if (!cmd || !this.tx.active) {
-        sendSimple(port, text, [], [], map);
-        return true;
-      }
-      return this.runTx(port, cmd, (execute) => sendSimple(port, text, [], [], map, execute));
+      return cmd ? { kind: 'tx', cmd } : PLAIN;
     }
     if (info.kind === 'TruncateStmt') {
       const tp = await planTruncate(port, this.names, info);
-      if (tp === 'failed') return false;
-      if (tp === undefined) {
+      if (tp === 'failed') return FAILED;
+      return tp === undefined ? PLAIN : { kind: 'truncate', plan: tp };
+    }
+    const write = await planWrite(port, this.names, text, info, clientTypes, base);
+    if (write === 'failed') return FAILED;
+    if (write !== undefined) return { kind: 'write', plan: write };
+    const read = await planRead(port, this.names, text, info, clientTypes, base, resolve);
+    if (read === 'failed') return FAILED;
+    return read === undefined ? PLAIN : { kind: 'read', plan: read };
+  }
+
+  /** Runs one statement of an intercepted simple Query. False when it failed (the rest is skipped). */
+  private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap, sole: boolean): Promise<boolean | 'local'> {
+    // A statement that may take the fast path resolves its names from the cache, as prepared ones do.
+    const mayBeFast = sole && this.fdw.fastPath && info.kind === 'SelectStmt' && fastSyntax(info.node) === undefined;
+    const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : undefined);
+    switch (p.kind) {
+      case 'failed':
+        return false;
+      case 'plain':
         sendSimple(port, text, [], [], map);
         return true;
+      case 'ddl':
+        if (p.action.kind === 'tag') sendSimple(port, NO_OP, [], [], map, retagExecute(p.action.tag, map));
+        else sendSimple(port, p.action.text, [], [], undefined);
+        return true;
+      case 'tx':
+        if (!this.tx.active) {
+          sendSimple(port, text, [], [], map);
+          return true;
+        }
+        return this.runTx(port, p.cmd, (execute) => sendSimple(port, text, [], [], map, execute));
+      case 'truncate':
+        return this.runTruncate(port, p.plan, (execute) => sendSimple(port, NO_OP, [], [], map, execute));
+      case 'write': {
+        const write = p.plan;
+        const prepared = await prepareWrite(this.fdw.redis, write, NO_PARAMS, this.pending);
+        const wmap: PositionMap = (pos) => map(write.toOriginal(pos));
+        const describe = passCapture(Req.Describe, [Backend.NoData], wmap, { rewrite: (c, buf, st, e) => (c === Backend.RowDescription ? clientRowDescription(write, buf, st, e) : undefined) });
+        return this.runWrite(port, write, prepared, wmap, (execute) => sendSimple(port, write.text, write.paramTypes, prepared.extra, wmap, execute, describe));
       }
-      return this.runTruncate(port, tp, (execute) => sendSimple(port, NO_OP, [], [], map, execute));
+      case 'read': {
+        const plan = p.plan;
+        // Not after extended-protocol messages still in flight: if one fails, upstream discards this Query.
+        if (mayBeFast && port.upstreamIdle) {
+          const fast = await this.fastAnswer(port, fastShape(plan), NO_FAST_PARAMS, []);
+          if (fast) {
+            port.replyReady(Buffer.concat([encodeRowDescription(fast.fields), ...fast.result.rows, fast.result.complete]));
+            return 'local';
+          }
+        }
+        const explain = explainOptions(info);
+        const params = await fetchReadParams(this.fdw.redis, plan, NO_PARAMS, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
+        const rmap: PositionMap = (pos) => map(plan.rewritten.toOriginal(pos));
+        const execute = explain?.text ? explainCapture(explainLines(plan, NO_PARAMS, this.fastExplain(plan)), rmap) : undefined;
+        const describe = passCapture(Req.Describe, [Backend.NoData], rmap, { rewrite: (c, buf, s, e) => (c === Backend.RowDescription ? withSources(plan, buf, s, e) : undefined) });
+        if (plan.carrier === 'settings') setCarriers(port, plan, params);
+        sendSimple(port, plan.rewritten.text, plan.paramTypes, plan.carrier === 'settings' ? [] : params, rmap, execute, describe);
+        return true;
+      }
     }
-    const write = await planWrite(port, this.names, text, info, [], base);
-    if (write === 'failed') return false;
-    if (write !== undefined) {
-      const prepared = await prepareWrite(this.fdw.redis, write, NO_PARAMS, this.pending);
-      const wmap: PositionMap = (p) => map(write.toOriginal(p));
-      const describe = passCapture(Req.Describe, [Backend.NoData], wmap, { rewrite: (c, buf, st, e) => (c === Backend.RowDescription ? clientRowDescription(write, buf, st, e) : undefined) });
-      return this.runWrite(port, write, prepared, wmap, (execute) =>
-        sendSimple(port, write.text, write.paramTypes, prepared.extra, wmap, execute, describe),
-      );
-    }
-    const plan = await planRead(port, this.names, text, info, [], base);
-    if (plan === 'failed') return false;
-    if (plan === undefined) {
-      sendSimple(port, text, [], [], map);
-      return true;
-    }
-    const explain = explainOptions(info);
-    const params = await fetchReadParams(this.fdw.redis, plan, NO_PARAMS, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
-    const rmap: PositionMap = (p) => map(plan.rewritten.toOriginal(p));
-    const execute = explain?.text ? explainCapture(explainLines(plan, NO_PARAMS), rmap) : undefined;
-    const describe = passCapture(Req.Describe, [Backend.NoData], rmap, { rewrite: (c, buf, s, e) => (c === Backend.RowDescription ? withSources(plan, buf, s, e) : undefined) });
-    if (plan.carrier === 'settings') setCarriers(port, plan, params);
-    sendSimple(port, plan.rewritten.text, plan.paramTypes, plan.carrier === 'settings' ? [] : params, rmap, execute, describe);
-    return true;
   }
 
   private noteDdl(action: DdlAction): void {
@@ -438,6 +494,65 @@ class SessionInterceptor implements Interceptor {
     if (action.kind === 'plain' && action.createdTable) {
       this.created.add(action.createdTable);
     }
+  }
+
+  // ---- the local fast path ----
+
+  /**
+   * The fast path's answer to a read, or undefined when the upstream path must answer: the shape or
+   * the parameters aren't the fast path's, or the session's state leaves the bytes uncertain.
+   */
+  private async fastAnswer(port: SessionPort, shape: FastShape | string, params: FastParams | string, formats: readonly number[]): Promise<{ fields: FieldDescription[]; result: FastResult } | undefined> {
+    if (typeof shape === 'string' || typeof params === 'string' || !this.fastAllowed(port, shape.read.table)) return undefined;
+    const fields = fastFields(shape, formats);
+    if (!fields) return undefined;
+    try {
+      const result = await runFast(this.fdw.redis, shape, params);
+      return typeof result === 'string' ? undefined : { fields, result };
+    } catch (e) {
+      // The upstream path meets the same failure and reports it the way it always has.
+      if (isPgError(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Whether upstream's answer is certain not to depend on upstream's state: no failed transaction
+   * (its 25P02 stands), no earlier batch still in flight (its outcome could be one), no staged writes
+   * on the table (read-your-writes is the upstream path's), text crossing the wire as UTF-8 bytes.
+   */
+  private fastAllowed(port: SessionPort, table: ForeignTable): boolean {
+    if (!this.fdw.fastPath || this.owningTx) return false;
+    if (port.txStatus === 'E' || port.inFailedBatch || !port.upstreamSettled || !port.textIsUtf8) return false;
+    return this.tx.count === 0 || this.tx.on(table).length === 0;
+  }
+
+  private fastExplain(plan: ReadPlan): string {
+    if (!this.fdw.fastPath) return 'no (off)';
+    const shape = fastShape(plan);
+    return typeof shape === 'string' ? `no (${shape})` : 'yes';
+  }
+
+  private readonly cachedResolve: Resolver = async (port, refs) => {
+    const key = refs.map((r) => qualifiedName(r.schemaname, r.relname)).join(',');
+    const generation = this.fdw.catalog.currentGeneration;
+    const hit = this.resolutions.get(key);
+    if (hit && hit.generation === generation && Date.now() - hit.at <= this.fdw.recheckMs) return hit.res;
+    const res = await resolveTables(port, refs);
+    if (res.kind === 'tables') {
+      if (this.resolutions.size >= 256) this.resolutions.clear();
+      this.resolutions.set(key, { at: Date.now(), generation, res });
+    }
+    return res;
+  };
+
+  /** Makes a fast portal upstream's, for an Execute the fast path doesn't answer; its BindComplete was sent already. */
+  private async materialize(port: SessionPort, name: string, portal: OwnedPortal & { kind: 'fast' }): Promise<void> {
+    const { plan, bind } = portal;
+    this.portals.set(name, { kind: 'read', plan });
+    const extra = await fetchReadParams(this.fdw.redis, plan, textParam(bind, plan.paramTypes), { pending: this.pending });
+    const formats = bind.params.map((_, i) => paramFormat(bind, i));
+    port.send(encodeBind({ ...bind, paramFormats: [...formats, ...extra.map(() => 1)], params: [...bind.params, ...extra] }), [passCapture(Req.Bind, [Backend.BindComplete], undefined)]);
   }
 
   // ---- extended protocol ----
@@ -453,42 +568,29 @@ class SessionInterceptor implements Interceptor {
       this.notePassthroughDdl(info);
       return port.send(raw, [forward(Req.Parse)]);
     }
-    try {
-      if (DDL_KINDS.has(info.kind)) {
-        const action = await planDdl(port, info.kind, info.node);
-        this.noteDdl(action);
-        if (action.kind === 'failed') return;
-        if (action.kind === 'plain') return port.send(raw, [forward(Req.Parse)]);
-        if (action.kind === 'tag') this.statements.set(m.name, { kind: 'tag', tag: action.tag });
-        const text = action.kind === 'tag' ? NO_OP : action.text;
+    const p = await orFail(port, FAILED, () => this.planStatement(port, m.text, info, m.paramTypes, 0));
+    switch (p.kind) {
+      case 'failed':
+        return;
+      case 'plain':
+        return port.send(raw, [forward(Req.Parse)]);
+      case 'ddl': {
+        if (p.action.kind === 'tag') this.statements.set(m.name, { kind: 'tag', tag: p.action.tag });
+        const text = p.action.kind === 'tag' ? NO_OP : p.action.text;
         return port.send(encodeParse({ name: m.name, text, paramTypes: [] }), [forward(Req.Parse)]);
       }
-      if (info.kind === 'TransactionStmt') {
-        const cmd = txCommand(info.node);
-        if (cmd) this.statements.set(m.name, { kind: 'tx', cmd });
+      case 'tx':
+        this.statements.set(m.name, { kind: 'tx', cmd: p.cmd });
         return port.send(raw, [forward(Req.Parse)]);
-      }
-      if (info.kind === 'TruncateStmt') {
-        const tp = await planTruncate(port, this.names, info);
-        if (tp === 'failed') return;
-        if (tp === undefined) return port.send(raw, [forward(Req.Parse)]);
-        this.statements.set(m.name, { kind: 'truncate', plan: tp });
+      case 'truncate':
+        this.statements.set(m.name, { kind: 'truncate', plan: p.plan });
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
-      }
-      const write = await planWrite(port, this.names, m.text, info, m.paramTypes);
-      if (write === 'failed') return;
-      if (write !== undefined) {
-        this.statements.set(m.name, { kind: 'write', plan: write, checkedAt: Date.now() });
-        return port.send(encodeParse({ name: m.name, text: write.text, paramTypes: write.paramTypes }), [passCapture(Req.Parse, [], write.toOriginal)]);
-      }
-      const plan = await planRead(port, this.names, m.text, info, m.paramTypes);
-      if (plan === 'failed') return;
-      if (plan === undefined) return port.send(raw, [forward(Req.Parse)]);
-      this.statements.set(m.name, { kind: 'read', plan, checkedAt: Date.now() });
-      port.send(encodeParse({ name: m.name, text: plan.rewritten.text, paramTypes: plan.paramTypes }), [passCapture(Req.Parse, [], plan.rewritten.toOriginal)]);
-    } catch (e) {
-      if (!isPgError(e)) throw e;
-      failWith(port, encodeError(e));
+      case 'write':
+        this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now() });
+        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.toOriginal)]);
+      case 'read':
+        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan) });
+        return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
     }
   }
 
@@ -499,6 +601,7 @@ class SessionInterceptor implements Interceptor {
       case Frontend.Describe: {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
+        if (owner?.kind === 'fast') return port.reply(encodeRowDescription(owner.fields));
         if (owner?.kind === 'write') {
           const plan = owner.plan;
           return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => clientRowDescription(plan, buf, s, e) ?? NO_DATA)]);
@@ -511,6 +614,15 @@ class SessionInterceptor implements Interceptor {
         this.syncTx(port);
         const name = decodeExecute(raw, 0, raw.length).portal;
         const portal = this.portals.get(name);
+        if (portal?.kind === 'fast') {
+          if (decodeExecute(raw, 0, raw.length).maxRows === 0) {
+            this.portals.delete(name);
+            return port.reply(Buffer.concat([...portal.result.rows, portal.result.complete]));
+          }
+          // A row limit suspends the portal: upstream's portal does that, so it is made there.
+          await orFail(port, undefined, () => this.materialize(port, name, portal));
+          return port.send(raw, [forward(Req.Execute)]);
+        }
         if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
         if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
         if (portal?.kind === 'write') {
@@ -526,7 +638,10 @@ class SessionInterceptor implements Interceptor {
       }
       case Frontend.Close: {
         const t = decodeTarget(raw, 0, raw.length);
+        const local = t.kind === 'P' && this.portals.get(t.name)?.kind === 'fast';
         this.forget(t.kind, t.name);
+        // Upstream never had the fast portal; closing one that doesn't exist is no error there either.
+        if (local) return port.reply(CLOSE_COMPLETE);
         return port.send(raw, [forward(Req.Close)]);
       }
     }
@@ -534,20 +649,15 @@ class SessionInterceptor implements Interceptor {
 
   private async bindWrite(port: SessionPort, m: BindMessage, st: { plan: WritePlan; checkedAt: number }): Promise<void> {
     const plan = st.plan;
-    try {
-      if (m.params.length !== plan.clientParams) {
-        throw new PgError(SqlState.ProtocolViolation, `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${plan.clientParams}`);
-      }
+    await orFail(port, undefined, async () => {
+      checkParamCount(m, plan.clientParams);
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
-      if (!(await privilegesHold(port, st, needs))) return;
+      if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
       const prepared = await prepareWrite(this.fdw.redis, plan, textParam(m, plan.paramTypes), this.pending);
       this.portals.set(m.portal, { kind: 'write', plan, prepared });
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...prepared.extra], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
-    } catch (e) {
-      if (!isPgError(e)) throw e;
-      failWith(port, encodeError(e));
-    }
+    });
   }
 
   private async onBind(port: SessionPort, raw: Buffer): Promise<void> {
@@ -560,35 +670,44 @@ class SessionInterceptor implements Interceptor {
     if (st?.kind === 'write') return this.bindWrite(port, m, st);
     if (st?.kind !== 'read') return port.send(raw, [forward(Req.Bind)]);
     const plan = st.plan;
-    try {
-      if (m.params.length !== plan.clientParams) {
-        throw new PgError(SqlState.ProtocolViolation, `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${plan.clientParams}`);
+    await orFail(port, undefined, async () => {
+      checkParamCount(m, plan.clientParams);
+      if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] })), this.fdw.recheckMs))) return;
+      // Only the unnamed portal: a named one outlives the batch, and the fast path answers per batch.
+      if (m.portal === '' && typeof st.fast !== 'string') {
+        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes), m.resultFormats);
+        if (fast) {
+          this.portals.set(m.portal, { kind: 'fast', plan, bind: m, ...fast });
+          return port.reply(BIND_COMPLETE);
+        }
       }
-      if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] }))))) return;
       const param = textParam(m, plan.paramTypes);
       const explain = explainOptions(plan.info);
       const extra = await fetchReadParams(this.fdw.redis, plan, param, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
-      this.portals.set(m.portal, explain?.text ? { kind: 'explain', lines: explainLines(plan, param) } : { kind: 'read', plan });
+      this.portals.set(m.portal, explain?.text ? { kind: 'explain', lines: explainLines(plan, param, this.fastExplain(plan)) } : { kind: 'read', plan });
       if (plan.carrier === 'settings') {
         setCarriers(port, plan, extra);
         return port.send(raw, [forward(Req.Bind)]);
       }
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...extra.map(() => 1)], params: [...m.params, ...extra] }), [forward(Req.Bind)]);
-    } catch (e) {
-      if (!isPgError(e)) throw e;
-      failWith(port, encodeError(e));
-    }
+    });
+  }
+}
+
+function checkParamCount(m: BindMessage, expected: number): void {
+  if (m.params.length !== expected) {
+    throw new PgError(SqlState.ProtocolViolation, `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${expected}`);
   }
 }
 
 /**
  * Whether a prepared statement's tables still allow what it does. Postgres checks privileges at every
  * execution; asking upstream each time would add a round trip to every Bind, so this asks at most once
- * per PRIVILEGE_TTL_MS. Resolves false when upstream's answer was an error (already sent on its way).
+ * per `ttlMs`. Resolves false when upstream's answer was an error (already sent on its way).
  */
-async function privilegesHold(port: SessionPort, st: { checkedAt: number }, needs: { ref: RangeVarRef; table: ForeignTable; privileges: readonly Privilege[] }[]): Promise<boolean> {
-  if (Date.now() - st.checkedAt <= PRIVILEGE_TTL_MS) return true;
+async function privilegesHold(port: SessionPort, st: { checkedAt: number }, needs: { ref: RangeVarRef; table: ForeignTable; privileges: readonly Privilege[] }[], ttlMs: number): Promise<boolean> {
+  if (Date.now() - st.checkedAt <= ttlMs) return true;
   const res = await resolveTables(port, needs.map((n) => n.ref));
   if (res.kind === 'failed') return false;
   for (const n of needs) {

@@ -68,6 +68,7 @@ export interface ReadPlan {
 export const carrierSetting = (n: number): string => `redis_fdw_proxy.rows${n}`;
 
 export type Resolution = { kind: 'tables'; tables: (ForeignTable | undefined)[] } | { kind: 'failed' };
+export type Resolver = (port: SessionPort, refs: readonly { schemaname: string | undefined; relname: string }[]) => Promise<Resolution>;
 
 /**
  * Reads the definitions of the named relations that are Redis foreign tables, as the client's role.
@@ -115,10 +116,10 @@ export function checkPrivilege(t: ForeignTable, p: Privilege): void {
 
 /** Plans a statement's reads; `undefined` when none of its relations is a Redis foreign table. */
 /** `base` is the byte offset of `text` in the string the parser saw (parse locations count from there). */
-export async function planRead(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0): Promise<ReadPlan | undefined | 'failed'> {
+export async function planRead(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0, resolve: Resolver = resolveTables): Promise<ReadPlan | undefined | 'failed'> {
   const candidates = info.reads.filter((r) => names.has(r.relname));
   if (candidates.length === 0) return undefined;
-  const res = await resolveTables(port, candidates);
+  const res = await resolve(port, candidates);
   if (res.kind === 'failed') return 'failed';
   const clientParams = Math.max(info.maxParam, clientTypes.length);
   const paramTypes = [...clientTypes];
@@ -247,10 +248,13 @@ export function pushdownFor(r: ForeignRead, param: ParamText): Pushdown {
   return extractPushdown(r.ref, r.table.spec, param);
 }
 
-/** Lines EXPLAIN shows for the Redis side of each reference. */
-export function explainLines(plan: ReadPlan, param: ParamText): string[] {
-  return plan.reads.flatMap((r) => {
-    const [first, ...rest] = explainRead(r.table.spec, pushdownFor(r, param));
-    return [`Redis scan on ${r.table.display}${r.ref.alias ? ` ${r.ref.alias}` : ''}: ${first ?? ''}`, ...rest.map((l) => `  ${l}`)];
-  });
+/** Lines EXPLAIN shows for the Redis side of each reference, then whether the fast path would answer. */
+export function explainLines(plan: ReadPlan, param: ParamText, fastPath: string): string[] {
+  return [
+    ...plan.reads.flatMap((r) => {
+      const [first, ...rest] = explainRead(r.table.spec, pushdownFor(r, param));
+      return [`Redis scan on ${r.table.display}${r.ref.alias ? ` ${r.ref.alias}` : ''}: ${first ?? ''}`, ...rest.map((l) => `  ${l}`)];
+    }),
+    `Redis fast path: ${fastPath}`,
+  ];
 }

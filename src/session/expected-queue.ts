@@ -7,7 +7,7 @@
  * that no entry asked for (notices, notifications, parameter status) are always forwarded.
  */
 import { Backend } from '../protocol/codes.js';
-import { isFatalError } from '../protocol/backend.js';
+import { encodeReadyForQuery, isFatalError } from '../protocol/backend.js';
 
 /** What upstream is answering: decides which reply frame ends the entry. */
 export const enum Req {
@@ -47,6 +47,11 @@ export interface Local {
   readonly endsBatch: boolean;
   /** Marks where the client ended a COPY IN (CopyDone/CopyFail); carries no bytes. */
   readonly copyEnd?: boolean;
+  /**
+   * Ends with a ReadyForQuery whose status is upstream's last one, read when this reaches the head:
+   * the answer to a Sync or Query for which nothing went upstream (the local fast path).
+   */
+  readonly ready?: boolean;
 }
 
 export type Entry = Forward | Capture | Local;
@@ -96,6 +101,12 @@ export class ExpectedQueue {
   inBlock = false;
   /** Sees transaction-ending command tags (COMMIT, ROLLBACK, PREPARE TRANSACTION) when set. */
   onTxEnd: ((tag: string) => void) | undefined;
+  /**
+   * Upstream's reported settings that decide how text crosses the wire: the local fast path answers
+   * only while both encodings are UTF8 and string literals are standard.
+   */
+  textIsUtf8 = true;
+  private readonly settings = new Map<string, string>();
 
   /**
    * While consume() runs: what it owes the client, gathered so that a reply mixing forwarded, captured
@@ -185,6 +196,7 @@ export class ExpectedQueue {
         this.inBlock = this.txStatus !== 0x49;
       } else if (code === Backend.CommandComplete) this.noteTag(buf, off);
       else if (code === Backend.ErrorResponse && isFatalError(buf, off)) this.fatalSeen = true;
+      else if (code === Backend.ParameterStatus) this.noteSetting(buf, off, next);
       const e = this.head < this.items.length ? (this.items[this.head] as Forward | Capture) : undefined;
       if (e === undefined || isAsync(code)) {
         // An error nobody asked for answers a message that has no entry (a malformed Flush): upstream
@@ -233,6 +245,25 @@ export class ExpectedQueue {
       this.inBlock = false;
       this.onTxEnd?.(tag);
     }
+  }
+
+  private noteSetting(buf: Buffer, off: number, next: number): void {
+    const nameEnd = buf.indexOf(0, off + 5);
+    if (nameEnd < 0 || nameEnd >= next) return;
+    const name = buf.toString('utf8', off + 5, nameEnd);
+    if (name !== 'client_encoding' && name !== 'server_encoding' && name !== 'standard_conforming_strings') return;
+    this.settings.set(name, buf.toString('utf8', nameEnd + 1, next - 1));
+    const s = this.settings;
+    this.textIsUtf8 = (s.get('client_encoding') ?? 'UTF8') === 'UTF8' && (s.get('server_encoding') ?? 'UTF8') === 'UTF8' && (s.get('standard_conforming_strings') ?? 'on') === 'on';
+  }
+
+  /** Whether a Sync or Query sent upstream still awaits its ReadyForQuery (so the status may yet change). */
+  get batchPending(): boolean {
+    for (let i = this.head; i < this.items.length; i++) {
+      const e = this.items[i]!;
+      if (e.kind !== 'local' && (e.req === Req.Sync || e.req === Req.Query)) return true;
+    }
+    return false;
   }
 
   /** Syncs sent after the COPY's Execute and before the client ends the copy are ignored by upstream. */
@@ -289,7 +320,8 @@ export class ExpectedQueue {
 
   private emitLocal(e: Local): void {
     if (e.bytes.length) this.emit(e.bytes);
-    if (e.endsBatch) {
+    if (e.ready) this.emit(encodeReadyForQuery(String.fromCharCode(this.txStatus) as 'I' | 'T' | 'E'));
+    else if (e.endsBatch) {
       this.txStatus = e.bytes[e.bytes.length - 1] ?? this.txStatus;
       this.inBlock = this.txStatus !== 0x49;
     }

@@ -34,6 +34,7 @@ export interface SessionDeps {
 type Phase = 'startup' | 'connecting' | 'auth' | 'ready' | 'closed';
 
 const SSL_NO = Buffer.from('N');
+const EMPTY = Buffer.alloc(0);
 const SSL_YES = Buffer.from('S');
 
 /** Messages the client may send once ready, and which reply each awaits. -1: no reply. */
@@ -71,6 +72,8 @@ export class Session implements SessionPort {
   private inbox: { buf: Buffer; off: number; end: number }[] = [];
   private busy = false;
   private openBatch = false;
+  /** Something went upstream since the last Sync: that Sync must go too (else it is answered locally). */
+  private sentSinceSync = false;
   private upstreamBlocked = false;
   private upstreamCorked = false;
   private clientBlocked = false;
@@ -121,6 +124,18 @@ export class Session implements SessionPort {
 
   get batchOpen(): boolean {
     return this.openBatch;
+  }
+
+  get upstreamSettled(): boolean {
+    return !this.queue.batchPending;
+  }
+
+  get upstreamIdle(): boolean {
+    return this.queue.idle;
+  }
+
+  get textIsUtf8(): boolean {
+    return this.queue.textIsUtf8;
   }
 
   /** Idle: between transactions with nothing in flight, so closing loses nothing. */
@@ -281,7 +296,10 @@ export class Session implements SessionPort {
             if (d.kind === 'inspect' && ic) {
               const raw = buf.subarray(off, next);
               intercept = code === Frontend.Query ? () => ic.onQuery(this, text, d, raw) : () => ic.onParse(this, raw, d);
-            } else if (code === Frontend.Parse && ic?.ownsAny) ic.forget('S', buf.toString('utf8', off + 5, buf.indexOf(0, off + 5)));
+            } else {
+              if (code === Frontend.Parse && ic?.ownsAny) ic.forget('S', buf.toString('utf8', off + 5, buf.indexOf(0, off + 5)));
+              if (ic?.cachesNames) ic.passedThrough(text);
+            }
           } else if (ic?.ownsAny && (code === Frontend.Bind || code === Frontend.Describe || code === Frontend.Execute || code === Frontend.Close)) {
             const [kind, name] = this.target(code, buf, off, next);
             if (ic.owns(kind, name)) {
@@ -303,6 +321,14 @@ export class Session implements SessionPort {
           this.runIntercepted(intercept);
           return;
         }
+        if (code === Frontend.Sync && !this.sentSinceSync && this.interceptor) {
+          // Nothing of this batch went upstream (the fast path answered it): neither does its Sync.
+          this.flushRun(buf, runStart, off);
+          this.queue.push({ kind: 'local', bytes: EMPTY, endsBatch: true, ready: true });
+          runStart = off = next;
+          continue;
+        }
+        this.sentSinceSync = code !== Frontend.Sync;
         if (req >= 0) this.queue.push(forward(req));
         else if (code === Frontend.CopyDone || code === Frontend.CopyFail) this.queue.markCopyEnd();
         if (code === Frontend.Terminate) {
@@ -367,6 +393,7 @@ export class Session implements SessionPort {
   // ---- SessionPort ----
 
   send(bytes: Buffer | Buffer[], entries: Entry[]): void {
+    this.sentSinceSync = true;
     for (const e of entries) this.queue.push(e);
     this.corkUpstreamForTurn();
     if (Array.isArray(bytes)) {
@@ -376,6 +403,10 @@ export class Session implements SessionPort {
 
   reply(bytes: Buffer, endsBatch = false): void {
     this.queue.push({ kind: 'local', bytes, endsBatch });
+  }
+
+  replyReady(bytes: Buffer): void {
+    this.queue.push({ kind: 'local', bytes, endsBatch: true, ready: true });
   }
 
   // ---- upstream side ----

@@ -18,10 +18,18 @@ export interface SessionPort {
   readonly inFailedBatch: boolean;
   /** Extended-protocol messages were sent since the last Sync: the proxy must not Sync on its own. */
   readonly batchOpen: boolean;
+  /** No Sync or Query sent upstream still awaits its ReadyForQuery: `txStatus` is upstream's current one. */
+  readonly upstreamSettled: boolean;
+  /** No reply at all is owed by upstream. */
+  readonly upstreamIdle: boolean;
+  /** Client and server encodings are UTF8 and standard_conforming_strings is on, as upstream reported. */
+  readonly textIsUtf8: boolean;
   /** Sends bytes upstream and records what their replies are for, in one step so order can't slip. */
   send(bytes: Buffer | Buffer[], entries: Entry[]): void;
   /** Queues bytes the proxy produced itself, sent when every earlier reply has been. */
   reply(bytes: Buffer, endsBatch?: boolean): void;
+  /** Queues `bytes` then a ReadyForQuery with upstream's status when it is sent: a Query answered locally. */
+  replyReady(bytes: Buffer): void;
 }
 
 /** Where a client message the hook flagged goes. Resolves once the message's effects are queued. */
@@ -43,6 +51,10 @@ export interface Interceptor {
   owns(kind: 'S' | 'P', name: string): boolean;
   /** Any statement or portal owned at all: lets the hot path skip name lookups. */
   readonly ownsAny: boolean;
+  /** The interceptor holds name resolutions that a statement passing by (SET search_path...) could stale. */
+  readonly cachesNames: boolean;
+  /** A statement the hook let through untouched, while `cachesNames`. */
+  passedThrough(text: string): void;
   /** Called when the session ends, to release what it holds. */
   close(): void;
 }

@@ -102,3 +102,30 @@ export function extractPushdown(ref: RangeVarRef, spec: TableSpec, param: ParamT
   }
   return p;
 }
+
+/** One conjunct of a WHERE that pins a column to a list of values (`col = v`, `col IN (...)`). */
+export interface Pin {
+  col: number;
+  values: string[];
+}
+
+/**
+ * The WHERE of `ref` as pins on the columns the pushdown narrows, or undefined when any conjunct is
+ * something else: only then does the pushdown apply the whole WHERE, so a reader that re-checks the
+ * pins gets exactly the rows upstream would.
+ */
+export function exactPins(ref: RangeVarRef, spec: TableSpec, param: ParamText): Pin[] | undefined {
+  const textCol = (role: string): number => spec.roles.findIndex((r, i) => r.kind === role && EXACT_TEXT_COLUMNS.has(spec.columns[i]!.type));
+  const cols = [spec.type === 'hash' ? textCol('field') : -1, spec.multi !== 'none' ? textCol('key') : -1].filter((c) => c >= 0);
+  const pins: Pin[] = [];
+  for (const c of conjuncts(ref.where)) {
+    let pin: Pin | undefined;
+    for (const col of cols) {
+      const values = pinnedValues(c, ref, spec, col, param);
+      if (values) pin = { col, values };
+    }
+    if (!pin) return undefined;
+    pins.push(pin);
+  }
+  return pins;
+}

@@ -14,7 +14,7 @@ export interface RunningProxy {
   close: () => Promise<void>;
 }
 
-export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> = {}): Promise<RunningProxy> {
+export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> = {}, fdwOptions: { recheckMs?: number } = {}): Promise<RunningProxy> {
   const config: ProxyConfig = {
     listenHost: '127.0.0.1',
     listenPort: 0,
@@ -28,7 +28,7 @@ export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> 
     ...overrides,
   };
   const log = pino({ level: config.logLevel });
-  const server = new ProxyServer(config, log, { fdw: createRedisFdw(config, log) });
+  const server = new ProxyServer(config, log, { fdw: createRedisFdw(config, log, fdwOptions) });
   const addr = await server.listen();
   const up = parseUpstreamUrl(pgUrl);
   return {

@@ -1,0 +1,240 @@
+/**
+ * The local fast path (DESIGN §2): a SELECT of plain columns from one Redis foreign table, whose WHERE
+ * the pushdown applies exactly, is answered by the proxy from Redis with no upstream round trip.
+ *
+ * Its bytes must be those the upstream path sends, so the shape is narrow on purpose: every declared
+ * column is `text` or `character varying` (no typmod), whose text and binary forms are both the UTF-8
+ * bytes themselves and whose cast from text can't fail; anything else is planned the usual way. The
+ * differential test (test/fdw/fast-path.test.ts) holds the two paths byte for byte.
+ */
+import { isUtf8 } from 'node:buffer';
+import { encodeCommandComplete, encodeDataRow, encodeRowDescription, type FieldDescription } from '../protocol/backend.js';
+import { paramFormat, type BindMessage } from '../protocol/frontend.js';
+import { inner, nodeKind, type Node } from '../sql/analyze.js';
+import { exactPins, type ParamText, type Pin } from '../sql/pushdown.js';
+import { checkText } from '../redis/text.js';
+import { pushdownFor, readRows, type ForeignRead, type ReadPlan, type RedisAccess } from './select.js';
+
+/** Declared column types the fast path reproduces byte for byte: text out and binary out are the bytes. */
+const FAST_TYPES = new Map<number, string>([
+  [25, 'text'],
+  [1043, 'character varying'],
+]);
+const TEXT_PARAM_TYPES = new Set([0, 25, 1043]);
+const INT8_OID = 20;
+/** Postgres truncates longer identifiers (with a NOTICE the fast path doesn't make). */
+const MAX_IDENT_BYTES = 63;
+
+export interface FastShape {
+  read: ForeignRead;
+  /** Output columns: the table column each one is, and the name upstream reports for it. */
+  columns: { col: number; name: string }[];
+  limit: Node | undefined;
+  offset: Node | undefined;
+  /** How each client parameter is used: compared as text, or a LIMIT/OFFSET count. */
+  params: Map<number, 'text' | 'count'>;
+}
+
+/**
+ * Whether a statement has the fast path's shape, judged from its parse tree alone: one SELECT of
+ * column references from one relation, with none of the clauses that need an evaluator.
+ */
+export function fastSyntax(select: Node): string | undefined {
+  const q = select;
+  if (q.op !== 'SETOP_NONE' || q.withClause || q.intoClause || q.valuesLists) return 'not a plain SELECT';
+  if (q.groupClause || q.havingClause || q.distinctClause || q.windowClause || q.groupDistinct) return 'grouping or DISTINCT';
+  if (q.sortClause) return 'ORDER BY';
+  if (q.lockingClause) return 'row locking';
+  if (q.limitOption === 'LIMIT_OPTION_WITH_TIES') return 'WITH TIES';
+  const from = (q.fromClause as Node[] | undefined) ?? [];
+  if (from.length !== 1 || nodeKind(from[0]) !== 'RangeVar') return 'not one table in FROM';
+  const alias = inner(from[0]).alias as Node | undefined;
+  if (alias?.colnames) return 'column aliases on the table';
+  for (const t of (q.targetList as Node[] | undefined) ?? []) {
+    const rt = inner(t);
+    if (nodeKind(rt.val) !== 'ColumnRef' || rt.indirection) return 'an output column that is not a plain column';
+    if (rt.name !== undefined && Buffer.byteLength(String(rt.name)) > MAX_IDENT_BYTES) return 'a long alias';
+  }
+  return undefined;
+}
+
+/** The fast-path shape of a planned read, or why it has none (EXPLAIN prints the reason). */
+export function fastShape(plan: ReadPlan): FastShape | string {
+  const select = plan.info.kind === 'ExplainStmt' ? inner(plan.info.node.query) : plan.info.kind === 'SelectStmt' ? plan.info.node : undefined;
+  if (!select || (plan.info.kind === 'ExplainStmt' && nodeKind(plan.info.node.query) !== 'SelectStmt')) return 'not a SELECT';
+  const syntax = fastSyntax(select);
+  if (syntax) return syntax;
+  if (plan.reads.length !== 1 || plan.info.reads.length !== 1 || plan.carrier !== 'params') return 'more than one relation';
+  const read = plan.reads[0]!;
+  const cols = read.table.spec.columns;
+  // The catalog's JSON carries oids as strings.
+  const odd = cols.find((c) => FAST_TYPES.get(Number(c.typeOid)) !== c.type);
+  if (odd) return `column ${odd.name} is ${odd.type}`;
+  const qualifier = read.ref.alias ?? read.ref.relname;
+  const columns: FastShape['columns'] = [];
+  for (const t of (select.targetList as Node[] | undefined) ?? []) {
+    const rt = inner(t);
+    const fields = ((inner(rt.val).fields as Node[] | undefined) ?? []).map((f) => (nodeKind(f) === 'A_Star' ? '*' : nodeKind(f) === 'String' ? String(inner(f).sval) : undefined));
+    const name = fields.length === 1 ? fields[0] : fields.length === 2 && fields[0] === qualifier ? fields[1] : undefined;
+    if (name === '*') {
+      cols.forEach((c, i) => columns.push({ col: i, name: c.name }));
+      continue;
+    }
+    const i = cols.findIndex((c) => c.name === name);
+    if (name === undefined || i < 0) return 'an unknown or qualified column';
+    columns.push({ col: i, name: rt.name === undefined ? cols[i]!.name : String(rt.name) });
+  }
+  if (columns.length === 0) return 'no output columns';
+  const params = new Map<number, 'text' | 'count'>();
+  const use = (n: number, how: 'text' | 'count'): boolean => {
+    if (params.has(n) && params.get(n) !== how) return false;
+    params.set(n, how);
+    return true;
+  };
+  // Any text stands in for a parameter here; the real values are checked at each execution.
+  if (!exactPins(read.ref, read.table.spec, () => '')) return 'a WHERE the pushdown does not apply exactly';
+  for (const n of paramRefs(read.ref.where)) if (!use(n, 'text')) return 'a parameter used two ways';
+  for (const c of [select.limitCount, select.limitOffset] as (Node | undefined)[]) {
+    if (c === undefined) continue;
+    const k = nodeKind(c);
+    if (k === 'ParamRef') {
+      if (!use(Number(inner(c).number), 'count')) return 'a parameter used two ways';
+    } else if (k !== 'A_Const' || !(inner(c).isnull || inner(c).ival)) return 'a LIMIT or OFFSET that is not an integer';
+  }
+  for (let n = 1; n <= plan.clientParams; n++) if (!params.has(n)) return `parameter $${n} is not used`;
+  return { read, columns, limit: select.limitCount as Node | undefined, offset: select.limitOffset as Node | undefined, params };
+}
+
+function paramRefs(n: unknown, out: number[] = []): number[] {
+  if (Array.isArray(n)) for (const x of n) paramRefs(x, out);
+  else if (n && typeof n === 'object') {
+    if (nodeKind(n) === 'ParamRef') out.push(Number(inner(n).number));
+    else for (const v of Object.values(n)) paramRefs(v, out);
+  }
+  return out;
+}
+
+/** A client's bound parameters as the fast path may use them, or a reason it can't. */
+export interface FastParams {
+  text: ParamText;
+  count(n: number): number | null | undefined;
+}
+
+export const NO_FAST_PARAMS: FastParams = { text: () => undefined, count: () => undefined };
+
+/**
+ * Reads a Bind's parameters for the fast path, or says why it can't: a value Postgres's input would
+ * refuse or change (bad UTF-8, NUL, a count that isn't a plain non-negative integer) stays upstream's.
+ */
+export function fastParams(shape: FastShape, m: BindMessage, declared: readonly number[]): FastParams | string {
+  for (const [n, how] of shape.params) {
+    const v = m.params[n - 1];
+    const type = declared[n - 1] ?? 0;
+    const fmt = paramFormat(m, n - 1);
+    if (fmt !== 0 && fmt !== 1) return 'a parameter format code upstream refuses';
+    if (v === null || v === undefined) continue;
+    if (how === 'text') {
+      if (!TEXT_PARAM_TYPES.has(type)) return `parameter $${n} is declared with type ${type}`;
+      if (!isUtf8(v) || v.includes(0)) return `parameter $${n} is not valid text`;
+    } else if (countValue(v, fmt, type) === undefined) return `parameter $${n} is not a count the fast path reads`;
+  }
+  return {
+    text: (n) => {
+      const v = m.params[n - 1];
+      return v === undefined ? undefined : v === null ? null : v.toString('utf8');
+    },
+    count: (n) => {
+      const v = m.params[n - 1];
+      return v === undefined ? undefined : v === null ? null : countValue(v, paramFormat(m, n - 1), declared[n - 1] ?? 0);
+    },
+  };
+}
+
+function countValue(v: Buffer, fmt: number, type: number): number | undefined {
+  if (type !== 0 && type !== INT8_OID) return undefined;
+  if (fmt === 0) {
+    const s = v.toString('latin1');
+    return /^[0-9]{1,15}$/.test(s) ? Number(s) : undefined;
+  }
+  if (v.length !== 8) return undefined;
+  const n = v.readBigInt64BE(0);
+  return n >= 0n && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : undefined;
+}
+
+/** A LIMIT or OFFSET as a count; null for none (ALL or NULL); undefined when the fast path can't tell. */
+function count(n: Node | undefined, params: FastParams): number | null | undefined {
+  if (n === undefined) return null;
+  if (nodeKind(n) === 'ParamRef') return params.count(Number(inner(n).number));
+  const c = inner(n);
+  if (c.isnull) return null;
+  const v = Number((c.ival as Node | undefined)?.ival ?? 0);
+  return Number.isInteger(v) && v >= 0 ? v : undefined;
+}
+
+/** The row description upstream sends for this shape, with the client's result formats. */
+export function fastFields(shape: FastShape, formats: readonly number[]): FieldDescription[] | undefined {
+  const n = shape.columns.length;
+  if (formats.length > 1 && formats.length !== n) return undefined;
+  if (formats.some((f) => f !== 0 && f !== 1)) return undefined;
+  const { table } = shape.read;
+  return shape.columns.map((c, i) => ({
+    name: c.name,
+    tableOid: table.resolved.oid,
+    attnum: c.col + 1,
+    typeOid: Number(table.spec.columns[c.col]!.typeOid),
+    typeLen: -1,
+    typeMod: -1,
+    format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : formats[i]!,
+  }));
+}
+
+export const encodeFastFields = encodeRowDescription;
+
+export interface FastResult {
+  /** DataRow messages, in Redis's order as upstream would return them. */
+  rows: Buffer[];
+  /** CommandComplete. */
+  complete: Buffer;
+}
+
+/**
+ * Reads the rows from Redis and shapes them as upstream would. Text and binary formats are the same
+ * bytes for the fast types, so formats don't change the rows. Throws what the upstream path would
+ * throw for a bad value (22021); the caller then lets that path run and report it.
+ */
+export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams): Promise<FastResult | string> {
+  const { read } = shape;
+  const pins = exactPins(read.ref, read.table.spec, params.text);
+  if (!pins) return 'a parameter the pushdown cannot read';
+  const limit = count(shape.limit, params);
+  const offset = count(shape.offset, params);
+  if (limit === undefined || offset === undefined) return 'LIMIT or OFFSET';
+  const end = limit === null ? Infinity : (offset ?? 0) + limit;
+  const rows: Buffer[] = [];
+  let seen = 0;
+  const table = read.table.display;
+  await readRows(redis, read.table, pushdownFor(read, params.text), undefined, {
+    row(key, values) {
+      // Every value read is checked, shown or not, as the upstream path checks all it ships.
+      for (const v of values) if (Buffer.isBuffer(v)) checkText(v, key, table);
+      if (seen >= end || !passes(pins, values)) return;
+      const out: (Buffer | null)[] = [];
+      for (const c of shape.columns) {
+        const v = values[c.col] ?? null;
+        out.push(v === null ? null : typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
+      }
+      if (seen++ >= (offset ?? 0)) rows.push(encodeDataRow(out));
+    },
+  });
+  return { rows, complete: encodeCommandComplete(`SELECT ${rows.length}`) };
+}
+
+function passes(pins: readonly Pin[], values: readonly (Buffer | string | null)[]): boolean {
+  for (const p of pins) {
+    const v = values[p.col];
+    if (v === null || v === undefined) return false;
+    const s = typeof v === 'string' ? v : v.toString('utf8');
+    if (!p.values.includes(s)) return false;
+  }
+  return true;
+}

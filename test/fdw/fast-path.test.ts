@@ -1,0 +1,383 @@
+/**
+ * The local fast path, differentially: seeded random single-table reads over every Redis type and both
+ * seed dialects run through a proxy with the fast path on and one with it off (`fastPath: false`, the
+ * upstream path), and the reply bytes must be identical, frame for frame. The fast proxy reaches
+ * Postgres through a counting relay, so the test also knows which statements cost an upstream round
+ * trip: those the fast path should answer must send upstream nothing at all, Sync included.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import type pg from 'pg';
+import { fdwFixture, type FdwFixture } from '../support/fdw.js';
+import { connect } from '../support/fdw-sql.js';
+import { startProxy, type RunningProxy } from '../harness/proxy.js';
+import { msg, ProtoConn, urlParts, type Frame, type Param } from '../support/proto-client.js';
+import { prng } from '../support/frames.js';
+
+const DB = 15;
+const SEED = Number(process.env.FAST_PATH_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const STATEMENTS = 240;
+
+let f: FdwFixture;
+let fast: RunningProxy;
+let relay: net.Server;
+/** Bytes the fast proxy has sent to Postgres, through the relay. */
+let upstreamBytes = 0;
+let setup: pg.Client;
+
+interface Table {
+  name: string;
+  /** Declared columns; `fast` when every one is text or varchar. */
+  cols: { name: string; type: string }[];
+  /** The column a WHERE may pin exactly (hash field, or a multi-key table's key), and values to try. */
+  pin?: { col: string; values: string[] };
+}
+
+const tables: Table[] = [];
+
+/** Values that look binary or foreign: control characters, a backslash escape, emoji, combining marks, empty. */
+const VALUES = ['', 'a', 'hello world', 'x\u0001y', '\\x00ff', 'naïve café', '日本語', '🙂👍', 'e\u0301', "it's", 'tab\tnew\nline', ' lead', '0', 'NULL'];
+
+async function load(): Promise<void> {
+  const r = f.redis;
+  const fields = Object.fromEntries(VALUES.map((v, i) => [v, `v${i}:${VALUES[(i + 3) % VALUES.length]}`]));
+  await r.hset('h', fields);
+  await r.rpush('l', ...VALUES);
+  await r.sadd('s', ...VALUES);
+  await r.zadd('z', ...VALUES.flatMap((v, i) => [String(i * 1.5), v]));
+  await r.set('str', 'a string ✓');
+  await r.xadd('x', '1-1', 'f', 'v1');
+  await r.xadd('x', '2-1', 'f', 'ünï', 'g', '');
+  for (const k of ['', 'a', 'b ü', 'c']) {
+    await r.hset(`gh:${k}`, { one: `1${k}`, '': `empty-${k}`, ü: 'u' });
+    await r.sadd(`gs:${k}`, 'm1', k || 'empty');
+    await r.rpush(`gl:${k}`, 'e1', 'e2');
+  }
+  // A value Postgres text can't hold: both paths must refuse it the same way (22021).
+  await r.hset('bad', { ok: 'fine', broken: Buffer.from([0x61, 0xff, 0x62]) });
+}
+
+async function ddl(): Promise<void> {
+  const q = (sql: string): Promise<unknown> => setup.query(sql);
+  await q(`create foreign data wrapper redis_wrapper handler redis_fdw_handler`);
+  await q(`create server sb foreign data wrapper redis_wrapper options (conn_url '${f.redisUrl}')`);
+  await q(`create server rs foreign data wrapper redis_wrapper options (host_port '${f.redisHostPort}')`);
+  const fieldValues = [...VALUES, 'missing', 'MISSING'];
+  const keyValues = ['gh:', 'gh:a', 'gh:b ü', 'gs:c', 'gl:a', 'nope', ''];
+  const sb = (name: string, cols: string, type: string, key: string, pin?: Table['pin']): Table => {
+    void q(`create foreign table ${name} (${cols}) server sb options (src_type '${type}', src_key '${key}')`);
+    return { name, cols: cols.split(', ').map((c) => ({ name: c.split(' ')[0]!, type: c.split(' ').slice(1).join(' ') })), pin };
+  };
+  const rs = (name: string, cols: string, type: string, key: string, pin?: Table['pin']): Table => {
+    void q(`create foreign table ${name} (${cols}) server rs options (database '${DB}', table_type '${type}', table_key_prefix '${key}')`);
+    return { name, cols: cols.split(', ').map((c) => ({ name: c.split(' ')[0]!, type: c.split(' ').slice(1).join(' ') })), pin };
+  };
+  tables.push(
+    sb('sb_hash', 'key text, value text', 'hash', 'h', { col: 'key', values: fieldValues }),
+    sb('sb_hash_vc', 'key varchar, value character varying', 'hash', 'h', { col: 'key', values: fieldValues }),
+    sb('sb_hash_n', 'key text, value name', 'hash', 'h', { col: 'key', values: fieldValues }),
+    sb('sb_bad', 'key text, value text', 'hash', 'bad', { col: 'key', values: ['ok', 'broken', 'none'] }),
+    sb('sb_list', 'element text', 'list', 'l'),
+    sb('sb_set', 'element text', 'set', 's'),
+    sb('sb_zset', 'element text', 'zset', 'z'),
+    sb('sb_stream', 'id text, items jsonb', 'stream', 'x'),
+    sb('sb_multi', 'key text, items jsonb', 'multi_hash', 'gh:*', { col: 'key', values: keyValues }),
+    rs('rs_hash', 'key text, value text', 'hash', 'h', { col: 'key', values: fieldValues }),
+    rs('rs_list', 'element text', 'list', 'l'),
+    rs('rs_set', 'member text', 'set', 's'),
+    rs('rs_zset', 'member text', 'zset', 'z'),
+    rs('rs_zset_s', 'member text, score float8', 'zset', 'z'),
+    rs('rs_string', 'value text', 'string', 'str'),
+    rs('rs_ghash', 'key text, field text, value text', 'hash', 'gh:*', { col: 'key', values: keyValues }),
+    rs('rs_gset', 'key text, member text', 'set', 'gs:*', { col: 'key', values: keyValues }),
+    rs('rs_glist', 'key text, element text, index int', 'list', 'gl:*', { col: 'key', values: keyValues }),
+  );
+  await q('select 1'); // the creates above were queued on this client; wait for them all
+}
+
+/** Starts a relay to Postgres that counts what the proxy sends it. */
+async function startRelay(target: { host: string; port: number }): Promise<number> {
+  relay = net.createServer((client) => {
+    const server = net.connect(target.port, target.host);
+    client.on('data', (d) => {
+      upstreamBytes += d.length;
+      server.write(d);
+    });
+    server.on('data', (d) => client.write(d));
+    const end = (): void => {
+      client.destroy();
+      server.destroy();
+    };
+    client.on('close', end);
+    server.on('close', end);
+    client.on('error', end);
+    server.on('error', end);
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  return (relay.address() as net.AddressInfo).port;
+}
+
+const quote = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+interface Case {
+  sql: string;
+  params: Param[];
+  paramFormats: number[];
+  resultFormats: number[];
+  protocol: 'simple' | 'extended' | 'prepared';
+  /** The generator's own judgement: the fast path must answer this one with no upstream bytes. */
+  expectFast: boolean;
+}
+
+function generate(rand: ReturnType<typeof prng>): Case {
+  const t = rand.pick(tables);
+  const allText = t.cols.every((c) => c.type === 'text' || c.type === 'varchar' || c.type === 'character varying');
+  const protocol = rand.pick(['simple', 'extended', 'prepared'] as const);
+  const alias = rand.next() < 0.2 ? 'q' : undefined;
+  const qual = alias ?? t.name;
+  let exact = true;
+  // Output columns.
+  let targets: string;
+  let ncols: number;
+  const roll = rand.next();
+  if (roll < 0.35) {
+    targets = '*';
+    ncols = t.cols.length;
+  } else if (roll < 0.45) {
+    targets = `${qual}.*`;
+    ncols = t.cols.length;
+  } else {
+    const n = rand.int(1, 3);
+    const picks = Array.from({ length: n }, () => rand.pick(t.cols));
+    targets = picks.map((c, i) => (rand.next() < 0.3 ? `${qual}.${c.name}` : c.name) + (rand.next() < 0.25 ? ` as "Out ${i} é"` : '')).join(', ');
+    ncols = n;
+    if (rand.next() < 0.08) {
+      targets += ', length(' + t.cols[0]!.name + ')';
+      ncols++;
+      exact = false;
+    }
+  }
+  // WHERE.
+  const params: Param[] = [];
+  const paramFormats: number[] = [];
+  const param = (v: Param, fmt = 0): string => {
+    params.push(v);
+    paramFormats.push(fmt);
+    return `$${params.length}`;
+  };
+  const useParams = protocol !== 'simple';
+  let where = '';
+  const w = rand.next();
+  if (t.pin && w < 0.55) {
+    const v = (): string => rand.pick(t.pin!.values);
+    const one = (): string => {
+      if (useParams && rand.next() < 0.6) {
+        const r = rand.next();
+        if (r < 0.1) return param(null);
+        return param(v(), rand.next() < 0.3 ? 1 : 0) + (rand.next() < 0.15 ? '::varchar' : '');
+      }
+      return rand.next() < 0.05 ? 'NULL' : quote(v());
+    };
+    where = rand.next() < 0.7 ? ` where ${t.pin.col} = ${one()}` : ` where ${t.pin.col} in (${one()}, ${one()}${rand.next() < 0.5 ? `, ${one()}` : ''})`;
+    if (rand.next() < 0.15) where += ` and ${qual}.${t.pin.col} = ${one()}`;
+  } else if (w < 0.7) {
+    const c = rand.pick(t.cols);
+    where = ` where ${c.name}::text like ${quote('%a%')}`;
+    exact = false;
+  }
+  // LIMIT / OFFSET.
+  let tail = '';
+  const lim = rand.next();
+  if (lim < 0.25) tail = ` limit ${rand.int(0, 4)}`;
+  else if (lim < 0.35) tail = ` limit ${rand.int(0, 3)} offset ${rand.int(0, 3)}`;
+  else if (lim < 0.45 && useParams) tail = ` limit ${param(rand.next() < 0.15 ? null : String(rand.int(0, 5)))}`;
+  else if (lim < 0.5) tail = ` offset ${rand.int(1, 5)}`;
+  else if (lim < 0.53) tail = ' limit all';
+  const order = rand.next() < 0.06 ? ` order by 1` : '';
+  if (order) exact = false;
+  const sql = `select ${targets} from ${t.name}${alias ? ` ${alias}` : ''}${where}${order}${tail}`;
+  // Result formats.
+  let resultFormats: number[] = [];
+  if (protocol !== 'simple') {
+    const r = rand.next();
+    if (r < 0.3) resultFormats = [1];
+    else if (r < 0.5) resultFormats = Array.from({ length: ncols }, () => rand.int(0, 1));
+    else if (r < 0.55) resultFormats = [0, 1, 0, 1, 0].slice(0, ncols + 1); // a count upstream refuses
+  }
+  const formatsOk = resultFormats.length <= 1 || resultFormats.length === ncols;
+  const expectFast = allText && exact && formatsOk && t.name !== 'sb_bad';
+  return { sql, params, paramFormats, resultFormats, protocol, expectFast };
+}
+
+const bytes = (frames: Frame[]): string[] => frames.map((fr) => `${fr.type} ${fr.body.toString('hex')}`);
+
+/**
+ * Runs one case on a connection; returns the reply frames of its last batch, up to and including
+ * ReadyForQuery, and the bytes the fast proxy sent upstream for that batch.
+ */
+async function run(c: ProtoConn, k: Case, n: number): Promise<{ frames: Frame[]; sent: number }> {
+  const start = upstreamBytes;
+  const done = async (): Promise<{ frames: Frame[]; sent: number }> => {
+    const frames = await c.readUntilReady();
+    return { frames, sent: upstreamBytes - start };
+  };
+  if (k.protocol === 'simple') {
+    c.write(msg.query(k.sql));
+    return done();
+  }
+  const name = k.protocol === 'prepared' ? `s${n}` : '';
+  const bind = msg.bind('', name, k.params, k.paramFormats.some((x) => x === 1) ? k.paramFormats : [], k.resultFormats);
+  if (k.protocol === 'prepared') {
+    // Prepared in its own batch, as drivers do; then executed twice, the second time the hot case.
+    c.write(msg.parse(name, k.sql), msg.describe('S', name), msg.sync());
+    const prep = await c.readUntilReady();
+    if (prep.some((fr) => fr.type === 'E')) return { frames: prep, sent: -1 };
+    c.write(bind, msg.describe('P', ''), msg.execute(''), msg.sync());
+    await c.readUntilReady();
+  } else {
+    c.write(msg.parse(name, k.sql), bind, msg.describe('P', ''), msg.execute(''), msg.sync());
+    return done();
+  }
+  const hot = upstreamBytes;
+  c.write(bind, msg.describe('P', ''), msg.execute(''), msg.sync());
+  const frames = await c.readUntilReady();
+  return { frames, sent: upstreamBytes - hot };
+}
+
+before(async () => {
+  f = await fdwFixture('fdw_fast_path', DB, { fastPath: false });
+  const up = urlParts(f.directUrl);
+  const relayPort = await startRelay(up);
+  // The catalog and name resolutions stay cached for the whole test (by default they are checked again
+  // every second), so a table's first read is its only round trip.
+  fast = await startProxy(`postgres://${encodeURIComponent(up.user)}:${encodeURIComponent(up.password)}@127.0.0.1:${relayPort}/${f.db}`, {}, { recheckMs: 600_000 });
+  setup = await connect(f.url);
+  await load();
+  await ddl();
+});
+
+after(async () => {
+  await setup?.end();
+  await fast?.close();
+  relay?.close();
+  await f?.close();
+});
+
+async function open(port: number): Promise<ProtoConn> {
+  const up = urlParts(f.directUrl);
+  return ProtoConn.open(port, { user: up.user, password: up.password, database: f.db });
+}
+
+describe(`fast path vs upstream path, byte for byte (seed ${SEED}, FAST_PATH_SEED to repeat)`, () => {
+  it(`${STATEMENTS} random single-table reads: identical bytes; the eligible ones cost no upstream bytes`, async () => {
+    const rand = prng(SEED);
+    const a = await open(fast.port);
+    const b = await open(f.proxy.port);
+    let local = 0;
+    let expected = 0;
+    const warm = new Set<string>();
+    try {
+      for (let n = 0; n < STATEMENTS; n++) {
+        const k = generate(rand);
+        const mark = `#${n} ${k.protocol} ${k.sql} params=${JSON.stringify(k.params)} formats=${JSON.stringify(k.resultFormats)}`;
+        // A table's first fast read resolves its name upstream (then cached); the next one is the hot case.
+        const table = k.sql.split(' from ')[1]!.split(' ')[0]!;
+        if (k.protocol === 'simple' && k.expectFast && !warm.has(table)) {
+          warm.add(table);
+          await run(a, k, n);
+        }
+        const { frames: fa, sent } = await run(a, k, n);
+        const { frames: fb } = await run(b, k, n);
+        assert.deepEqual(bytes(fa), bytes(fb), mark);
+        // An unnamed statement's Parse goes upstream (it is prepared there), so its Sync does too.
+        if (k.protocol !== 'extended' && k.expectFast) {
+          assert.equal(sent, 0, `expected no upstream bytes: ${mark}`);
+          expected++;
+        }
+        if (sent === 0) local++;
+      }
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+    console.log(`[fast-path] seed ${SEED}: ${STATEMENTS} statements identical, ${local} answered with no upstream bytes`);
+    assert.ok(expected > STATEMENTS / 10, `only ${expected} statements the fast path should answer: the generator has lost its way`);
+  });
+});
+
+describe('where the fast path must not answer, the upstream path does (same bytes both ways)', () => {
+  /**
+   * Runs the same simple-query script on both proxies, one Query at a time; returns both replies and
+   * the upstream bytes of each statement. `warm` runs first, unrecorded (it fills the name cache).
+   */
+  async function both(script: string[], warm = `select * from sb_hash where key = 'a'`): Promise<{ fast: string[]; slow: string[]; sent: number[] }> {
+    const a = await open(fast.port);
+    const b = await open(f.proxy.port);
+    const out = { fast: [] as string[], slow: [] as string[], sent: [] as number[] };
+    try {
+      for (const c of [a, b]) {
+        c.write(msg.query(warm));
+        await c.readUntilReady();
+      }
+      for (const sql of script) {
+        const start = upstreamBytes;
+        a.write(msg.query(sql));
+        out.fast.push(...bytes(await a.readUntilReady()));
+        out.sent.push(upstreamBytes - start);
+        b.write(msg.query(sql));
+        out.slow.push(...bytes(await b.readUntilReady()));
+      }
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+    return out;
+  }
+
+  it('a write staged in the open transaction is read back (read-your-writes is the upstream path)', async () => {
+    const r = await both([`select * from sb_hash where key = 'staged'`, 'begin', `insert into sb_hash values ('staged', 'yes')`, `select * from sb_hash where key = 'staged'`, 'rollback']);
+    assert.deepEqual(r.fast, r.slow);
+    assert.equal(r.sent[0], 0, 'outside the transaction the lookup is local');
+    assert.ok(r.sent[3]! > 0, 'with a staged write on the table it goes upstream');
+    assert.ok(r.fast.some((x) => x.startsWith('D ') && x.includes(Buffer.from('staged').toString('hex'))), 'the staged row is seen');
+  });
+
+  it('a failed transaction gets upstream 25P02, not rows', async () => {
+    const q = `select * from sb_hash where key = 'a'`;
+    const r = await both(['begin', 'select 1/0', q, 'rollback', q, q]);
+    assert.deepEqual(r.fast, r.slow);
+    assert.ok(r.fast.some((x) => x.startsWith('E ') && x.includes(Buffer.from('25P02').toString('hex'))));
+    assert.ok(r.sent[2]! > 0);
+    // ROLLBACK could undo a SET LOCAL search_path: names are resolved once more, then cached again.
+    assert.equal(r.sent[5], 0, 'after ROLLBACK the lookup is local again');
+  });
+
+  it('inside a healthy transaction block the lookup is local and ReadyForQuery says T', async () => {
+    const r = await both(['begin', `select value from rs_hash where key = 'a'`, 'commit'], `select value from rs_hash where key = 'b'`);
+    assert.deepEqual(r.fast, r.slow);
+    assert.equal(r.sent[1], 0);
+    assert.equal(r.fast[r.fast.length - 3], 'Z 54'); // the SELECT's ReadyForQuery (then COMMIT's C and Z)
+  });
+
+  it('a value that is not UTF-8 fails with 22021 the same way', async () => {
+    const r = await both([`select * from sb_bad where key = 'ok'`, `select * from sb_bad`]);
+    assert.deepEqual(r.fast, r.slow);
+    assert.ok(r.fast.some((x) => x.startsWith('E ') && x.includes(Buffer.from('22021').toString('hex'))));
+  });
+
+  it('EXPLAIN says whether the statement would take the fast path, and why not', async () => {
+    const c = await connect(fast.url(undefined, undefined, f.db));
+    try {
+      const plan = async (sql: string): Promise<string> => (await c.query(`explain ${sql}`)).rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+      assert.match(await plan(`select value from sb_hash where key = 'a'`), /Redis fast path: yes/);
+      assert.match(await plan(`select value from sb_hash where key = 'a' order by 1`), /Redis fast path: no \(ORDER BY\)/);
+      assert.match(await plan(`select * from rs_zset_s`), /Redis fast path: no \(column score is double precision\)/);
+      assert.match(await plan(`select * from sb_hash where value = 'x'`), /Redis fast path: no \(a WHERE the pushdown does not apply exactly\)/);
+      const prepared = await c.query({ text: `explain select value from sb_hash where key = $1`, values: ['a'] });
+      assert.match(prepared.rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n'), /Redis fast path: yes/);
+    } finally {
+      await c.end();
+    }
+  });
+});
