@@ -537,7 +537,9 @@ class SessionInterceptor implements Interceptor {
     const key = refs.map((r) => qualifiedName(r.schemaname, r.relname)).join(',');
     const generation = this.fdw.catalog.currentGeneration;
     const hit = this.resolutions.get(key);
-    if (hit && hit.generation === generation && Date.now() - hit.at <= this.fdw.recheckMs) return hit.res;
+    // A denial isn't cached: a GRANT must apply at once, as it does for statements planned afresh.
+    const allowed = (r: Resolution): boolean => r.kind === 'tables' && r.tables.every((t) => !t || t.resolved.privileges.select);
+    if (hit && hit.generation === generation && Date.now() - hit.at <= this.fdw.recheckMs && allowed(hit.res)) return hit.res;
     const res = await resolveTables(port, refs);
     if (res.kind === 'tables') {
       if (this.resolutions.size >= 256) this.resolutions.clear();

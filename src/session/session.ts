@@ -76,6 +76,7 @@ export class Session implements SessionPort {
   private sentSinceSync = false;
   private upstreamBlocked = false;
   private upstreamCorked = false;
+  private clientCorked = false;
   private clientBlocked = false;
   /** Upstream refused the login (any error during authentication is its last word). */
   private authFailed = false;
@@ -321,10 +322,10 @@ export class Session implements SessionPort {
           this.runIntercepted(intercept);
           return;
         }
-        if (code === Frontend.Sync && !this.sentSinceSync && this.interceptor) {
+        if (code === Frontend.Sync && !this.sentSinceSync && this.interceptor && next - off === 5) {
           // Nothing of this batch went upstream (the fast path answered it): neither does its Sync.
           this.flushRun(buf, runStart, off);
-          this.queue.push({ kind: 'local', bytes: EMPTY, endsBatch: true, ready: true });
+          this.replyReady(EMPTY);
           runStart = off = next;
           continue;
         }
@@ -402,11 +403,28 @@ export class Session implements SessionPort {
   }
 
   reply(bytes: Buffer, endsBatch = false): void {
+    this.corkClientForTurn();
     this.queue.push({ kind: 'local', bytes, endsBatch });
   }
 
   replyReady(bytes: Buffer): void {
+    this.corkClientForTurn();
     this.queue.push({ kind: 'local', bytes, endsBatch: true, ready: true });
+  }
+
+  /**
+   * Local replies (the fast path's BindComplete, RowDescription, rows, ReadyForQuery) leave in one
+   * client write per turn of the event loop rather than one each, as corkUpstreamForTurn does upstream.
+   */
+  private corkClientForTurn(): void {
+    if (this.clientCorked || this.phase === 'closed') return;
+    const c = this.client;
+    this.clientCorked = true;
+    c.cork();
+    setImmediate(() => {
+      this.clientCorked = false;
+      c.uncork();
+    });
   }
 
   // ---- upstream side ----
