@@ -192,12 +192,18 @@ export const ROW_ID = '__redis_fdw_rid';
 export function derivedRows(table: ForeignTable, firstParam: number, array: (n: number) => string, rowId: string | undefined): string {
   const cols = table.spec.columns;
   const select = cols.map((c, i) => (c.type === 'text' ? `t.c${i + 1} AS ${quoteIdent(c.name)}` : `CAST(t.c${i + 1} AS ${c.type}) AS ${quoteIdent(c.name)}`));
-  if (rowId) select.unshift(`t.o AS ${rowId}`);
+  if (!rowId) {
+    // unnests in one target list run in lockstep (the arrays are equally long) through a ProjectSet,
+    // which streams; ROWS FROM first copies every function's result into a tuplestore. Measured on a
+    // 1,000,000-row parameter: count(*) 0.9-1.0 s against 1.7-2.1 s for ROWS FROM.
+    const unnests = cols.map((_, i) => `pg_catalog.unnest(${array(firstParam + i)}) AS c${i + 1}`);
+    return `(SELECT ${select.join(', ')} FROM (SELECT ${unnests.join(', ')}) AS t)`;
+  }
+  select.unshift(`t.o AS ${rowId}`);
   // ROWS FROM keeps the columns aligned; unnest(a, b) is only that shorthand when unqualified.
   const arrays = cols.map((_, i) => `pg_catalog.unnest(${array(firstParam + i)})`).join(', ');
   const names = cols.map((_, i) => `c${i + 1}`);
-  if (rowId) names.push('o');
-  return `(SELECT ${select.join(', ')} FROM ROWS FROM (${arrays})${rowId ? ' WITH ORDINALITY' : ''} AS t(${names.join(', ')}))`;
+  return `(SELECT ${select.join(', ')} FROM ROWS FROM (${arrays}) WITH ORDINALITY AS t(${names.join(', ')}, o))`;
 }
 
 export interface RedisAccess {
