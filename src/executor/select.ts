@@ -175,7 +175,7 @@ export function withSources(plan: ReadPlan, buf: Buffer, start: number, end: num
   return encodeRowDescription(fields.map((f, i) => (src[i] && f.tableOid === 0 ? { ...f, tableOid: src[i]!.oid, attnum: src[i]!.attnum } : f)));
 }
 
-/** `(SELECT CAST(c1 AS type) AS "name", ... FROM ROWS FROM (unnest($n::text[]), ...) AS t(c1, ...)) AS alias` */
+/** `(SELECT CAST(t.c1 AS type) AS "name", ... FROM (SELECT unnest($n::text[]) AS c1, ...) AS t) AS alias` */
 function derivedTable(r: ForeignRead, carrier: ReadPlan['carrier']): string {
   const array = (n: number): string => (carrier === 'params' ? `$${n}::pg_catalog.text[]` : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
   const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
