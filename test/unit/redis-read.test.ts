@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { monitorRedis } from '../support/fdw-sql.js';
 import { RedisPool } from '../../src/redis/pool.js';
 import { fromConnUrl } from '../../src/redis/connection.js';
-import { DEFAULT_KEY_BATCH, explainRead, readTable, type ReadOptions } from '../../src/redis/read.js';
+import { DEFAULT_FIRST_PAGE, DEFAULT_KEY_BATCH, explainRead, readTable, type ReadOptions } from '../../src/redis/read.js';
 import { nextStreamId } from '../../src/redis/types/stream.js';
 import { toText } from '../../src/redis/text.js';
 import type { ColumnRole, Pushdown, RedisType, TableSpec } from '../../src/redis/table-spec.js';
@@ -214,17 +214,42 @@ describe('large keys are read in batches', () => {
     }
     let rows: (string | null)[][] = [];
     const log = await monitored(async () => {
-      rows = await read(spec('hash', 'big:hash', ['field', 'value']));
+      rows = await read(spec('hash', 'big:hash', ['field', 'value']), {}, { batchSize: 1000 });
     });
     assert.equal(rows.length, 100_000);
     const fields = new Set(rows.map((r) => r[0]));
     assert.equal(fields.size, 100_000);
     for (const [f, v] of rows) assert.equal(v, `v${f!.slice(1)}`);
     const scans = cmdsOn(log, 'hscan', k);
-    // Pages of DEFAULT_KEY_BATCH fields: several pages, so the multi-page dedupe ran too.
-    assert.ok(scans.length >= 5, `only ${scans.length} HSCAN calls`);
-    for (const s of scans) assert.deepEqual(s.slice(3), ['COUNT', String(DEFAULT_KEY_BATCH)]);
+    assert.ok(scans.length >= 50, `only ${scans.length} HSCAN calls`);
+    for (const s of scans) assert.deepEqual(s.slice(3), ['COUNT', '1000']);
     assert.equal(cmdsOn(log, 'hgetall', k).length, 0);
+  });
+
+  test('default pages: a first page of DEFAULT_FIRST_PAGE, then DEFAULT_KEY_BATCH', async () => {
+    const fits = await monitored(async () => {
+      const rows = await read(spec('hash', 'big:hash', ['field', 'value']));
+      assert.equal(new Set(rows.map((r) => r[0])).size, 100_000);
+      assert.equal(rows.length, 100_000);
+    });
+    assert.deepEqual(cmdsOn(fits, 'hscan', `${P}big:hash`)[0]!.slice(3), ['COUNT', String(DEFAULT_FIRST_PAGE)]);
+    const k = `${P}big:hash130k`;
+    for (let start = 0; start < 130_000; start += 10_000) {
+      const args: string[] = [];
+      for (let i = start; i < start + 10_000; i++) args.push(`f${i}`, `v${i}`);
+      await redis.hset(k, ...args);
+    }
+    let rows: (string | null)[][] = [];
+    const log = await monitored(async () => {
+      rows = await read(spec('hash', 'big:hash130k', ['field', 'value']));
+    });
+    await redis.unlink(k);
+    assert.equal(new Set(rows.map((r) => r[0])).size, 130_000);
+    assert.equal(rows.length, 130_000);
+    const scans = cmdsOn(log, 'hscan', k);
+    assert.ok(scans.length >= 2, `${scans.length} HSCAN calls`);
+    assert.deepEqual(scans[0]!.slice(3), ['COUNT', String(DEFAULT_FIRST_PAGE)]);
+    for (const s of scans.slice(1)) assert.deepEqual(s.slice(3), ['COUNT', String(DEFAULT_KEY_BATCH)]);
   });
 
   test('list with 50,000 elements: LRANGE windows of 1000, list order, indexes', async () => {

@@ -40,6 +40,11 @@ export interface CursorParams {
   pushdown: Pushdown;
   /** Page size: COUNT for SCAN-like commands, window for LRANGE/ZRANGE/XRANGE. */
   batch: number;
+  /**
+   * Size of the first page of a whole-key walk (HSCAN/SSCAN COUNT, LRANGE/ZRANGE window): a key that fits is
+   * read in one round trip and needs no dedupe; later pages use `batch`.
+   */
+  firstBatch: number;
   /** Apply pushdown.fields (hash tables that have a field column). */
   useFields: boolean;
 }
