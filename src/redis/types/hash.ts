@@ -7,15 +7,15 @@ import { asArray, asBuffer, dedupe, scanReply, SeenSet, type CursorParams, type 
 
 export function openHash(key: RedisKey, params: CursorParams): KeyCursor {
   const fields = params.useFields ? params.pushdown.fields : undefined;
-  return fields ? hmgetCursor(key, dedupe(fields), params.batch) : hscanCursor(key, params.batch);
+  return fields ? hmgetCursor(key, dedupe(fields), params.batch) : hscanCursor(key, params.firstBatch, params.batch);
 }
 
-function hscanCursor(key: RedisKey, batch: number): KeyCursor {
+function hscanCursor(key: RedisKey, firstBatch: number, batch: number): KeyCursor {
   let cursor: string | undefined = '0';
   let first = true;
   const seen = new SeenSet();
   return {
-    command: () => (cursor === undefined ? undefined : ['hscan', key, cursor, 'COUNT', batch]),
+    command: () => (cursor === undefined ? undefined : ['hscan', key, cursor, 'COUNT', first ? firstBatch : batch]),
     accept(reply) {
       const r = scanReply(reply, 'HSCAN');
       cursor = r.cursor === '0' ? undefined : r.cursor;

@@ -8,7 +8,7 @@ export function openList(key: RedisKey, params: CursorParams): KeyCursor {
   return {
     command(want) {
       if (start === undefined) return undefined;
-      asked = Math.max(1, Math.min(params.batch, want));
+      asked = Math.max(1, Math.min(start === 0 ? params.firstBatch : params.batch, want));
       return ['lrange', key, start, start + asked - 1];
     },
     accept(reply) {

@@ -7,7 +7,7 @@ export function openSet(key: RedisKey, params: CursorParams): KeyCursor {
   let first = true;
   const seen = new SeenSet();
   return {
-    command: () => (cursor === undefined ? undefined : ['sscan', key, cursor, 'COUNT', params.batch]),
+    command: () => (cursor === undefined ? undefined : ['sscan', key, cursor, 'COUNT', first ? params.firstBatch : params.batch]),
     accept(reply) {
       const r = scanReply(reply, 'SSCAN');
       cursor = r.cursor === '0' ? undefined : r.cursor;

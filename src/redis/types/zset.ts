@@ -14,7 +14,7 @@ export function openZset(key: RedisKey, params: CursorParams): KeyCursor {
   if (scoreMin !== undefined || scoreMax !== undefined) {
     return byScoreCursor(key, scoreMin ?? '-inf', scoreMax ?? '+inf', params.batch);
   }
-  return byIndexCursor(key, params.batch);
+  return byIndexCursor(key, params.firstBatch, params.batch);
 }
 
 function pairsToItems(reply: unknown, what: string): Item[] {
@@ -24,13 +24,13 @@ function pairsToItems(reply: unknown, what: string): Item[] {
   return items;
 }
 
-function byIndexCursor(key: RedisKey, batch: number): KeyCursor {
+function byIndexCursor(key: RedisKey, firstBatch: number, batch: number): KeyCursor {
   let start: number | undefined = 0;
   let asked = 0;
   return {
     command(want) {
       if (start === undefined) return undefined;
-      asked = Math.max(1, Math.min(batch, want));
+      asked = Math.max(1, Math.min(start === 0 ? firstBatch : batch, want));
       return ['zrange', key, start, start + asked - 1, 'WITHSCORES'];
     },
     accept(reply) {
