@@ -13,7 +13,7 @@ export type Options = Record<string, string>;
 
 const SERVER_OPTIONS = ['conn_url', 'conn_url_id', 'host_port', 'password', 'username', 'database'];
 const TABLE_OPTIONS = ['src_type', 'src_key', 'table_type', 'table_key_prefix', 'database'];
-const MAPPING_OPTIONS = ['password', 'username', 'user'];
+const MAPPING_OPTIONS = ['password', 'username', 'user', 'callback_secret'];
 
 const SUPABASE_TYPES = ['list', 'set', 'hash', 'zset', 'stream', 'multi_list', 'multi_set', 'multi_hash', 'multi_zset'] as const;
 const RS_TYPES = ['hash', 'list', 'set', 'zset', 'string', 'stream'] as const;

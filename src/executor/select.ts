@@ -23,6 +23,7 @@ import type { RedisOp } from '../redis/write.js';
 import { runInternal } from '../upstream/internal-query.js';
 import type { SessionPort } from '../session/types.js';
 import type { NameIndex } from '../sql/classify.js';
+import { CALLBACK_SECRET_OPTION } from '../callback/reserved.js';
 
 export type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'truncate';
 
@@ -97,7 +98,8 @@ export function foreignTable(r: ResolvedTable): ForeignTable {
 
 function connSpec(r: ResolvedTable): RedisConnSpec {
   const s = r.server;
-  const m = r.mapping ?? {};
+  // A generated callback secret (callback mode) is the callback's credential, not Redis's.
+  const m = r.mapping?.[CALLBACK_SECRET_OPTION] ? {} : (r.mapping ?? {});
   if (s.conn_url !== undefined) return fromConnUrl(s.conn_url);
   if (s.host_port !== undefined) {
     return fromHostPort(s.host_port, r.table.database ?? s.database, m.password ?? s.password, m.username ?? m.user ?? s.username);
