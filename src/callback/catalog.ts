@@ -27,7 +27,7 @@ const TABLE_SQL = `SELECT pg_catalog.json_build_object(
   'table', ${opts('ft.ftoptions')}, 'server', ${opts('s.srvoptions')}, 'serverName', s.srvname, 'mapping', NULL,
   'columns', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull, NULL) ORDER BY a.attnum)
      FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-  'select', true, 'insert', true, 'update', true, 'delete', true, 'truncate', true)::text
+  'select', true, 'insert', true, 'update', true, 'delete', true, 'truncate', true, 'handler', true)::text
  FROM pg_catalog.pg_foreign_table ft
  JOIN pg_catalog.pg_class c ON c.oid = ft.ftrelid
  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

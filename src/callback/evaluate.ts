@@ -17,7 +17,7 @@ import { analyzeStatement, inner, nodeKind, type Node, type RangeVarRef } from '
 import { rewriteText } from '../sql/rewrite.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { ParamText } from '../sql/pushdown.js';
-import { derivedRows, fetchReadParams, readRows, type ForeignRead, type ForeignTable, type RedisAccess } from '../executor/select.js';
+import { derivedRows, fetchReadParams, readRows, type ForeignRead, type ForeignTable, type PendingWrites, type RedisAccess } from '../executor/select.js';
 import { mapRedisErrorWithType } from '../redis/errors.js';
 import { checkText } from '../redis/text.js';
 import type { CallbackCatalog } from './catalog.js';
@@ -32,6 +32,8 @@ export interface EvalContext {
   catalog: CallbackCatalog;
   redis: RedisAccess;
   link: UpstreamLink;
+  /** Writes of the callback's open remote transaction, which its reads must see. */
+  pending: PendingWrites;
 }
 
 export interface Bound {
@@ -88,7 +90,7 @@ async function scanRows(ctx: EvalContext, t: ForeignTable, columns: (number | nu
   const cols = t.spec.columns;
   const rows: Buffer[] = [];
   const values = new Array<Buffer | null>(columns.length);
-  await readRows(ctx.redis, t, {}, undefined, {
+  await readRows(ctx.redis, t, {}, ctx.pending, {
     row(key, vs) {
       for (let i = 0; i < columns.length; i++) {
         const c = columns[i]!;
@@ -108,14 +110,14 @@ const COUNT_COMMAND = { hash: 'hlen', list: 'llen', set: 'scard', zset: 'zcard',
 async function countRows(ctx: EvalContext, t: ForeignTable): Promise<RowSet> {
   let n = 0;
   const s = t.spec;
-  if (s.multi === 'none' && s.type !== 'string') {
+  if (s.multi === 'none' && s.type !== 'string' && ctx.pending.on(t).length === 0) {
     const client = (await ctx.redis.client(t.conn)) as Redis;
     try {
       n = Number(await client[COUNT_COMMAND[s.type]](s.key));
     } catch (e) {
       throw await mapRedisErrorWithType(e, { key: s.key, table: t.display, expected: s.type }, client);
     }
-  } else await readRows(ctx.redis, t, {}, undefined, { row: () => void n++ });
+  } else await readRows(ctx.redis, t, {}, ctx.pending, { row: () => void n++ });
   return { rowDescription: encodeRowDescription([field('count', INT8_OID)]), rows: [encodeDataRow([Buffer.from(String(n))])] };
 }
 
@@ -131,7 +133,7 @@ async function viaUpstream(ctx: EvalContext, text: string, refs: RangeVarRef[], 
     const v = bound.values[n - 1];
     return v === undefined ? undefined : v === null ? null : v.toString('utf8');
   };
-  const arrays = await fetchReadParams(ctx.redis, { reads, carrier: 'params' }, param);
+  const arrays = await fetchReadParams(ctx.redis, { reads, carrier: 'params' }, param, { pending: ctx.pending });
   const rewritten = rewriteText(
     text,
     reads.map((r) => ({ location: r.ref.location, sql: `${derivedRows(r.table, r.firstParam, (n) => `$${n}::pg_catalog.text[]`, undefined)}${r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : ''}` })),

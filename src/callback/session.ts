@@ -22,11 +22,13 @@ import type { RedisAccess } from '../executor/select.js';
 import { CallbackCatalog } from './catalog.js';
 import { evaluateSelect, unsupported, type Bound, type RowSet } from './evaluate.js';
 import { UpstreamLink } from './upstream-link.js';
+import { CallbackTx } from './writes.js';
 
 export interface CallbackDeps {
   upstream: UpstreamTarget;
   redis: RedisAccess;
   log: Logger;
+  maxValueBytes: number;
 }
 
 interface Prepared {
@@ -69,13 +71,16 @@ export class CallbackSession {
   private readonly portals = new Map<string, Portal>();
   private readonly cursors = new Map<string, Cursor>();
   private chain: Promise<void> = Promise.resolve();
+  private readonly writes: CallbackTx;
 
   constructor(
     private readonly sock: net.Socket | tls.TLSSocket,
     private readonly database: string,
     private readonly deps: CallbackDeps,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.writes = new CallbackTx(deps.redis, deps.maxValueBytes);
+  }
 
   /** Starts after the StartupMessage; `rest` is whatever the client sent after it. */
   start(rest: Buffer): void {
@@ -234,11 +239,22 @@ export class CallbackSession {
         const k = String(n.kind);
         const tag = TX_TAGS[k];
         if (!tag) throw unsupported(`${k.replace('TRANS_STMT_', '').toLowerCase()} transaction commands`);
+        const savepoint = String(n.savepoint_name ?? '');
         if (k === 'TRANS_STMT_BEGIN' || k === 'TRANS_STMT_START') this.tx = 'T';
         else if (k === 'TRANS_STMT_COMMIT' || k === 'TRANS_STMT_ROLLBACK') {
+          const failed = this.tx === 'E';
           this.tx = 'I';
           this.cursors.clear();
-        } else if (k === 'TRANS_STMT_ROLLBACK_TO') this.tx = 'T';
+          if (k === 'TRANS_STMT_ROLLBACK' || failed) {
+            this.writes.reset();
+            return { tag: 'ROLLBACK' };
+          }
+          await this.writes.commit();
+        } else if (k === 'TRANS_STMT_ROLLBACK_TO') {
+          this.writes.rollbackTo(savepoint);
+          this.tx = 'T';
+        } else if (k === 'TRANS_STMT_SAVEPOINT') this.writes.savepoint(savepoint);
+        else if (k === 'TRANS_STMT_RELEASE') this.writes.release(savepoint);
         return { tag };
       }
       case 'DeclareCursorStmt': {
@@ -269,16 +285,17 @@ export class CallbackSession {
         return { tag: `SELECT ${set.rows.length}`, set };
       }
       case 'InsertStmt':
+        return this.writes.insert(this.catalog!, n, bound, this.tx === 'I');
       case 'UpdateStmt':
       case 'DeleteStmt':
-        throw new PgError(SqlState.FeatureNotSupported, 'writes to Redis foreign tables are not supported where PostgreSQL evaluates the statement itself (views, functions, DO, triggers, COPY)', { hint: 'Write with INSERT, UPDATE or DELETE on the foreign table in a statement sent through the proxy.' });
+        throw new PgError(SqlState.FeatureNotSupported, 'UPDATE and DELETE of Redis foreign tables are not supported where PostgreSQL evaluates the statement itself (views, functions, DO, triggers)', { hint: 'Send the UPDATE or DELETE on the foreign table through the proxy as a statement of its own.' });
       default:
         throw unsupported(`${kind ?? 'this statement'}`);
     }
   }
 
   private select(text: string, stmt: Node, bound: Bound): Promise<RowSet> {
-    return evaluateSelect({ catalog: this.catalog!, redis: this.deps.redis, link: this.link! }, text, stmt, bound);
+    return evaluateSelect({ catalog: this.catalog!, redis: this.deps.redis, link: this.link!, pending: this.writes }, text, stmt, bound);
   }
 
   private send(b: Buffer): void {

@@ -40,7 +40,8 @@ export const RESOLVE_SQL = `SELECT pg_catalog.json_build_object(
   'insert', pg_catalog.has_table_privilege(c.oid, 'INSERT'),
   'update', pg_catalog.has_table_privilege(c.oid, 'UPDATE'),
   'delete', pg_catalog.has_table_privilege(c.oid, 'DELETE'),
-  'truncate', pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'))
+  'truncate', pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'),
+  'handler', w.fdwhandler <> 0)
  FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS q(name, i)
  JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(q.name)
  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -83,6 +84,8 @@ export interface ResolvedTable {
   mapping: Options | null;
   columns: ColumnDef[];
   privileges: { select: boolean; insert: boolean; update: boolean; delete: boolean; truncate: boolean };
+  /** Its wrapper has postgres_fdw's handler (callback mode): Postgres can evaluate the table itself. */
+  handler: boolean;
 }
 
 export function decodeResolved(json: string): ResolvedTable {
@@ -101,6 +104,7 @@ export function decodeResolved(json: string): ResolvedTable {
     update: boolean;
     delete: boolean;
     truncate: boolean;
+    handler?: boolean;
   };
   return {
     i: r.i - 1,
@@ -113,6 +117,7 @@ export function decodeResolved(json: string): ResolvedTable {
     mapping: r.mapping,
     columns: (r.columns ?? []).map(([name, type, typeOid, notNull, dflt]) => ({ name, type, typeOid, notNull, ...(dflt === null ? {} : { default: dflt }) })),
     privileges: { select: r.select, insert: r.insert, update: r.update, delete: r.delete, truncate: r.truncate },
+    handler: r.handler === true,
   };
 }
 

@@ -91,7 +91,7 @@ export class ProxyServer {
       sock.end(encodeError(new PgError('3D000', 'this proxy serves no Redis foreign tables, so it takes no callbacks', { severity: 'FATAL' })));
       return true;
     }
-    const s = new CallbackSession(sock, db, { upstream: this.config.upstream, redis, log }, log);
+    const s = new CallbackSession(sock, db, { upstream: this.config.upstream, redis, log, maxValueBytes: this.config.maxValueBytes }, log);
     this.callbacks.add(s);
     sock.once('close', () => this.callbacks.delete(s));
     s.start(rest);
