@@ -49,6 +49,12 @@ export async function evaluateSelect(ctx: EvalContext, text: string, stmt: Node,
   const info = analyzeStatement(stmt);
   if (info.reads.length === 0) throw unsupported('a remote query that reads no table');
   const tables = await Promise.all(info.reads.map((r) => ctx.catalog.table(r.schemaname ?? 'public', r.relname)));
+  if (/\bctid\b/.test(text) && inner(stmt).lockingClause) {
+    // postgres_fdw's row-by-row UPDATE/DELETE: it fetches ctids FOR UPDATE, then writes WHERE ctid = $1.
+    throw new PgError(SqlState.FeatureNotSupported, 'this UPDATE or DELETE of a Redis foreign table cannot be sent whole to Redis', {
+      hint: 'PostgreSQL sends an UPDATE or DELETE whole when its SET and WHERE use only the table\'s columns, parameters and built-in functions, and no trigger on the foreign table needs the old row; otherwise send it through the proxy as a statement of its own.',
+    });
+  }
   const local = localShape(inner(stmt), tables);
   if (local) return local.kind === 'count' ? countRows(ctx, tables[0]!) : scanRows(ctx, tables[0]!, local.columns);
   return viaUpstream(ctx, text, info.reads, tables, bound);

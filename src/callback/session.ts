@@ -20,7 +20,8 @@ import { parseSql } from '../sql/parser.js';
 import { inner, nodeKind, type Node } from '../sql/analyze.js';
 import type { RedisAccess } from '../executor/select.js';
 import { CallbackCatalog } from './catalog.js';
-import { evaluateSelect, unsupported, type Bound, type RowSet } from './evaluate.js';
+import { evaluateSelect, unsupported, type Bound, type EvalContext, type RowSet } from './evaluate.js';
+import { directModify } from './modify.js';
 import { UpstreamLink } from './upstream-link.js';
 import { CallbackTx } from './writes.js';
 
@@ -288,14 +289,18 @@ export class CallbackSession {
         return this.writes.insert(this.catalog!, n, bound, this.tx === 'I');
       case 'UpdateStmt':
       case 'DeleteStmt':
-        throw new PgError(SqlState.FeatureNotSupported, 'UPDATE and DELETE of Redis foreign tables are not supported where PostgreSQL evaluates the statement itself (views, functions, DO, triggers)', { hint: 'Send the UPDATE or DELETE on the foreign table through the proxy as a statement of its own.' });
+        return directModify(this.context(), this.writes, text, stmt, bound, this.tx === 'I', this.deps.maxValueBytes);
       default:
         throw unsupported(`${kind ?? 'this statement'}`);
     }
   }
 
   private select(text: string, stmt: Node, bound: Bound): Promise<RowSet> {
-    return evaluateSelect({ catalog: this.catalog!, redis: this.deps.redis, link: this.link!, pending: this.writes }, text, stmt, bound);
+    return evaluateSelect(this.context(), text, stmt, bound);
+  }
+
+  private context(): EvalContext {
+    return { catalog: this.catalog!, redis: this.deps.redis, link: this.link!, pending: this.writes };
   }
 
   private send(b: Buffer): void {

@@ -5,10 +5,10 @@
  * commits it, which it does just before upstream's own commit. A failure then fails that COMMIT, so
  * upstream's transaction aborts with it; ABORT TRANSACTION drops them.
  */
-import { encodeDataRow, encodeRowDescription } from '../protocol/backend.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import { inner, nodeKind, returningList, type Node } from '../sql/analyze.js';
+import { inner, nodeKind, type Node } from '../sql/analyze.js';
+import { returningSet } from './modify.js';
 import { connKey } from '../redis/connection.js';
 import { StatementOps } from '../redis/row-ops.js';
 import type { RedisOp } from '../redis/write.js';
@@ -87,25 +87,15 @@ export class CallbackTx implements PendingWrites {
       ops.insert(row);
       rows.push(row);
     }
-    const staged = ops.finish().map((op): Staged => ({ op, table: t.display, conn: t.conn, connKey: connKey(t.conn) }));
+    await this.stage(t, ops.finish(), autocommit);
+    return { tag: `INSERT 0 ${rows.length}`, ...returningSet({ InsertStmt: n }, t, rows) };
+  }
+
+  /** Stages one statement's commands, or applies them now outside a remote transaction. */
+  async stage(t: ForeignTable, ops: RedisOp[], autocommit: boolean): Promise<void> {
+    const staged = ops.map((op): Staged => ({ op, table: t.display, conn: t.conn, connKey: connKey(t.conn) }));
     if (autocommit) await applyStaged(this.redis, staged);
     else this.staged.push(...staged);
-    const returning = returningList(n).map((r) => {
-      const v = inner(r).val;
-      const f = ((inner(v).fields as Node[] | undefined) ?? []).map((x) => String(inner(x).sval));
-      const i = cols.findIndex((c) => c.name === f[f.length - 1]);
-      if (nodeKind(v) !== 'ColumnRef' || i < 0) throw new PgError(SqlState.FeatureNotSupported, 'RETURNING of anything but columns on a callback session');
-      return i;
-    });
-    const tag = `INSERT 0 ${rows.length}`;
-    if (!returning.length) return { tag };
-    return {
-      tag,
-      set: {
-        rowDescription: encodeRowDescription(returning.map((i) => ({ name: cols[i]!.name, tableOid: 0, attnum: 0, typeOid: cols[i]!.typeOid, typeLen: -1, typeMod: -1, format: 0 }))),
-        rows: rows.map((row) => encodeDataRow(returning.map((i) => (row[i] === null ? null : Buffer.from(row[i]!, 'utf8'))))),
-      },
-    };
   }
 }
 
