@@ -63,6 +63,14 @@ export class CallbackCatalog {
     return this.mappings.size > 0;
   }
 
+  /**
+   * Forgets table definitions: called when postgres_fdw opens a remote transaction, so DDL committed
+   * anywhere before the local transaction began is seen (one catalog read per table per transaction).
+   */
+  forgetTables(): void {
+    this.tables.clear();
+  }
+
   /** The Redis foreign table postgres_fdw calls `schema.name`; read again once older than the TTL. */
   async table(schema: string, name: string): Promise<ForeignTable> {
     const key = `${schema}\0${name}`;

@@ -241,7 +241,10 @@ export class CallbackSession {
         const tag = TX_TAGS[k];
         if (!tag) throw unsupported(`${k.replace('TRANS_STMT_', '').toLowerCase()} transaction commands`);
         const savepoint = String(n.savepoint_name ?? '');
-        if (k === 'TRANS_STMT_BEGIN' || k === 'TRANS_STMT_START') this.tx = 'T';
+        if (k === 'TRANS_STMT_BEGIN' || k === 'TRANS_STMT_START') {
+          this.tx = 'T';
+          this.catalog!.forgetTables();
+        }
         else if (k === 'TRANS_STMT_COMMIT' || k === 'TRANS_STMT_ROLLBACK') {
           const failed = this.tx === 'E';
           this.tx = 'I';

@@ -85,7 +85,8 @@ export async function planDdl(port: SessionPort, kind: string, n: Node): Promise
       const ours = await runInternal(port, FDW_IS_OURS_SQL, [String(n.fdwname)], { errorIsReply: true });
       if (ours.kind !== 'rows') return { kind: 'failed' };
       if (ours.rows.length === 0) return { kind: 'plain', catalogChanged: true };
-      validateServerOptions(asOptions(n.options));
+      // A dump restored through the proxy carries the callback options of where it came from: ours replace them.
+      validateServerOptions(withoutLibpq(asOptions(n.options)));
       if (ours.rows[0]![0]?.toString() !== 'true') return { kind: 'plain', catalogChanged: true };
       return createCallbackServer(port, n);
     }
@@ -191,7 +192,7 @@ function callbackSecretOptions(): [string, string][] {
 
 /** CREATE SERVER with the callback's libpq options, then its PUBLIC mapping with a generated secret. */
 async function createCallbackServer(port: SessionPort, n: Node): Promise<DdlAction> {
-  const opts: [string, string][] = defOptions(n.options).map((d) => [d.name, d.value ?? '']);
+  const opts: [string, string][] = defOptions(n.options).filter((d) => !LIBPQ_SERVER_OPTIONS.includes(d.name)).map((d) => [d.name, d.value ?? '']);
   opts.push(...callbackServerOptions(port));
   const name = quoteIdent(String(n.servername));
   const text = `CREATE SERVER ${n.if_not_exists ? 'IF NOT EXISTS ' : ''}${name}${n.servertype ? ` TYPE ${quoteLiteral(String(n.servertype))}` : ''}${n.version ? ` VERSION ${quoteLiteral(String(n.version))}` : ''} FOREIGN DATA WRAPPER ${quoteIdent(String(n.fdwname))}${optionList(opts)}`;
