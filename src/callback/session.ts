@@ -20,7 +20,7 @@ import { parseSql } from '../sql/parser.js';
 import { inner, nodeKind, type Node } from '../sql/analyze.js';
 import type { RedisAccess } from '../executor/select.js';
 import { CallbackCatalog } from './catalog.js';
-import { evaluateSelect, unsupported, type Bound, type EvalContext, type RowSet } from './evaluate.js';
+import { evaluateSelect, explainEstimate, unsupported, type Bound, type EvalContext, type RowSet } from './evaluate.js';
 import { directModify } from './modify.js';
 import { UpstreamLink } from './upstream-link.js';
 import { CallbackTx } from './writes.js';
@@ -284,6 +284,10 @@ export class CallbackSession {
         return { tag: 'CLOSE CURSOR' };
       case 'DeallocateStmt':
         return { tag: 'DEALLOCATE' };
+      case 'ExplainStmt': {
+        const set = await explainEstimate(this.context(), n.query as Node);
+        return { tag: 'EXPLAIN', set };
+      }
       case 'SelectStmt': {
         const set = await this.select(text, stmt, bound);
         return { tag: `SELECT ${set.rows.length}`, set };

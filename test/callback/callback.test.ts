@@ -127,6 +127,17 @@ describe('views', () => {
   });
 });
 
+describe('planner support', () => {
+  it('ANALYZE samples the rows through the callback; use_remote_estimate gets the key\'s length as the row estimate', async () => {
+    await c.query('analyze fh');
+    assert.deepEqual(await rows(d, "select reltuples from pg_class where relname = 'fh'"), [[String(HASH.length)]]);
+    await c.query("alter foreign table fh options (add use_remote_estimate 'true')");
+    const plan = (await rows(d, 'explain select * from v')).map((r) => r[0]).join('\n');
+    await c.query('alter foreign table fh options (drop use_remote_estimate)');
+    assert.match(plan, new RegExp(`Foreign Scan on fh .*rows=${HASH.length} `));
+  });
+});
+
 describe('statements Postgres evaluates itself', () => {
   it('SQL PREPARE / EXECUTE of a read and of a write', async () => {
     await c.query('prepare pr(text) as select value from fh where key = $1');
