@@ -9,12 +9,16 @@
  *   relation must be a Redis foreign table, so that statement can never reach a foreign table again.
  */
 import type { Redis } from 'ioredis';
-import { encodeDataRow, encodeRowDescription, type FieldDescription } from '../protocol/backend.js';
+import { decodeDataRow, decodeRowDescription, encodeDataRow, encodeRowDescription, type FieldDescription } from '../protocol/backend.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { TEXT_ARRAY_OID } from '../protocol/text-array.js';
 import { analyzeStatement, inner, nodeKind, type Node, type RangeVarRef } from '../sql/analyze.js';
 import { rewriteText } from '../sql/rewrite.js';
+import { tokensOf } from '../sql/text-builder.js';
+import { prepareWrite } from '../executor/dml.js';
+import type { WritePlan } from '../executor/write.js';
+import type { SnapshotRow } from '../redis/row-ops.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { ParamText } from '../sql/pushdown.js';
 import { derivedRows, fetchReadParams, readRows, type ForeignRead, type ForeignTable, type PendingWrites, type RedisAccess } from '../executor/select.js';
@@ -34,7 +38,65 @@ export interface EvalContext {
   link: UpstreamLink;
   /** Writes of the callback's open remote transaction, which its reads must see. */
   pending: PendingWrites;
+  /** The rows behind the synthetic ctids of the transaction's last `FOR UPDATE` scan, per table. */
+  snapshots: Map<string, SnapshotRow[]>;
 }
+
+/** A synthetic ctid: the row's number in the scan's snapshot, as block number (offset 1). */
+export const ctidOf = (rid: number): string => `(${rid},1)`;
+export function ridOf(ctid: string): number | undefined {
+  const m = /^\((\d+),1\)$/.exec(ctid);
+  return m ? Number(m[1]) : undefined;
+}
+
+const isCtid = (v: unknown): boolean => {
+  const f = (inner(v).fields as Node[] | undefined) ?? [];
+  return nodeKind(v) === 'ColumnRef' && String(inner(f[f.length - 1]).sval) === 'ctid';
+};
+
+function selectsCtid(q: Node): boolean {
+  return ((q.targetList as Node[] | undefined) ?? []).some((t) => isCtid(inner(t).val));
+}
+
+/**
+ * postgres_fdw's row-by-row UPDATE/DELETE starts with `SELECT cols, ctid FROM t [WHERE ...] FOR UPDATE`.
+ * The rows are numbered in a snapshot (kept for the UPDATE/DELETE ... WHERE ctid = $1 that follow),
+ * and `ctid` is that number. Upstream evaluates the WHERE over the numbered rows, as for any pushed-down
+ * query; FOR UPDATE is dropped: Redis has no row locks, and the derived table takes none.
+ */
+async function ctidScan(ctx: EvalContext, text: string, ref: RangeVarRef, t: ForeignTable, bound: Bound): Promise<RowSet> {
+  const param: ParamText = (n) => {
+    const v = bound.values[n - 1];
+    return v === undefined ? undefined : v === null ? null : v.toString('utf8');
+  };
+  // prepareWrite reads only what an UPDATE's snapshot needs from the plan: its kind, target and reads.
+  const prepared = await prepareWrite(ctx.redis, { kind: 'update', target: t, targetRef: ref, reads: [] } as unknown as WritePlan, param, ctx.pending);
+  ctx.snapshots.set(t.display, prepared.snapshot);
+  const lock = tokensOf(text).find((tk) => tk.depth === 0 && tk.text === 'for');
+  const unlocked = lock ? Buffer.from(text, 'utf8').subarray(0, lock.start).toString('utf8') : text;
+  const clientParams = Math.max(bound.values.length, bound.types.length);
+  const rewritten = rewriteText(unlocked, [{ location: ref.location, sql: `${derivedRows(t, clientParams + 1, (n) => `$${n}::pg_catalog.text[]`, 'ctid')}${ref.alias === undefined ? ` AS ${quoteIdent(ref.relname)}` : ''}` }]);
+  const types = [...bound.types];
+  while (types.length < clientParams) types.push(0);
+  const values: (string | Buffer | null)[] = [];
+  for (let i = 0; i < clientParams; i++) values.push(param(i + 1) ?? null);
+  for (const a of prepared.extra) {
+    values.push(a);
+    types.push(TEXT_ARRAY_OID);
+  }
+  const r = await ctx.link.query(rewritten.text, values, types);
+  if (!r.rowDescription) throw unsupported('a remote query that returns no rows');
+  const fields = decodeRowDescription(r.rowDescription, 0, r.rowDescription.length);
+  const at = fields.findIndex((f) => f.name === 'ctid');
+  const rows = r.rows.map((m) => {
+    const vs = decodeDataRow(m, 0, m.length);
+    vs[at] = Buffer.from(ctidOf(Number(vs[at]!.toString('utf8'))));
+    return encodeDataRow(vs);
+  });
+  const desc = encodeRowDescription(fields.map((f, i) => (i === at ? { ...f, typeOid: 27, typeLen: 6 } : f)));
+  return { rowDescription: desc, rows };
+}
+
 
 export interface Bound {
   /** Parameter values as sent (text format from postgres_fdw), and their types from Parse. */
@@ -53,12 +115,7 @@ export async function evaluateSelect(ctx: EvalContext, text: string, stmt: Node,
   if (info.reads.length === 0 && RELATION_SIZE.test(text)) return { rowDescription: encodeRowDescription([field('?column?', INT8_OID)]), rows: [encodeDataRow([Buffer.from('0')])] };
   if (info.reads.length === 0) throw unsupported('a remote query that reads no table');
   const tables = await Promise.all(info.reads.map((r) => ctx.catalog.table(r.schemaname ?? 'public', r.relname)));
-  if (/\bctid\b/.test(text) && inner(stmt).lockingClause) {
-    // postgres_fdw's row-by-row UPDATE/DELETE: it fetches ctids FOR UPDATE, then writes WHERE ctid = $1.
-    throw new PgError(SqlState.FeatureNotSupported, 'this UPDATE or DELETE of a Redis foreign table cannot be sent whole to Redis', {
-      hint: 'PostgreSQL sends an UPDATE or DELETE whole when its SET and WHERE use only the table\'s columns, parameters and built-in functions, and no trigger on the foreign table needs the old row; otherwise send it through the proxy as a statement of its own.',
-    });
-  }
+  if (inner(stmt).lockingClause && info.reads.length === 1 && selectsCtid(inner(stmt))) return ctidScan(ctx, text, info.reads[0]!, tables[0]!, bound);
   const local = localShape(inner(stmt), tables);
   if (local) return local.kind === 'count' ? countRows(ctx, tables[0]!) : scanRows(ctx, tables[0]!, local.columns);
   return viaUpstream(ctx, text, info.reads, tables, bound);

@@ -19,7 +19,7 @@ import { derivedRows, ROW_ID, type ForeignTable } from '../executor/select.js';
 import { prepareWrite } from '../executor/dml.js';
 import type { WritePlan } from '../executor/write.js';
 import { dataRowText } from './catalog.js';
-import type { Bound, EvalContext, RowSet } from './evaluate.js';
+import { ridOf, type Bound, type EvalContext, type RowSet } from './evaluate.js';
 import type { CallbackTx } from './writes.js';
 
 export async function directModify(ctx: EvalContext, tx: CallbackTx, text: string, stmt: Node, bound: Bound, autocommit: boolean, maxValueBytes: number): Promise<{ tag: string; set?: RowSet }> {
@@ -32,6 +32,8 @@ export async function directModify(ctx: EvalContext, tx: CallbackTx, text: strin
     const v = bound.values[n - 1];
     return v === undefined ? undefined : v === null ? null : v.toString('utf8');
   };
+  const byCtid = ctidParam(ref.where);
+  if (byCtid !== undefined) return rowByRow(ctx, tx, stmt, kind, t, byCtid, param, autocommit, maxValueBytes);
   // prepareWrite reads only what an UPDATE/DELETE's snapshot needs from the plan: its kind, target and reads.
   const plan = { kind, target: t, targetRef: ref, reads: [] } as unknown as WritePlan;
   const prepared = await prepareWrite(ctx.redis, plan, param, ctx.pending);
@@ -96,6 +98,42 @@ export async function directModify(ctx: EvalContext, tx: CallbackTx, text: strin
   }
   await tx.stage(t, ops.finish(), autocommit);
   return { tag: `${kind.toUpperCase()} ${seen.size}`, ...returningSet(stmt, t, out) };
+}
+
+/** `ctid = $n`: the parameter number, when that is the whole WHERE. */
+function ctidParam(where: Node | undefined): number | undefined {
+  if (nodeKind(where) !== 'A_Expr') return undefined;
+  const e = inner(where);
+  const op = ((e.name as Node[] | undefined) ?? []).map((x) => String(inner(x).sval)).join('.');
+  const l = e.lexpr;
+  const lf = (inner(l).fields as Node[] | undefined) ?? [];
+  if (op !== '=' || nodeKind(l) !== 'ColumnRef' || String(inner(lf[lf.length - 1]).sval) !== 'ctid' || nodeKind(e.rexpr) !== 'ParamRef') return undefined;
+  return Number(inner(e.rexpr).number);
+}
+
+/**
+ * postgres_fdw's row-by-row form: `UPDATE t SET c = $2, ... WHERE ctid = $1` / `DELETE FROM t WHERE
+ * ctid = $1`, once per row its `FOR UPDATE` scan returned (ctids name rows of that scan's snapshot).
+ */
+async function rowByRow(ctx: EvalContext, tx: CallbackTx, stmt: Node, kind: 'update' | 'delete', t: ForeignTable, ctidAt: number, param: ParamText, autocommit: boolean, maxValueBytes: number): Promise<{ tag: string; set?: RowSet }> {
+  const rid = ridOf(param(ctidAt) ?? '');
+  const old = rid === undefined ? undefined : ctx.snapshots.get(t.display)?.[rid - 1];
+  if (!old) throw new PgError(SqlState.InvalidParameterValue, `no row of ${t.display} has ctid ${param(ctidAt) ?? 'NULL'} in this transaction`);
+  const ops = new StatementOps({ spec: t.spec, relname: t.resolved.name, maxValueBytes });
+  const cols = t.spec.columns;
+  let row = old.values;
+  if (kind === 'update') {
+    row = [...old.values];
+    for (const r of (inner(stmt).targetList as Node[]) ?? []) {
+      const target = inner(r);
+      const i = cols.findIndex((c) => c.name === String(target.name));
+      if (i < 0 || nodeKind(target.val) !== 'ParamRef' || target.indirection) throw new PgError(SqlState.FeatureNotSupported, 'this form of UPDATE on a callback session');
+      row[i] = param(Number(inner(target.val).number)) ?? null;
+    }
+    ops.update(old, row);
+  } else ops.delete(old);
+  await tx.stage(t, ops.finish(), autocommit);
+  return { tag: `${kind.toUpperCase()} 1`, ...returningSet(stmt, t, [row]) };
 }
 
 /** postgres_fdw's RETURNING is a list of plain columns; its values are the rows' own. */

@@ -307,7 +307,7 @@ export class CallbackSession {
   }
 
   private context(): EvalContext {
-    return { catalog: this.catalog!, redis: this.deps.redis, link: this.link!, pending: this.writes };
+    return { catalog: this.catalog!, redis: this.deps.redis, link: this.link!, pending: this.writes, snapshots: this.writes.snapshots };
   }
 
   private send(b: Buffer): void {

@@ -10,7 +10,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { inner, nodeKind, type Node } from '../sql/analyze.js';
 import { returningSet } from './modify.js';
 import { connKey } from '../redis/connection.js';
-import { StatementOps } from '../redis/row-ops.js';
+import { StatementOps, type SnapshotRow } from '../redis/row-ops.js';
 import type { RedisOp } from '../redis/write.js';
 import type { ForeignTable, PendingWrites, RedisAccess } from '../executor/select.js';
 import { applyStaged } from '../executor/transaction.js';
@@ -27,6 +27,8 @@ interface Staged {
 export class CallbackTx implements PendingWrites {
   private staged: Staged[] = [];
   private savepoints: { name: string; at: number }[] = [];
+  /** The rows behind the synthetic ctids of this transaction's `FOR UPDATE` scans, per table. */
+  readonly snapshots = new Map<string, SnapshotRow[]>();
 
   constructor(
     private readonly redis: RedisAccess,
@@ -63,6 +65,7 @@ export class CallbackTx implements PendingWrites {
   reset(): void {
     this.staged = [];
     this.savepoints = [];
+    this.snapshots.clear();
   }
 
   /** Stages the rows; applied at once when `autocommit` (no remote transaction open). */
