@@ -1,7 +1,7 @@
 /**
  * ORM introspection beside a Redis foreign table, as the tools run it (issue 10 §2): knex
  * hasTable/columnInfo, TypeORM's query runner (getTables/hasTable, what synchronize reads), Sequelize's
- * query interface, and SQLAlchemy's inspector. In callback mode information_schema works for the
+ * query interface (and its findOrCreate, whose INSERT runs inside a PL/pgSQL function), and SQLAlchemy's inspector. In callback mode information_schema works for the
  * schema holding the foreign table; each answer through the proxy must equal the one straight from
  * upstream, and name both the real table and the foreign one.
  */
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import knex from 'knex';
 import { DataSource } from 'typeorm';
-import { Sequelize } from 'sequelize';
+import { DataTypes, Sequelize } from 'sequelize';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, setupSupabase } from '../support/fdw-sql.js';
 
@@ -107,6 +107,22 @@ describe('ORM introspection of a schema holding a Redis foreign table', () => {
     assert.ok(r.tables.includes('users'), JSON.stringify(r.tables));
     assert.deepEqual(Object.keys(r.users), ['id', 'name', 'email']);
     assert.deepEqual(Object.keys(r.fh), ['key', 'value']);
+  });
+
+  it('Sequelize findOrCreate, which wraps its INSERT in a PL/pgSQL function, creates the row in Redis once', async () => {
+    const s = new Sequelize(f.url, { logging: false });
+    try {
+      const Fh = s.define('Fh', { key: { type: DataTypes.TEXT, primaryKey: true }, value: DataTypes.TEXT }, { tableName: 'fh', timestamps: false });
+      const [row, created] = await Fh.findOrCreate({ where: { key: 'made' }, defaults: { value: 'by sequelize' } });
+      assert.equal(created, true);
+      assert.equal(row.get('value'), 'by sequelize');
+      assert.equal(await f.redis.hget('orm:h', 'made'), 'by sequelize');
+      const [again, createdAgain] = await Fh.findOrCreate({ where: { key: 'made' }, defaults: { value: 'other' } });
+      assert.equal(createdAgain, false);
+      assert.equal(again.get('value'), 'by sequelize');
+    } finally {
+      await s.close();
+    }
   });
 
   const sqlalchemy = new Promise<string | false>((resolve) =>
