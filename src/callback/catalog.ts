@@ -27,7 +27,8 @@ const TABLE_SQL = `SELECT pg_catalog.json_build_object(
   'table', ${opts('ft.ftoptions')}, 'server', ${opts('s.srvoptions')}, 'serverName', s.srvname, 'mapping', NULL,
   'columns', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull, NULL) ORDER BY a.attnum)
      FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-  'select', true, 'insert', true, 'update', true, 'delete', true, 'truncate', true, 'handler', true)::text
+  'select', true, 'insert', true, 'update', true, 'delete', true, 'truncate', true, 'handler', true,
+  'owner', pg_catalog.pg_get_userbyid(s.srvowner))::text
  FROM pg_catalog.pg_foreign_table ft
  JOIN pg_catalog.pg_class c ON c.oid = ft.ftrelid
  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -45,6 +46,8 @@ export class CallbackCatalog {
   /** The mappings (by server name) whose password the session presented. */
   private mappings = new Map<string, Options>();
   private readonly tables = new Map<string, { table: ForeignTable | undefined; at: number }>();
+  /** The owner of each table's server (by table display name): what evaluation runs as. */
+  private readonly owners = new Map<string, string>();
 
   constructor(
     private readonly link: UpstreamLink,
@@ -85,11 +88,22 @@ export class CallbackCatalog {
         if (!mapping) throw new PgError(SqlState.InsufficientPrivilege, `the callback's credentials are not those of a user mapping for server "${resolved.serverName}"`);
         resolved.mapping = mapping;
         t = foreignTable(resolved);
+        this.owners.set(t.display, (JSON.parse(json) as { owner: string }).owner);
       }
       this.tables.set(key, { table: t, at: Date.now() });
     }
     if (!t) throw new PgError(SqlState.UndefinedTable, `relation "${schema}.${name}" does not exist`, { hint: 'A callback session serves only Redis foreign tables.' });
     return t;
+  }
+
+  /**
+   * The role upstream evaluates a callback's statements over these tables as: their server's owner
+   * (one who can read the secret anyway). Tables of servers with different owners can't be mixed.
+   */
+  ownerOf(tables: readonly ForeignTable[]): string {
+    const owners = new Set(tables.map((t) => this.owners.get(t.display) ?? 'none'));
+    if (owners.size !== 1) throw new PgError(SqlState.FeatureNotSupported, 'a remote query over Redis servers of different owners');
+    return [...owners][0]!;
   }
 }
 

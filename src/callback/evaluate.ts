@@ -84,7 +84,7 @@ async function ctidScan(ctx: EvalContext, text: string, ref: RangeVarRef, t: For
     values.push(a);
     types.push(TEXT_ARRAY_OID);
   }
-  const r = await ctx.link.query(rewritten.text, values, types);
+  const r = await ctx.link.query(rewritten.text, values, types, ctx.catalog.ownerOf([t]));
   if (!r.rowDescription) throw unsupported('a remote query that returns no rows');
   const fields = decodeRowDescription(r.rowDescription, 0, r.rowDescription.length);
   const at = fields.findIndex((f) => f.name === 'ctid');
@@ -214,7 +214,7 @@ async function viaUpstream(ctx: EvalContext, text: string, refs: RangeVarRef[], 
     values.push(v === null ? null : v.toString('utf8'));
   }
   values.push(...arrays);
-  const r = await ctx.link.query(rewritten.text, values, types);
+  const r = await ctx.link.query(rewritten.text, values, types, ctx.catalog.ownerOf(tables));
   if (!r.rowDescription) throw unsupported('a remote query that returns no rows');
   return { rowDescription: r.rowDescription, rows: r.rows };
 }

@@ -77,7 +77,7 @@ export async function directModify(ctx: EvalContext, tx: CallbackTx, text: strin
     values.push(a);
     types.push(TEXT_ARRAY_OID);
   }
-  const r = await ctx.link.query(sql, values, types);
+  const r = await ctx.link.query(sql, values, types, ctx.catalog.ownerOf([t]));
 
   const ops = new StatementOps({ spec: t.spec, relname: t.resolved.name, maxValueBytes });
   const seen = new Set<number>();

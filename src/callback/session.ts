@@ -122,6 +122,8 @@ export class CallbackSession {
     try {
       this.send(await this.extended(code, m));
     } catch (e) {
+      // Without its upstream link the session can answer nothing: postgres_fdw reconnects next time.
+      if (this.link?.isClosed) return this.fatal(e);
       this.skipToSync = true;
       this.sendError(e);
     }
@@ -165,6 +167,7 @@ export class CallbackSession {
         out.push(encodeCommandComplete(r.tag));
       }
     } catch (e) {
+      if (this.link?.isClosed) return this.fatal(e);
       out.push(errorBytes(e));
       if (this.tx === 'T') this.tx = 'E';
     }

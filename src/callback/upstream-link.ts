@@ -47,8 +47,27 @@ export class UpstreamLink {
     return new UpstreamLink(sock, params.get('server_version') ?? '15.0');
   }
 
-  /** Runs one statement (extended protocol, text results). Buffers are sent as binary parameters. */
-  query(sql: string, params: (string | Buffer | null)[] = [], types: number[] = []): Promise<LinkResult> {
+  /** The role statements run as: the link's own ('none'), or one it switched to. */
+  private role = 'none';
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Runs one statement (extended protocol, text results). Buffers are sent as binary parameters.
+   * `as`: run it as this role (SET ROLE), so what a callback asks upstream to evaluate has only the
+   * rights of whoever could read the secret it presented; absent: as the link's own role (catalog reads).
+   */
+  async query(sql: string, params: (string | Buffer | null)[] = [], types: number[] = [], as = 'none'): Promise<LinkResult> {
+    if (as !== this.role) {
+      await this.send("SELECT pg_catalog.set_config('role', $1, false)", [as], []);
+      this.role = as;
+    }
+    return this.send(sql, params, types);
+  }
+
+  private send(sql: string, params: (string | Buffer | null)[], types: number[]): Promise<LinkResult> {
     const run = (): Promise<LinkResult> =>
       new Promise((resolve, reject) => {
         if (this.closed) return reject(new PgError(SqlState.ConnectionFailure, 'the proxy lost its catalog connection to upstream'));

@@ -76,26 +76,27 @@ export class ProxyServer {
       return;
     }
     const id = this.nextId++;
-    const s = new Session(socket, { config: this.config, log: this.log.child({ session: id, client: `${socket.remoteAddress}:${socket.remotePort}` }), hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (sock, params, rest) => this.acceptCallback(sock, params, rest), advertise: () => this.advertise }, id);
+    const s = new Session(socket, { config: this.config, log: this.log.child({ session: id, client: `${socket.remoteAddress}:${socket.remotePort}` }), hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (params) => this.callbackFor(params), advertise: () => this.advertise }, id);
     this.sessions.add(s);
     void s.closed.then(() => this.sessions.delete(s));
   }
 
-  /** A session for the reserved callback database: answered by the proxy, never relayed upstream. */
-  private acceptCallback(sock: net.Socket | tls.TLSSocket, params: Map<string, string>, rest: Buffer): boolean {
+  /** For the reserved callback database: a session answered by the proxy alone, never relayed upstream. */
+  private callbackFor(params: Map<string, string>): ((sock: net.Socket | tls.TLSSocket, rest: Buffer) => void) | undefined {
     const db = callbackDatabase(params.get('database') ?? '');
-    if (db === undefined) return false;
-    const redis = this.options.fdw?.redis;
-    const log = this.log.child({ callback: db });
-    if (!redis) {
-      sock.end(encodeError(new PgError('3D000', 'this proxy serves no Redis foreign tables, so it takes no callbacks', { severity: 'FATAL' })));
-      return true;
-    }
-    const s = new CallbackSession(sock, db, { upstream: this.config.upstream, redis, log, maxValueBytes: this.config.maxValueBytes }, log);
-    this.callbacks.add(s);
-    sock.once('close', () => this.callbacks.delete(s));
-    s.start(rest);
-    return true;
+    if (db === undefined) return undefined;
+    return (sock, rest) => {
+      const redis = this.options.fdw?.redis;
+      if (!redis) {
+        sock.end(encodeError(new PgError('3D000', 'this proxy serves no Redis foreign tables, so it takes no callbacks', { severity: 'FATAL' })));
+        return;
+      }
+      const log = this.log.child({ callback: db });
+      const s = new CallbackSession(sock, db, { upstream: this.config.upstream, redis, log, maxValueBytes: this.config.maxValueBytes }, log);
+      this.callbacks.add(s);
+      sock.once('close', () => this.callbacks.delete(s));
+      s.start(rest);
+    };
   }
 
   /**

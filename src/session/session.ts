@@ -29,8 +29,8 @@ export interface SessionDeps {
   secureContext: tls.SecureContext | undefined;
   /** Builds the per-session interceptor, once the session knows its user and database. */
   interceptor?: (port: SessionPort) => Interceptor;
-  /** Takes over a connection whose database is reserved (never relayed upstream); false: not reserved. */
-  reserved?: (socket: net.Socket | tls.TLSSocket, params: Map<string, string>, rest: Buffer) => boolean;
+  /** For a reserved database (never relayed upstream): what takes the connection over. */
+  reserved?: (params: Map<string, string>) => ((socket: net.Socket | tls.TLSSocket, rest: Buffer) => void) | undefined;
   /** The address upstream's postgres_fdw reaches this proxy at, when known. */
   advertise?: () => string | undefined;
 }
@@ -240,16 +240,13 @@ export class Session implements SessionPort {
 
   /** A reserved database (callback sessions) is served without upstream: hand the socket over. */
   private handOffReserved(params: Map<string, string>, rest: Buffer): boolean {
-    const take = this.deps.reserved;
+    const take = this.deps.reserved?.(params);
     if (!take) return false;
     const c = this.client;
     for (const ev of ['data', 'close', 'drain', 'end', 'error'] as const) c.removeAllListeners(ev);
-    if (!take(c, params, rest)) {
-      this.attachClient(c);
-      return false;
-    }
     this.phase = 'closed';
     this.resolveClosed();
+    take(c, rest);
     return true;
   }
 

@@ -307,6 +307,24 @@ describe('no recursion', () => {
     }
   });
 
+  it('what a callback has upstream evaluate runs as the server\'s owner, not as the proxy\'s --upstream role', async () => {
+    await f.redis.hset('cb:own', 'o', '1');
+    await c.query(`create role cb_owner login password 'owner'; grant usage on foreign data wrapper redis_wrapper to cb_owner; grant create on schema public to cb_owner`);
+    const owner = await connect(f.proxy.url('cb_owner', 'owner', f.db));
+    try {
+      await owner.query(`create server s_owned foreign data wrapper redis_wrapper options (conn_url '${f.redisUrl}')`);
+      await owner.query(`create foreign table fo (key text, value text) server s_owned options (src_type 'hash', src_key 'cb:own')`);
+    } finally {
+      await owner.end();
+    }
+    const secret = (await rows(d, "select option_value from pg_user_mappings um, pg_options_to_table(um.umoptions) where srvname = 's_owned' and option_name = 'password'"))[0]![0]!;
+    const url = f.proxy.url('whoever', secret, callbackDbname(f.db));
+    const ok = await psql(url, "START TRANSACTION; DECLARE c1 CURSOR FOR SELECT key FROM public.fo WHERE ((value <> '')); FETCH 100 FROM c1; COMMIT TRANSACTION", ['-At']);
+    assert.match(ok, /^o$/m);
+    const denied = await psql(url, "START TRANSACTION; DECLARE c1 CURSOR FOR SELECT key FROM public.fo WHERE ((pg_catalog.pg_read_file('PG_VERSION') <> '')); FETCH 100 FROM c1", ['-At']);
+    assert.match(denied, /permission denied for function pg_read_file/);
+  });
+
   it('the reserved database refuses a wrong password (28P01) and is never relayed', async () => {
     const url = f.proxy.url('postgres', 'not-the-secret', callbackDbname(f.db));
     const out = await psql(url, 'select 1');
