@@ -22,6 +22,7 @@ import type { RedisAccess } from '../executor/select.js';
 import { CallbackCatalog } from './catalog.js';
 import { evaluateSelect, explainEstimate, unsupported, type Bound, type EvalContext, type RowSet } from './evaluate.js';
 import { directModify } from './modify.js';
+import { truncateOps } from '../executor/truncate.js';
 import { UpstreamLink } from './upstream-link.js';
 import { CallbackTx } from './writes.js';
 
@@ -297,6 +298,15 @@ export class CallbackSession {
       }
       case 'InsertStmt':
         return this.writes.insert(this.catalog!, n, bound, this.tx === 'I');
+      case 'TruncateStmt': {
+        // postgres_fdw's TRUNCATE (PostgreSQL 14+) of foreign tables that Postgres truncates itself.
+        for (const r of (n.relations as Node[] | undefined) ?? []) {
+          const rel = inner(r);
+          const t = await this.catalog!.table(rel.schemaname === undefined ? 'public' : String(rel.schemaname), String(rel.relname));
+          await this.writes.stage(t, truncateOps(t), this.tx === 'I');
+        }
+        return { tag: 'TRUNCATE TABLE' };
+      }
       case 'UpdateStmt':
       case 'DeleteStmt':
         return directModify(this.context(), this.writes, text, stmt, bound, this.tx === 'I', this.deps.maxValueBytes);

@@ -160,6 +160,18 @@ describe('statements Postgres evaluates itself', () => {
     assert.deepEqual(await f.redis.hgetall('cb:out'), { a: '1?', c: 'three!', 'k,1': 'x"y!' });
   });
 
+  it('TRUNCATE of a foreign table inside a function, applied with its transaction', async () => {
+    await f.redis.hset('cb:tr', 'x', '1');
+    await c.query(`create foreign table ftr (key text, value text) server redis_server options (src_type 'hash', src_key 'cb:tr');
+      create function empty_ftr() returns void language sql as $$ truncate ftr $$`);
+    await c.query('begin');
+    await c.query('select empty_ftr()');
+    await c.query('rollback');
+    assert.equal(await f.redis.exists('cb:tr'), 1);
+    await c.query('select empty_ftr()');
+    assert.equal(await f.redis.exists('cb:tr'), 0);
+  });
+
   it('a trigger on a real table writes into a foreign table', async () => {
     await c.query('create table orders (id int, item text)');
     await c.query(`create function orders_to_redis() returns trigger language plpgsql as $$ begin insert into fout values ('order:' || new.id, new.item); return new; end $$`);
