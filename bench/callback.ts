@@ -3,7 +3,7 @@
 // (the statement names the foreign table, so the proxy rewrites it), with a real table as the floor,
 // all in the same run.
 //
-//   npm run build && node dist/bench/callback.js
+//   npm run bench:callback
 //
 // Scenarios, each 1 warm-up + BENCH_REPS (default 5) timed runs, median ms:
 //   scan   all rows of a 100,000-field hash: rewritten `select * from h` vs. `select * from v` (a view
