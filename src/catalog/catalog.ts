@@ -11,10 +11,13 @@ import { quoteIdent } from '../sql/quote.js';
 import type { ColumnDef } from '../redis/table-spec.js';
 import type { Options } from './options.js';
 
-/** The option that marks a wrapper as served by this proxy (it stands in for the missing handler). */
+/**
+ * The option that marks a wrapper as served by this proxy. The wrapper's real handler is either none
+ * (handler-less mode) or postgres_fdw's, pointed back at the proxy (callback mode, DESIGN §7).
+ */
 export const FDW_MARK_OPTION = 'handler';
 export const FDW_HANDLER = 'redis_fdw_handler';
-export const OUR_FDW_SQL = `w.fdwhandler = 0 AND '${FDW_MARK_OPTION}=${FDW_HANDLER}' = ANY (w.fdwoptions)`;
+export const OUR_FDW_SQL = `'${FDW_MARK_OPTION}=${FDW_HANDLER}' = ANY (w.fdwoptions)`;
 
 export const NAME_INDEX_SQL = `SELECT DISTINCT c.relname FROM pg_catalog.pg_foreign_table ft
  JOIN pg_catalog.pg_class c ON c.oid = ft.ftrelid
@@ -37,7 +40,8 @@ export const RESOLVE_SQL = `SELECT pg_catalog.json_build_object(
   'insert', pg_catalog.has_table_privilege(c.oid, 'INSERT'),
   'update', pg_catalog.has_table_privilege(c.oid, 'UPDATE'),
   'delete', pg_catalog.has_table_privilege(c.oid, 'DELETE'),
-  'truncate', pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'))
+  'truncate', pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'),
+  'handler', w.fdwhandler <> 0)
  FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS q(name, i)
  JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(q.name)
  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -46,12 +50,27 @@ export const RESOLVE_SQL = `SELECT pg_catalog.json_build_object(
  JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
  WHERE ${OUR_FDW_SQL}`;
 
-/** $1: wrapper name; one row when it is ours. */
-export const FDW_IS_OURS_SQL = `SELECT 1 FROM pg_catalog.pg_foreign_data_wrapper w WHERE w.fdwname = $1 AND ${OUR_FDW_SQL}`;
+/** $1: wrapper name; one row when it is ours, saying whether it has a handler (callback mode). */
+export const FDW_IS_OURS_SQL = `SELECT (w.fdwhandler <> 0)::text FROM pg_catalog.pg_foreign_data_wrapper w WHERE w.fdwname = $1 AND ${OUR_FDW_SQL}`;
 
-/** $1: server name; its options when its wrapper is ours. */
-export const SERVER_IF_OURS_SQL = `SELECT ${opts('s.srvoptions')}::text FROM pg_catalog.pg_foreign_server s
+/** $1: server name; its options when its wrapper is ours, and whether that wrapper has a handler (callback mode). */
+export const SERVER_IF_OURS_SQL = `SELECT ${opts('s.srvoptions')}::text, (w.fdwhandler <> 0)::text FROM pg_catalog.pg_foreign_server s
  JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw WHERE s.srvname = $1 AND ${OUR_FDW_SQL}`;
+
+/** The schema-qualified postgres_fdw handler function of this database, if the extension is installed, and whether it is available. */
+export const POSTGRES_FDW_SQL = `SELECT (SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) FROM pg_catalog.pg_proc p
+   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = 'postgres_fdw_handler' AND p.pronargs = 0 LIMIT 1),
+ EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'postgres_fdw')::text`;
+
+/** $1: schema name or NULL (the creation schema); $2: a relation name. Whether that schema holds other tables or views. */
+export const SCHEMA_HAS_OTHERS_SQL = `SELECT COALESCE($1, pg_catalog.current_schema()), EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+ WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = COALESCE($1, pg_catalog.current_schema()))
+   AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relname <> $2)::text`;
+
+/** Our servers and their user mappings: what an upgrade to callback mode must complete. */
+export const OUR_SERVERS_SQL = `SELECT s.srvname, pg_catalog.array_to_string(s.srvoptions, ','),
+ (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(CASE WHEN um.umuser = 0 THEN 'public' ELSE um.usename END, ${opts('um.umoptions')})) FROM pg_catalog.pg_user_mappings um WHERE um.srvid = s.oid)::text
+ FROM pg_catalog.pg_foreign_server s JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw WHERE w.fdwname = $1 AND ${OUR_FDW_SQL}`;
 
 export interface ResolvedTable {
   /** Index into the names asked for. */
@@ -65,6 +84,8 @@ export interface ResolvedTable {
   mapping: Options | null;
   columns: ColumnDef[];
   privileges: { select: boolean; insert: boolean; update: boolean; delete: boolean; truncate: boolean };
+  /** Its wrapper has postgres_fdw's handler (callback mode): Postgres can evaluate the table itself. */
+  handler: boolean;
 }
 
 export function decodeResolved(json: string): ResolvedTable {
@@ -83,6 +104,7 @@ export function decodeResolved(json: string): ResolvedTable {
     update: boolean;
     delete: boolean;
     truncate: boolean;
+    handler?: boolean;
   };
   return {
     i: r.i - 1,
@@ -95,6 +117,7 @@ export function decodeResolved(json: string): ResolvedTable {
     mapping: r.mapping,
     columns: (r.columns ?? []).map(([name, type, typeOid, notNull, dflt]) => ({ name, type, typeOid, notNull, ...(dflt === null ? {} : { default: dflt }) })),
     privileges: { select: r.select, insert: r.insert, update: r.update, delete: r.delete, truncate: r.truncate },
+    handler: r.handler === true,
   };
 }
 

@@ -11,9 +11,14 @@ import { fromConnUrl, fromHostPort } from '../redis/connection.js';
 
 export type Options = Record<string, string>;
 
-const SERVER_OPTIONS = ['conn_url', 'conn_url_id', 'host_port', 'password', 'username', 'database'];
-const TABLE_OPTIONS = ['src_type', 'src_key', 'table_type', 'table_key_prefix', 'database'];
-const MAPPING_OPTIONS = ['password', 'username', 'user'];
+/**
+ * postgres_fdw's own tuning options, meaningful in callback mode (its handler reads them). Not
+ * `extensions`: it would let postgres_fdw ship user functions, which could read a foreign table again.
+ */
+const POSTGRES_FDW_OPTIONS = ['use_remote_estimate', 'fetch_size', 'batch_size', 'updatable', 'truncatable', 'async_capable', 'fdw_startup_cost', 'fdw_tuple_cost', 'keep_connections', 'parallel_commit'];
+const SERVER_OPTIONS = ['conn_url', 'conn_url_id', 'host_port', 'password', 'username', 'database', ...POSTGRES_FDW_OPTIONS];
+const TABLE_OPTIONS = ['src_type', 'src_key', 'table_type', 'table_key_prefix', 'database', 'schema_name', 'table_name', ...POSTGRES_FDW_OPTIONS.filter((o) => !['fdw_startup_cost', 'fdw_tuple_cost', 'keep_connections', 'parallel_commit'].includes(o))];
+const MAPPING_OPTIONS = ['password', 'username', 'user', 'callback_secret'];
 
 const SUPABASE_TYPES = ['list', 'set', 'hash', 'zset', 'stream', 'multi_list', 'multi_set', 'multi_hash', 'multi_zset'] as const;
 const RS_TYPES = ['hash', 'list', 'set', 'zset', 'string', 'stream'] as const;

@@ -21,6 +21,7 @@ export function buildProgram(): Command {
     .addOption(opt('--max-connections <n>', 'client connections accepted at once', 'max-connections').default('1000'))
     .addOption(opt('--max-value-bytes <n>', 'largest value an INSERT/UPDATE may write to Redis (Redis\'s own proto-max-bulk-len is 512 MB)', 'max-value-bytes').default('536870912'))
     .addOption(opt('--fast-path <on|off>', 'answer single-table reads of text columns from Redis without an upstream round trip (off: always through upstream)', 'fast-path').choices(['on', 'off']).default('on'))
+    .addOption(opt('--advertise <host:port|auto>', 'address upstream Postgres reaches this proxy at: Redis foreign tables then get postgres_fdw\'s handler and work wherever Postgres evaluates them (views, functions, information_schema); auto = the listen address when it and upstream are local', 'advertise'))
     .addHelpText('after', '\nEvery flag can also be set by the environment variable shown beside it; a flag wins over its variable.')
     .showHelpAfterError(false)
     .allowExcessArguments(false);
@@ -37,6 +38,7 @@ interface RawOptions {
   maxConnections: string;
   maxValueBytes: string;
   fastPath?: string;
+  advertise?: string;
 }
 
 export function toConfig(o: RawOptions): ProxyConfig {
@@ -48,7 +50,9 @@ export function toConfig(o: RawOptions): ProxyConfig {
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new ConfigError(`--max-connections must be a positive integer, got ${JSON.stringify(o.maxConnections)}`);
   const maxValueBytes = Number(o.maxValueBytes);
   if (!Number.isInteger(maxValueBytes) || maxValueBytes < 1) throw new ConfigError(`--max-value-bytes must be a positive integer, got ${JSON.stringify(o.maxValueBytes)}`);
+  if (o.advertise !== undefined && o.advertise !== 'auto') parseHostPort(o.advertise, '--advertise');
   return {
+    advertise: o.advertise,
     listenHost: listen.host,
     listenPort: listen.port,
     upstream: parseUpstreamUrl(o.upstream),

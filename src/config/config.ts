@@ -26,6 +26,11 @@ export interface ProxyConfig {
   maxValueBytes: number;
   /** Whether simple reads are answered from Redis without upstream (the local fast path); default on. */
   fastPath?: boolean;
+  /**
+   * Where upstream's postgres_fdw reaches this proxy (callback mode): HOST:PORT, 'auto' (the listen
+   * address, when it and upstream are both on this machine), or undefined (handler-less wrappers).
+   */
+  advertise?: string;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

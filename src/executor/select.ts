@@ -23,6 +23,7 @@ import type { RedisOp } from '../redis/write.js';
 import { runInternal } from '../upstream/internal-query.js';
 import type { SessionPort } from '../session/types.js';
 import type { NameIndex } from '../sql/classify.js';
+import { CALLBACK_SECRET_OPTION } from '../callback/reserved.js';
 
 export type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'truncate';
 
@@ -97,7 +98,8 @@ export function foreignTable(r: ResolvedTable): ForeignTable {
 
 function connSpec(r: ResolvedTable): RedisConnSpec {
   const s = r.server;
-  const m = r.mapping ?? {};
+  // A generated callback secret (callback mode) is the callback's credential, not Redis's.
+  const m = r.mapping?.[CALLBACK_SECRET_OPTION] ? {} : (r.mapping ?? {});
   if (s.conn_url !== undefined) return fromConnUrl(s.conn_url);
   if (s.host_port !== undefined) {
     return fromHostPort(s.host_port, r.table.database ?? s.database, m.password ?? s.password, m.username ?? m.user ?? s.username);
@@ -121,6 +123,7 @@ export async function planRead(port: SessionPort, names: NameIndex, text: string
   if (candidates.length === 0) return undefined;
   const res = await resolve(port, candidates);
   if (res.kind === 'failed') return 'failed';
+  if (info.kind === 'CreateTableAsStmt' && info.node.objtype === 'OBJECT_MATVIEW') return matviewOverForeign(res.tables);
   const clientParams = Math.max(info.maxParam, clientTypes.length);
   const paramTypes = [...clientTypes];
   while (paramTypes.length < clientParams) paramTypes.push(0);
@@ -140,6 +143,14 @@ export async function planRead(port: SessionPort, names: NameIndex, text: string
     reads.map((r) => ({ location: r.ref.location - base, sql: derivedTable(r, carrier) })),
   );
   return { info, reads, rewritten, paramTypes, clientParams, carrier, sources: columnSources(info, reads) };
+}
+
+/** A materialized view is Postgres's to evaluate (now and at REFRESH): only callback mode can serve it. */
+function matviewOverForeign(tables: (ForeignTable | undefined)[]): undefined {
+  if (tables.every((t) => !t || t.resolved.handler)) return undefined;
+  throw new PgError(SqlState.FeatureNotSupported, 'materialized views over Redis foreign tables need the proxy\'s callback mode', {
+    hint: 'Start the proxy with --advertise (upstream needs postgres_fdw), then run ALTER FOREIGN DATA WRAPPER <wrapper> HANDLER redis_fdw_handler once. Or select into a real table: CREATE TABLE ... AS SELECT ...',
+  });
 }
 
 function columnSources(info: StatementInfo, reads: ForeignRead[]): ReadPlan['sources'] {

@@ -11,16 +11,23 @@ import { StatementHook } from '../sql/classify.js';
 import { initParser } from '../sql/parser.js';
 import { Session } from '../session/session.js';
 import type { Interceptor, SessionPort } from '../session/types.js';
+import type { RedisAccess } from '../executor/select.js';
+import { callbackDatabase } from '../callback/reserved.js';
+import { CallbackSession } from '../callback/session.js';
+import { resolveAdvertise } from '../callback/advertise.js';
 
 export interface ProxyServerOptions {
   /** Serves Redis foreign tables; absent means pure passthrough. */
-  fdw?: { interceptor: (port: SessionPort) => Interceptor; close(): Promise<void> };
+  fdw?: { interceptor: (port: SessionPort) => Interceptor; close(): Promise<void>; redis?: RedisAccess };
   hook?: StatementHook;
 }
 
 export class ProxyServer {
   private readonly server: net.Server;
   private readonly sessions = new Set<Session>();
+  private readonly callbacks = new Set<CallbackSession>();
+  /** Where upstream's postgres_fdw reaches this proxy, once listening (callback mode). */
+  advertise: string | undefined;
   private nextId = 1;
   private closing: Promise<void> | undefined;
   readonly hook: StatementHook;
@@ -46,6 +53,8 @@ export class ProxyServer {
       });
     });
     const addr = this.server.address() as net.AddressInfo;
+    this.advertise = resolveAdvertise(this.config, addr.port);
+    if (this.config.advertise && !this.advertise) this.log.warn({ advertise: this.config.advertise }, '--advertise auto needs a loopback listen address and a local upstream; Redis foreign tables stay handler-less');
     this.log.info({ listen: `${addr.address}:${addr.port}`, upstream: `${this.config.upstream.host}:${this.config.upstream.port}` }, 'redis-fdw-proxy listening');
     return addr;
   }
@@ -67,9 +76,27 @@ export class ProxyServer {
       return;
     }
     const id = this.nextId++;
-    const s = new Session(socket, { config: this.config, log: this.log.child({ session: id, client: `${socket.remoteAddress}:${socket.remotePort}` }), hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor }, id);
+    const s = new Session(socket, { config: this.config, log: this.log.child({ session: id, client: `${socket.remoteAddress}:${socket.remotePort}` }), hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (params) => this.callbackFor(params), advertise: () => this.advertise }, id);
     this.sessions.add(s);
     void s.closed.then(() => this.sessions.delete(s));
+  }
+
+  /** For the reserved callback database: a session answered by the proxy alone, never relayed upstream. */
+  private callbackFor(params: Map<string, string>): ((sock: net.Socket | tls.TLSSocket, rest: Buffer) => void) | undefined {
+    const db = callbackDatabase(params.get('database') ?? '');
+    if (db === undefined) return undefined;
+    return (sock, rest) => {
+      const redis = this.options.fdw?.redis;
+      if (!redis) {
+        sock.end(encodeError(new PgError('3D000', 'this proxy serves no Redis foreign tables, so it takes no callbacks', { severity: 'FATAL' })));
+        return;
+      }
+      const log = this.log.child({ callback: db });
+      const s = new CallbackSession(sock, db, { upstream: this.config.upstream, redis, log, maxValueBytes: this.config.maxValueBytes }, log);
+      this.callbacks.add(s);
+      sock.once('close', () => this.callbacks.delete(s));
+      s.start(rest);
+    };
   }
 
   /**
@@ -86,6 +113,7 @@ export class ProxyServer {
       await Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
       for (const s of this.sessions) s.terminateForShutdown();
+      for (const c of this.callbacks) c.close();
       await Promise.all([...this.sessions].map((s) => s.closed));
       await stopped;
       await this.options.fdw?.close();

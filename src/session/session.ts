@@ -29,6 +29,10 @@ export interface SessionDeps {
   secureContext: tls.SecureContext | undefined;
   /** Builds the per-session interceptor, once the session knows its user and database. */
   interceptor?: (port: SessionPort) => Interceptor;
+  /** For a reserved database (never relayed upstream): what takes the connection over. */
+  reserved?: (params: Map<string, string>) => ((socket: net.Socket | tls.TLSSocket, rest: Buffer) => void) | undefined;
+  /** The address upstream's postgres_fdw reaches this proxy at, when known. */
+  advertise?: () => string | undefined;
 }
 
 type Phase = 'startup' | 'connecting' | 'auth' | 'ready' | 'closed';
@@ -228,9 +232,26 @@ export class Session implements SessionPort {
       case 'startup':
         this.user = packet.params.get('user') ?? '';
         this.database = packet.params.get('database') ?? this.user;
+        if (this.handOffReserved(packet.params, rest)) return;
         this.startUpstream(Buffer.from(packet.raw), rest);
         return;
     }
+  }
+
+  /** A reserved database (callback sessions) is served without upstream: hand the socket over. */
+  private handOffReserved(params: Map<string, string>, rest: Buffer): boolean {
+    const take = this.deps.reserved?.(params);
+    if (!take) return false;
+    const c = this.client;
+    for (const ev of ['data', 'close', 'drain', 'end', 'error'] as const) c.removeAllListeners(ev);
+    this.phase = 'closed';
+    this.resolveClosed();
+    take(c, rest);
+    return true;
+  }
+
+  get callbackAddress(): string | undefined {
+    return this.deps.advertise?.();
   }
 
   private upgradeToTls(): void {
