@@ -109,13 +109,16 @@ class Walker {
       for (const v of Object.values(n)) this.visit(v, ctes);
       return;
     }
-    const body = (n as Node)[kind] as Node;
+    const body = (n as Node)[kind];
+    // A one-key object whose value is a scalar (`{ sval: '…' }` inside a String node) is no node:
+    // walking a string literal's characters made analysis cost a property per character.
+    if (body === null || typeof body !== 'object') return;
     switch (kind) {
       case 'SelectStmt':
       case 'UpdateStmt':
       case 'DeleteStmt':
       case 'InsertStmt':
-        return this.visitQuery(kind, body, ctes);
+        return this.visitQuery(kind, body as Node, ctes);
       case 'RangeVar':
         // A RangeVar reached outside a FROM list (e.g. CREATE TABLE AS's target) is not a read.
         return;
