@@ -14,7 +14,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { spawnProxy, type SpawnedProxy } from '../harness/proxy.js';
 import { fdwFixture, withDb, type FdwFixture } from '../support/fdw.js';
-import { connect, setupSupabase } from '../support/fdw-sql.js';
+import { connect, monitorRedis, setupSupabase } from '../support/fdw-sql.js';
 import { msg, normalize, ProtoConn, urlParts, type Frame } from '../support/proto-client.js';
 import { prng } from '../support/frames.js';
 
@@ -253,6 +253,48 @@ describe('malformed extended-protocol messages for a foreign-table statement', {
       assert.deepEqual(differ, []);
     } finally {
       pc.end();
+    }
+  });
+});
+
+describe("src_key '*' and LIMIT", { skip: process.env.ABUSE_ONLY !== undefined && process.env.ABUSE_ONLY !== 'limit' }, () => {
+  test('a LIMIT with nothing else to filter stops the SCAN of the whole keyspace once it is met', async () => {
+    await c.query(`create foreign table everything (key text, items jsonb) server redis_server options (src_type 'multi_hash', src_key '*')`);
+    const pipe = f.redis.pipeline();
+    for (let i = 0; i < 5000; i++) pipe.hset(`every:${i}`, 'f', String(i));
+    await pipe.exec();
+    const hashes = 5000 + 1; // and abuse:h
+    const mon = await monitorRedis(f.redisUrl, DB);
+    /** SCAN calls made by `sql`: MONITOR shows commands in order, so a marker after it is a barrier. */
+    const scansOf = async (sql: string): Promise<{ rows: unknown[]; scans: number }> => {
+      const from = mon.commands().length;
+      const r = await c.query(sql);
+      const marker = `__barrier_${Math.random()}`;
+      await f.redis.exists(marker);
+      for (let i = 0; i < 500 && !mon.commands().slice(from).some((x) => x[1] === marker); i++) await new Promise((res) => setImmediate(res));
+      return { rows: r.rows, scans: mon.commands().slice(from).filter((x) => x[0] === 'SCAN').length };
+    };
+    try {
+      const one = await scansOf('select key from everything limit 1');
+      assert.equal(one.rows.length, 1);
+      assert.equal(one.scans, 1, 'LIMIT 1 read one SCAN page');
+      const offset = await scansOf('select key from everything limit 2 offset 3');
+      assert.equal(offset.rows.length, 2);
+      assert.equal(offset.scans, 1);
+      // Where the LIMIT doesn't bound what must be read, everything is still read.
+      const count = await scansOf('select count(*) as n from everything limit 1');
+      assert.deepEqual(count.rows, [{ n: String(hashes) }]);
+      assert.ok(count.scans > 1, `count(*) made ${count.scans} SCAN call(s)`);
+      const filtered = await scansOf(`select key from everything where key = 'every:4999' limit 1`);
+      assert.deepEqual(filtered.rows, [{ key: 'every:4999' }]);
+      const ordered = await scansOf('select key from everything order by key limit 1');
+      assert.deepEqual(ordered.rows, [{ key: 'abuse:h' }]);
+      assert.ok(ordered.scans > 1);
+    } finally {
+      await mon.stop();
+      await c.query('drop foreign table everything');
+      const keys = await f.redis.keys('every:*');
+      for (let i = 0; i < keys.length; i += 1000) await f.redis.del(...keys.slice(i, i + 1000));
     }
   });
 });
