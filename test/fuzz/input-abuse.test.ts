@@ -298,3 +298,44 @@ describe("src_key '*' and LIMIT", { skip: process.env.ABUSE_ONLY !== undefined &
     }
   });
 });
+
+describe('text that is not valid UTF-8', { skip: process.env.ABUSE_ONLY !== undefined && process.env.ABUSE_ONLY !== 'encoding' }, () => {
+  test('touching a foreign table, it is rejected with upstream\'s own 22021, not stored with replacement characters', async () => {
+    const u = urlParts(url);
+    const port = Number(new URL(url).port);
+    const pc = await ProtoConn.open(port, { user: u.user, password: u.password, database: u.database });
+    const du = urlParts(withDb(f.directUrl, f.db));
+    const dc = await ProtoConn.open(Number(new URL(f.directUrl).port), { user: du.user, password: du.password, database: du.database });
+    const shape = (frames: Frame[]): string[] => normalize(frames).map((x) => x.split(' | ').filter((part) => !/^[FLR]=/.test(part)).join(' | '));
+    const bad = (table: string): Buffer => Buffer.concat([Buffer.from(`insert into ${table} values ('bad', 'x`), Buffer.from([0xff, 0xfe]), Buffer.from(`y')`)]);
+    const query = (sql: Buffer): Buffer => {
+      const out = Buffer.alloc(6 + sql.length);
+      out.write('Q', 0, 'latin1');
+      out.writeInt32BE(5 + sql.length, 1);
+      sql.copy(out, 5);
+      return out;
+    };
+    try {
+      for (const [name, sql] of [
+        ['simple Query', (t: string) => [query(bad(t))]],
+        ['Parse', (t: string) => [Buffer.concat([Buffer.from('P'), Buffer.alloc(4), Buffer.from([0]), bad(t), Buffer.from([0, 0, 0])]), msg.sync()]],
+      ] as const) {
+        const frames = sql('h');
+        for (const fr of frames) fr.writeInt32BE(fr.length - 1, 1);
+        pc.write(...frames);
+        const viaProxy = shape(await pc.readUntilReady(1));
+        const direct = sql('ht');
+        for (const fr of direct) fr.writeInt32BE(fr.length - 1, 1);
+        dc.write(...direct);
+        const upstream = shape(await dc.readUntilReady(1));
+        assert.deepEqual(viaProxy, upstream, name);
+        assert.match(viaProxy.join(' / '), /C=22021/, name);
+      }
+      assert.equal(await f.redis.hget('abuse:h', 'bad'), null);
+      assert.deepEqual(await pc.rows('select 1'), [['1']]);
+    } finally {
+      pc.end();
+      dc.end();
+    }
+  });
+});
