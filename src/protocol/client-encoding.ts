@@ -1,6 +1,6 @@
 /**
- * Text in the client's encoding (its `client_encoding`, as upstream reports it in ParameterStatus) to
- * and from the UTF-8 the proxy, Redis and upstream's server encoding use.
+ * The client's encoding (its `client_encoding`, as upstream reports it in ParameterStatus) and how the
+ * proxy reads statement text in it.
  */
 
 /** Upper-cased, without `_` or `-`, as Postgres matches encoding names. */
@@ -17,6 +17,10 @@ export function isUtf8Encoding(encoding: string): boolean {
   return n === 'UTF8' || n === 'UNICODE' || n === 'SQLASCII';
 }
 
+/**
+ * Statement text as the proxy reads it to decide about it. Other encodings are read byte for byte
+ * (latin1): enough to find keywords and table names, which are ASCII in every server-safe encoding.
+ */
 export function decodeClientText(bytes: Buffer, encoding: string): string {
-  return bytes.toString('utf8');
+  return bytes.toString(isUtf8Encoding(encoding) ? 'utf8' : 'latin1');
 }

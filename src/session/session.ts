@@ -13,11 +13,11 @@ import type { ProxyConfig } from '../config/config.js';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { encodeError } from '../protocol/backend.js';
 import { forEachFrame, Framer, FrameError } from '../protocol/framer.js';
-import { decodeTarget, TERMINATE } from '../protocol/frontend.js';
+import { decodeTarget, SYNC, TERMINATE } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js';
-import { EMPTY_INDEX, statementText, type Decision, type StatementHook } from '../sql/classify.js';
+import { EMPTY_INDEX, encodingRefusal, statementText, type Decision, type StatementHook } from '../sql/classify.js';
 import { connectUpstream, sendCancel, type UpstreamSocket } from '../upstream/connect.js';
 import { failWith } from '../upstream/internal-query.js';
 import { ExpectedQueue, forward, Req, type Entry } from './expected-queue.js';
@@ -314,7 +314,7 @@ export class Session implements SessionPort {
               this.runIntercepted(() => ic.refresh(this));
               return;
             }
-            const d = hook.classifyFrame(code, buf, off, next, ic ? ic.names : EMPTY_INDEX, ic !== undefined, ic?.inspectAll);
+            const d = hook.classifyFrame(code, buf, off, next, ic ? ic.names : EMPTY_INDEX, ic !== undefined, ic?.inspectAll, this.queue.clientEncoding);
             if (ic && (d instanceof Promise || d.kind === 'inspect')) {
               const raw = buf.subarray(off, next);
               intercept = d instanceof Promise ? () => d.then((later) => this.dispatch(ic, code, raw, later, req)) : () => this.dispatch(ic, code, raw, d, req);
@@ -340,7 +340,7 @@ export class Session implements SessionPort {
         if (intercept) {
           this.flushRun(buf, runStart, off);
           item.off = next;
-          this.runIntercepted(intercept);
+          this.runIntercepted(intercept, code === Frontend.Query);
           return;
         }
         if (code === Frontend.Sync && !this.sentSinceSync && this.interceptor && next - off === 5) {
@@ -369,7 +369,11 @@ export class Session implements SessionPort {
 
   /** A Query or Parse the hook decided on: to the interceptor, or (decided off-thread) on upstream. */
   private dispatch(ic: Interceptor, code: number, raw: Buffer, d: Decision, req: number): Promise<void> | void {
-    if (d.kind === 'inspect') return code === Frontend.Query ? ic.onQuery(this, d.text, d, raw) : ic.onParse(this, raw, d);
+    if (d.kind === 'inspect') {
+      const refused = encodingRefusal(d, ic.names, this.queue.clientEncoding);
+      if (refused) throw refused;
+      return code === Frontend.Query ? ic.onQuery(this, d.text, d, raw) : ic.onParse(this, raw, d);
+    }
     if (code === Frontend.Parse && ic.ownsAny) ic.forget('S', raw.toString('utf8', 5, raw.indexOf(0, 5)));
     if (ic.cachesNames) ic.passedThrough(statementText(code, raw, 0, raw.length));
     this.send(raw, [forward(req)]);
@@ -393,7 +397,8 @@ export class Session implements SessionPort {
     return ['S', buf.toString('utf8', portalEnd + 1, nul(portalEnd + 1))];
   }
 
-  private runIntercepted(fn: () => Promise<void> | void): void {
+  /** `query`: fn handles a simple Query, which is owed a ReadyForQuery even when it fails. */
+  private runIntercepted(fn: () => Promise<void> | void, query = false): void {
     this.busy = true;
     this.updateClientFlow();
     const done = (): void => {
@@ -405,6 +410,7 @@ export class Session implements SessionPort {
     const failed = (e: unknown): void => {
       if (!isPgError(e) || e.severity !== 'ERROR') return this.internalFailure(e);
       failWith(this, encodeError(e));
+      if (query) this.send(SYNC, [forward(Req.Sync)]);
       done();
     };
     try {

@@ -24,19 +24,26 @@ export interface TextFilter {
   all: boolean;
 }
 
+const PREFILTER_MAX = 1024 * 1024;
+
 /** Whether decoded text needs parsing at all. */
 export function worthParsing(text: string, f: TextFilter): boolean {
   if (f.all || (f.watchDdl && DDL_HINT.test(text))) return true;
   if (f.lowerNames.size === 0) return false;
-  const lower = text.toLowerCase();
-  let hit = false;
-  for (const n of f.lowerNames) {
-    if (lower.includes(n)) {
-      hit = true;
-      break;
+  // The substring prefilter lower-cases a copy of the text; for a big text (decided off-thread) the
+  // lexer alone is as fast and needs no second copy.
+  if (text.length <= PREFILTER_MAX) {
+    const lower = text.toLowerCase();
+    let hit = false;
+    for (const n of f.lowerNames) {
+      if (lower.includes(n)) {
+        hit = true;
+        break;
+      }
     }
+    if (!hit) return false;
   }
-  return hit && mentionsAny(text, f.lowerNames);
+  return mentionsAny(text, f.lowerNames);
 }
 
 /**
