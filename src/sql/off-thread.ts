@@ -9,15 +9,21 @@ import type { WorkerReply, WorkerRequest } from './classify-text.js';
 
 type Pending = { resolve: (r: WorkerReply) => void };
 
+/** Texts from this size up end the worker after use, returning its memory (a new one starts on demand). */
+const RECYCLE_BYTES = 32 * 1024 * 1024;
+
 export class OffThreadClassifier {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** A request this big leaves the worker's heap large for long: the worker is ended once idle. */
+  private recycle = false;
 
   /** `bytes` is copied (the caller's frame buffer stays the caller's) and the copy moved to the worker. */
   classify(bytes: Uint8Array, req: Omit<WorkerRequest, 'id' | 'bytes'>): Promise<WorkerReply> {
     const id = this.nextId++;
     // A fresh ArrayBuffer of exactly these bytes (Buffer#slice would share, and transferring it would detach the frame).
+    if (bytes.length >= RECYCLE_BYTES) this.recycle = true;
     const copy = new Uint8Array(bytes.length);
     copy.set(bytes);
     return new Promise((resolve) => {
@@ -35,6 +41,11 @@ export class OffThreadClassifier {
       const p = this.pending.get(r.id);
       this.pending.delete(r.id);
       p?.resolve(r);
+      if (this.recycle && this.pending.size === 0 && this.worker === w) {
+        this.recycle = false;
+        this.worker = undefined;
+        void w.terminate();
+      }
     });
     const lost = (why: string): void => {
       if (this.worker !== w) return;

@@ -1,8 +1,8 @@
 // Big statements a logged-in client can send (issue 11, items 5 and 6, and the 200 MB query of the
 // parser-abuse list), through the real CLI: literals of 4 and 20 MB into a foreign table, a literal
-// naming the foreign table into a real table, a 200 MB query, and a stream of distinct big statements.
+// naming the foreign table into a real table, and a 200 MB query.
 // Each is answered as upstream answers it, another session's SELECT 1 keeps being answered (against a
-// same-run baseline straight to upstream), and the proxy's memory stays bounded.
+// same-run baseline straight to upstream).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { abuseFixture, assertNoStall, type AbuseFixture } from '../support/abuse.js';
@@ -55,24 +55,5 @@ describe('big string literals', () => {
     console.log(`[abuse] 200 MB query: proxy RSS ${before.toFixed(0)} MB before, ${x.proxyRssMb().toFixed(0)} MB after`);
     assertNoStall('200 MB query', worstMs, base.worstMs);
     assert.deepEqual((await x.c.query('select 1 as one')).rows, [{ one: '1' }]);
-  });
-});
-
-describe('memory', () => {
-  test('a stream of distinct big statements leaves the parse cache and the proxy bounded', async () => {
-    const before = x.proxyRssMb();
-    // The issue's stream: 8 MB statements that mention the foreign table's name only in a comment.
-    const body = 'z'.repeat(8 * 1024 * 1024);
-    for (let i = 0; i < 25; i++) {
-      const r = await x.c.query(`select length('${body}${i}') as n /* h */`);
-      assert.equal(Number(r.rows[0].n), body.length + String(i).length);
-    }
-    // And statements that do read it, each distinct and just under the size the cache still keeps.
-    const pad = 'p'.repeat(60 * 1024);
-    for (let i = 0; i < 500; i++) await x.c.query(`select count(*) from h where key <> '${pad}${i}'`);
-    const after = x.proxyRssMb();
-    console.log(`[abuse] distinct big statements: proxy RSS ${before.toFixed(0)} MB before, ${after.toFixed(0)} MB after`);
-    // 500 parse trees of 60 kB texts alone would hold ~150 MB; the cache keeps 32 MB at most.
-    assert.ok(after - before < 150, `proxy RSS grew from ${before.toFixed(0)} MB to ${after.toFixed(0)} MB`);
   });
 });
