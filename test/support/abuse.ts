@@ -34,6 +34,8 @@ export interface AbuseFixture {
 export async function abuseFixture(name: string, redisDb: number): Promise<AbuseFixture> {
   const f = await fdwFixture(name, redisDb);
   const cli = await spawnProxy(['--listen', '127.0.0.1:0', '--upstream', f.directUrl, '--log-level', 'info']);
+  // A file the runner ends on a timeout must not leave its proxy running.
+  process.once('exit', () => cli.child.kill('SIGKILL'));
   const m = /"listen":"[^"]*:(\d+)"/.exec(cli.output());
   assert.ok(m, `no listen address in output: ${cli.output()}`);
   const u = new URL(f.directUrl);
