@@ -127,19 +127,15 @@ export const qualifiedName = (schema: string | undefined, name: string): string 
 export const displayName = (schema: string, name: string): string => `${/^[a-z_][a-z0-9_$]*$/.test(schema) ? schema : quoteIdent(schema)}.${/^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name)}`;
 
 class NameSet implements NameIndex {
-  private readonly lower: string[];
+  readonly lowerNames: ReadonlySet<string>;
   constructor(readonly names: ReadonlySet<string>) {
-    this.lower = [...names].map((n) => n.toLowerCase());
+    this.lowerNames = new Set([...names].map((n) => n.toLowerCase()));
   }
   get size(): number {
     return this.names.size;
   }
   has(relname: string): boolean {
     return this.names.has(relname);
-  }
-  mayMention(lowerText: string): boolean {
-    for (const n of this.lower) if (lowerText.includes(n)) return true;
-    return false;
   }
 }
 

@@ -10,12 +10,13 @@ import { serialize } from 'pg-protocol';
 import type { ProxyConfig } from '../config/config.js';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, decodeCommandTag, decodeParameterDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeParameterDescription, encodeRowDescription, NO_DATA, type FieldDescription } from '../protocol/backend.js';
-import { decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, FLUSH, SYNC, type BindMessage } from '../protocol/frontend.js';
+import { bindStatementName, decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, FLUSH, SYNC, type BindMessage } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { CatalogCache, NAME_INDEX_SQL, qualifiedName, unionIndex } from '../catalog/catalog.js';
 import { analyzeStatement, inner, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
+import { splitStatements } from '../sql/statements.js';
 import type { ParamText } from '../sql/pushdown.js';
 import { RedisPool } from '../redis/pool.js';
 import { forward, Req, type Capture } from '../session/expected-queue.js';
@@ -237,12 +238,7 @@ class SessionInterceptor implements Interceptor {
 
   async onQuery(port: SessionPort, text: string, d: Inspect, raw: Buffer): Promise<void> {
     this.syncTx(port);
-    const bytes = Buffer.from(text, 'utf8');
-    const stmts = (d.tree.stmts ?? []).map((s) => {
-      const start = s.stmt_location ?? 0;
-      const end = s.stmt_len ? start + s.stmt_len : bytes.length;
-      return { node: s.stmt as Node, text: bytes.subarray(start, end).toString('utf8'), base: start, offset: bytes.subarray(0, start).toString('utf8').length };
-    });
+    const stmts = splitStatements(text, d.tree).map((s) => ({ ...s, node: s.node as Node }));
     const infos = stmts.map((s) => analyzeStatement(s.node));
     if (!infos.some((i) => this.needsInterception(i))) {
       for (const i of infos) this.notePassthroughDdl(i);
@@ -663,7 +659,12 @@ class SessionInterceptor implements Interceptor {
   }
 
   private async onBind(port: SessionPort, raw: Buffer): Promise<void> {
-    const m = decodeBind(raw, 0, raw.length);
+    // Upstream discards it (an earlier message failed): no Redis work, no error of ours.
+    if (port.inFailedBatch) return port.send(raw, [forward(Req.Bind)]);
+    const named = this.statements.get(bindStatementName(raw));
+    const planned = named?.kind === 'read' || named?.kind === 'write' ? named.plan : undefined;
+    // Malformed: Postgres's ERROR, in Postgres's order (PgError, failed by the session), never a FATAL.
+    const m = decodeBind(raw, 0, raw.length, planned ? { params: planned.clientParams, failedTx: port.txStatus === 'E' } : {});
     const st = this.statements.get(m.statement);
     this.portals.delete(m.portal);
     if (st?.kind === 'tag') this.portals.set(m.portal, { kind: 'tag', tag: st.tag });

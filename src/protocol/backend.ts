@@ -37,6 +37,7 @@ export function encodeError(err: PgError, asNotice = false): Buffer {
   field('D', err.detail);
   field('H', err.hint);
   field('P', err.position === undefined ? undefined : String(err.position));
+  field('W', err.where);
   field('s', err.schema);
   field('t', err.table);
   field('c', err.column);

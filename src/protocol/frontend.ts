@@ -4,6 +4,8 @@
  */
 import { Frontend } from './codes.js';
 import { MessageReader, MessageWriter } from './writer.js';
+import { PgError } from './pg-error.js';
+import { SqlState } from './sqlstate.js';
 
 export function decodeQuery(buf: Buffer, start: number, end: number): string {
   return new MessageReader(buf, start + 5, end).cstring();
@@ -48,16 +50,70 @@ export interface BindMessage {
   resultFormats: number[];
 }
 
-export function decodeBind(buf: Buffer, start: number, end: number): BindMessage {
+/** The statement a Bind names ('' when the frame is too short to say: decodeBind then reports why). */
+export function bindStatementName(buf: Buffer): string {
+  const portalEnd = buf.indexOf(0, 5);
+  const end = portalEnd < 0 ? -1 : buf.indexOf(0, portalEnd + 1);
+  return end < 0 ? '' : buf.toString('utf8', portalEnd + 1, end);
+}
+
+/** What the proxy knows of the statement a Bind names, for the checks Postgres makes before reading values. */
+export interface BindCheck {
+  /** Parameters the client's statement takes; undefined skips that check. */
+  params?: number;
+  /** The transaction is aborted: Postgres refuses the Bind once its counts are read. */
+  failedTx?: boolean;
+}
+
+const insufficient = (): PgError => new PgError(SqlState.ProtocolViolation, 'insufficient data left in message');
+
+/**
+ * Decodes a Bind as Postgres's exec_bind_message reads it, failing where and as it fails: a short
+ * field is 08P01 "insufficient data left in message", a count that doesn't fit is 08P01 with its
+ * wording, a format code other than 0 or 1 is 22023, trailing bytes are "invalid message format".
+ * These are ERRORs after which the session goes on, as they are in Postgres.
+ */
+export function decodeBind(buf: Buffer, start: number, end: number, check: BindCheck = {}): BindMessage {
   const r = new MessageReader(buf, start + 5, end);
-  const portal = r.cstring();
-  const statement = r.cstring();
+  const read = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof RangeError) throw e.message === 'unterminated string' ? new PgError(SqlState.ProtocolViolation, 'invalid string in message') : insufficient();
+      throw e;
+    }
+  };
+  const portal = read(() => r.cstring());
+  const statement = read(() => r.cstring());
   const paramFormats: number[] = [];
-  for (let i = r.uint16(); i > 0; i--) paramFormats.push(r.int16());
+  for (let i = read(() => r.uint16()); i > 0; i--) paramFormats.push(read(() => r.int16()));
+  const count = read(() => r.uint16());
+  if (paramFormats.length > 1 && paramFormats.length !== count) {
+    throw new PgError(SqlState.ProtocolViolation, `bind message has ${paramFormats.length} parameter formats but ${count} parameters`);
+  }
+  if (check.params !== undefined && count !== check.params) {
+    throw new PgError(SqlState.ProtocolViolation, `bind message supplies ${count} parameters, but prepared statement "${statement}" requires ${check.params}`);
+  }
+  if (check.failedTx) throw new PgError(SqlState.InFailedTransaction, 'current transaction is aborted, commands ignored until end of transaction block');
   const params: (Buffer | null)[] = [];
-  for (let i = r.uint16(); i > 0; i--) params.push(r.lengthPrefixed());
+  for (let i = 0; i < count; i++) {
+    // Postgres names the parameter it was reading in the error's context.
+    const where = `${portal === '' ? 'unnamed portal' : `portal "${portal}"`} parameter $${i + 1}`;
+    const inParam = (e: PgError): PgError => new PgError(e.code, e.message, { where });
+    let n: number;
+    try {
+      n = read(() => r.int32());
+    } catch (e) {
+      throw e instanceof PgError ? inParam(e) : e;
+    }
+    if (n !== -1 && (n < 0 || n > r.remaining)) throw inParam(insufficient());
+    params.push(n === -1 ? null : r.bytes(n));
+    const format = paramFormats.length === 0 ? 0 : paramFormats.length === 1 ? paramFormats[0]! : paramFormats[i]!;
+    if (format !== 0 && format !== 1) throw new PgError(SqlState.InvalidParameterValue, `unsupported format code: ${format}`, { where });
+  }
   const resultFormats: number[] = [];
-  for (let i = r.uint16(); i > 0; i--) resultFormats.push(r.int16());
+  for (let i = read(() => r.uint16()); i > 0; i--) resultFormats.push(read(() => r.int16()));
+  if (r.remaining !== 0) throw new PgError(SqlState.ProtocolViolation, 'invalid message format');
   return { portal, statement, paramFormats, params, resultFormats };
 }
 
@@ -85,12 +141,31 @@ export interface TargetMessage {
   name: string;
 }
 
+/**
+ * Reads fields as Postgres's pq_getmsg* do, failing with their ERRORs: a missing NUL is "invalid
+ * string in message", a short field "insufficient data left in message", leftover bytes "invalid
+ * message format".
+ */
+function pgFields<T>(buf: Buffer, start: number, end: number, f: (r: MessageReader) => T): T {
+  const r = new MessageReader(buf, start + 5, end);
+  let v: T;
+  try {
+    v = f(r);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new PgError(SqlState.ProtocolViolation, e.message === 'unterminated string' ? 'invalid string in message' : 'insufficient data left in message');
+  }
+  if (r.remaining !== 0) throw new PgError(SqlState.ProtocolViolation, 'invalid message format');
+  return v;
+}
+
 /** Describe and Close share one shape: a kind byte and a name. */
 export function decodeTarget(buf: Buffer, start: number, end: number): TargetMessage {
-  const r = new MessageReader(buf, start + 5, end);
-  const k = r.int8();
-  if (k !== 0x53 && k !== 0x50) throw new RangeError(`invalid target type ${k}`);
-  return { kind: k === 0x53 ? 'S' : 'P', name: r.cstring() };
+  // pq_getmsgbyte's own wording for the missing kind byte.
+  if (end - start <= 5) throw new PgError(SqlState.ProtocolViolation, 'no data left in message');
+  const [k, name] = pgFields(buf, start, end, (r) => [r.int8(), r.cstring()] as const);
+  if (k !== 0x53 && k !== 0x50) throw new PgError(SqlState.ProtocolViolation, `invalid ${buf[start] === Frontend.Close ? 'CLOSE' : 'DESCRIBE'} message subtype ${k}`);
+  return { kind: k === 0x53 ? 'S' : 'P', name };
 }
 
 export function encodeTarget(code: Frontend.Describe | Frontend.Close, t: TargetMessage): Buffer {
@@ -103,8 +178,7 @@ export interface ExecuteMessage {
 }
 
 export function decodeExecute(buf: Buffer, start: number, end: number): ExecuteMessage {
-  const r = new MessageReader(buf, start + 5, end);
-  return { portal: r.cstring(), maxRows: r.int32() };
+  return pgFields(buf, start, end, (r) => ({ portal: r.cstring(), maxRows: r.int32() }));
 }
 
 export function encodeExecute(m: ExecuteMessage): Buffer {

@@ -8,6 +8,8 @@ export interface PgErrorFields {
   hint?: string;
   /** 1-based character position in the client's statement text. */
   position?: number;
+  /** Context lines (Postgres's `W` field), e.g. which Bind parameter was being read. */
+  where?: string;
   schema?: string;
   table?: string;
   column?: string;
@@ -22,6 +24,7 @@ export class PgError extends Error {
   readonly detail: string | undefined;
   readonly hint: string | undefined;
   readonly position: number | undefined;
+  readonly where: string | undefined;
   readonly schema: string | undefined;
   readonly table: string | undefined;
   readonly column: string | undefined;
@@ -37,6 +40,7 @@ export class PgError extends Error {
     this.detail = fields.detail;
     this.hint = fields.hint;
     this.position = fields.position;
+    this.where = fields.where;
     this.schema = fields.schema;
     this.table = fields.table;
     this.column = fields.column;

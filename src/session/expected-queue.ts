@@ -108,6 +108,11 @@ export class ExpectedQueue {
   textIsUtf8 = true;
   private readonly settings = new Map<string, string>();
 
+  /** The client's encoding, as upstream last reported it. */
+  get clientEncoding(): string {
+    return this.settings.get('client_encoding') ?? 'UTF8';
+  }
+
   /**
    * While consume() runs: what it owes the client, gathered so that a reply mixing forwarded, captured
    * and local frames still leaves in one write (one syscall) rather than one per piece.

@@ -13,12 +13,13 @@ import type { ProxyConfig } from '../config/config.js';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { encodeError } from '../protocol/backend.js';
 import { forEachFrame, Framer, FrameError } from '../protocol/framer.js';
-import { decodeQuery, decodeTarget, parseText, TERMINATE } from '../protocol/frontend.js';
+import { decodeTarget, SYNC, TERMINATE } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js';
-import { EMPTY_INDEX, type StatementHook } from '../sql/classify.js';
+import { EMPTY_INDEX, encodingRefusal, statementText, type Decision, type StatementHook } from '../sql/classify.js';
 import { connectUpstream, sendCancel, type UpstreamSocket } from '../upstream/connect.js';
+import { failWith } from '../upstream/internal-query.js';
 import { ExpectedQueue, forward, Req, type Entry } from './expected-queue.js';
 import type { Interceptor, SessionPort } from './types.js';
 
@@ -313,14 +314,13 @@ export class Session implements SessionPort {
               this.runIntercepted(() => ic.refresh(this));
               return;
             }
-            const text = code === Frontend.Query ? decodeQuery(buf, off, next) : parseText(buf, off, next);
-            const d = hook.classify(text, ic ? ic.names : EMPTY_INDEX, ic !== undefined, ic?.inspectAll);
-            if (d.kind === 'inspect' && ic) {
+            const d = hook.classifyFrame(code, buf, off, next, ic ? ic.names : EMPTY_INDEX, ic !== undefined, ic?.inspectAll, this.queue.clientEncoding);
+            if (ic && (d instanceof Promise || d.kind === 'inspect')) {
               const raw = buf.subarray(off, next);
-              intercept = code === Frontend.Query ? () => ic.onQuery(this, text, d, raw) : () => ic.onParse(this, raw, d);
+              intercept = d instanceof Promise ? () => d.then((later) => this.dispatch(ic, code, raw, later, req)) : () => this.dispatch(ic, code, raw, d, req);
             } else {
               if (code === Frontend.Parse && ic?.ownsAny) ic.forget('S', buf.toString('utf8', off + 5, buf.indexOf(0, off + 5)));
-              if (ic?.cachesNames) ic.passedThrough(text);
+              if (ic?.cachesNames) ic.passedThrough(statementText(code, buf, off, next));
             }
           } else if (ic?.ownsAny && (code === Frontend.Bind || code === Frontend.Describe || code === Frontend.Execute || code === Frontend.Close)) {
             const [kind, name] = this.target(code, buf, off, next);
@@ -332,7 +332,7 @@ export class Session implements SessionPort {
         } catch (e) {
           // A message too malformed to read goes to upstream as it is: Postgres's own answer (often a
           // plain ERROR, after which the session goes on) is the one the client must get.
-          if (!(e instanceof RangeError)) throw e;
+          if (!(e instanceof RangeError) && !isPgError(e)) throw e;
           intercept = undefined;
         }
         if (code === Frontend.Sync || code === Frontend.Query) this.openBatch = false;
@@ -340,7 +340,7 @@ export class Session implements SessionPort {
         if (intercept) {
           this.flushRun(buf, runStart, off);
           item.off = next;
-          this.runIntercepted(intercept);
+          this.runIntercepted(intercept, code === Frontend.Query);
           return;
         }
         if (code === Frontend.Sync && !this.sentSinceSync && this.interceptor && next - off === 5) {
@@ -367,31 +367,58 @@ export class Session implements SessionPort {
     this.endUpstreamIfDrained();
   }
 
+  /** A Query or Parse the hook decided on: to the interceptor, or (decided off-thread) on upstream. */
+  private dispatch(ic: Interceptor, code: number, raw: Buffer, d: Decision, req: number): Promise<void> | void {
+    if (d.kind === 'inspect') {
+      const refused = encodingRefusal(d, ic.names, this.queue.clientEncoding);
+      if (refused) throw refused;
+      return code === Frontend.Query ? ic.onQuery(this, d.text, d, raw) : ic.onParse(this, raw, d);
+    }
+    if (code === Frontend.Parse && ic.ownsAny) ic.forget('S', raw.toString('utf8', 5, raw.indexOf(0, 5)));
+    if (ic.cachesNames) ic.passedThrough(statementText(code, raw, 0, raw.length));
+    this.send(raw, [forward(req)]);
+  }
+
   /** The statement or portal a Bind/Describe/Execute/Close names. */
   private target(code: number, buf: Buffer, off: number, next: number): ['S' | 'P', string] {
     if (code === Frontend.Describe || code === Frontend.Close) {
       const t = decodeTarget(buf, off, next);
       return [t.kind, t.name];
     }
-    if (code === Frontend.Execute) return ['P', buf.toString('utf8', off + 5, buf.indexOf(0, off + 5))];
+    // A name must end inside its own frame; otherwise the frame is malformed and goes upstream as it is.
+    const nul = (from: number): number => {
+      const z = buf.indexOf(0, from);
+      if (z < 0 || z >= next) throw new RangeError('unterminated string');
+      return z;
+    };
+    if (code === Frontend.Execute) return ['P', buf.toString('utf8', off + 5, nul(off + 5))];
     // Bind: portal name, then statement name.
-    const portalEnd = buf.indexOf(0, off + 5);
-    return ['S', buf.toString('utf8', portalEnd + 1, buf.indexOf(0, portalEnd + 1))];
+    const portalEnd = nul(off + 5);
+    return ['S', buf.toString('utf8', portalEnd + 1, nul(portalEnd + 1))];
   }
 
-  private runIntercepted(fn: () => Promise<void> | void): void {
+  /** `query`: fn handles a simple Query, which is owed a ReadyForQuery even when it fails. */
+  private runIntercepted(fn: () => Promise<void> | void, query = false): void {
     this.busy = true;
     this.updateClientFlow();
     const done = (): void => {
       this.busy = false;
       this.drainInbox();
     };
+    // A statement-level error (a malformed message, say) fails that statement as Postgres would,
+    // and the session goes on; anything else costs the connection.
+    const failed = (e: unknown): void => {
+      if (!isPgError(e) || e.severity !== 'ERROR') return this.internalFailure(e);
+      failWith(this, encodeError(e));
+      if (query) this.send(SYNC, [forward(Req.Sync)]);
+      done();
+    };
     try {
       const p = fn();
-      if (p) p.then(done, (e: unknown) => this.internalFailure(e));
+      if (p) p.then(done, failed);
       else done();
     } catch (e) {
-      this.internalFailure(e);
+      failed(e);
     }
   }
 

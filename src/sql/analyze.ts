@@ -16,8 +16,16 @@ export interface RangeVarRef {
   where: Node | undefined;
   /** Whether the relation is the only item in its FROM (no join, so LIMIT could be pushed down). */
   sole: boolean;
-  /** LIMIT of that SELECT, when it is a plain constant. */
+  /** LIMIT of that SELECT, when it is the only FROM item. */
   limit: Node | undefined;
+  /** OFFSET of that SELECT, when it is the only FROM item. */
+  offset: Node | undefined;
+  /**
+   * The first LIMIT+OFFSET rows read are the rows the LIMIT keeps: nothing (WHERE, grouping,
+   * aggregates, DISTINCT, ORDER BY, windows, functions in the target list) could drop, merge or
+   * reorder rows before it applies. Then a read may stop there.
+   */
+  limitStopsRead: boolean;
 }
 
 export interface StatementInfo {
@@ -61,11 +69,49 @@ export function analyzeStatement(stmt: Node): StatementInfo {
   return info;
 }
 
-function rangeVarRef(body: Node, where: Node | undefined, sole: boolean, limit: Node | undefined): RangeVarRef {
+interface QueryLimit {
+  count: Node | undefined;
+  offset: Node | undefined;
+  stopsRead: boolean;
+}
+
+function rangeVarRef(body: Node, where: Node | undefined, sole: boolean, limit: QueryLimit | undefined): RangeVarRef {
   const relname = String(body.relname);
   const schemaname = body.schemaname === undefined ? undefined : String(body.schemaname);
   const alias = body.alias ? String((body.alias as Node).aliasname) : undefined;
-  return { schemaname, relname, location: Number(body.location ?? 0), alias, where, sole, limit: sole ? limit : undefined };
+  const l = sole ? limit : undefined;
+  return { schemaname, relname, location: Number(body.location ?? 0), alias, where, sole, limit: l?.count, offset: l?.offset, limitStopsRead: l?.stopsRead ?? false };
+}
+
+/** Whether any node under `n` is of one of these kinds. */
+function contains(n: unknown, kinds: ReadonlySet<string>): boolean {
+  const stack: unknown[] = [n];
+  while (stack.length) {
+    const x = stack.pop();
+    if (Array.isArray(x)) {
+      for (const y of x) stack.push(y);
+    } else if (x !== null && typeof x === 'object') {
+      const k = nodeKind(x);
+      if (k !== undefined && kinds.has(k)) return true;
+      for (const v of Object.values(x)) if (v !== null && typeof v === 'object') stack.push(v);
+    }
+  }
+  return false;
+}
+
+/** Function calls (aggregates, set-returning functions) and subqueries change the row count. */
+const ROW_CHANGING = new Set(['FuncCall', 'SubLink', 'GroupingFunc', 'WindowFunc']);
+
+/** The SELECT's LIMIT and OFFSET, and whether reading only LIMIT+OFFSET rows gives the same answer. */
+function queryLimit(q: Node): QueryLimit {
+  const count = q.limitCount as Node | undefined;
+  const offset = q.limitOffset as Node | undefined;
+  const rowsKept =
+    count !== undefined &&
+    q.limitOption === 'LIMIT_OPTION_COUNT' &&
+    !(q.whereClause || q.groupClause || q.havingClause || q.distinctClause || q.sortClause || q.windowClause || q.groupDistinct) &&
+    !contains(q.targetList, ROW_CHANGING);
+  return { count, offset, stopsRead: rowsKept };
 }
 
 /** The RETURNING list of an INSERT/UPDATE/DELETE (ResTarget nodes), empty when there is none. */
@@ -109,13 +155,16 @@ class Walker {
       for (const v of Object.values(n)) this.visit(v, ctes);
       return;
     }
-    const body = (n as Node)[kind] as Node;
+    const body = (n as Node)[kind];
+    // A one-key object whose value is a scalar (`{ sval: '…' }` inside a String node) is no node:
+    // walking a string literal's characters made analysis cost a property per character.
+    if (body === null || typeof body !== 'object') return;
     switch (kind) {
       case 'SelectStmt':
       case 'UpdateStmt':
       case 'DeleteStmt':
       case 'InsertStmt':
-        return this.visitQuery(kind, body, ctes);
+        return this.visitQuery(kind, body as Node, ctes);
       case 'RangeVar':
         // A RangeVar reached outside a FROM list (e.g. CREATE TABLE AS's target) is not a read.
         return;
@@ -146,7 +195,8 @@ class Walker {
     const from = kind === 'DeleteStmt' ? (q.usingClause as unknown[] | undefined) : (q.fromClause as unknown[] | undefined);
     const items = from ?? [];
     const sole = items.length === 1 && nodeKind(items[0]) === 'RangeVar' && kind === 'SelectStmt';
-    for (const item of items) this.visitFromItem(item, ctes, q.whereClause as Node | undefined, sole, q.limitCount as Node | undefined);
+    const limit = sole ? queryLimit(q) : undefined;
+    for (const item of items) this.visitFromItem(item, ctes, q.whereClause as Node | undefined, sole, limit);
     for (const [k, v] of Object.entries(q)) {
       // DML targets are writes, handled by the write path; FROM items were visited above.
       if (k === 'withClause' || k === 'fromClause' || k === 'usingClause' || k === 'relation' || k === 'larg' || k === 'rarg') continue;
@@ -154,7 +204,7 @@ class Walker {
     }
   }
 
-  private visitFromItem(item: unknown, ctes: ReadonlySet<string>, where: Node | undefined, sole: boolean, limit: Node | undefined): void {
+  private visitFromItem(item: unknown, ctes: ReadonlySet<string>, where: Node | undefined, sole: boolean, limit: QueryLimit | undefined): void {
     const kind = nodeKind(item);
     const body = inner(item);
     if (kind === 'RangeVar') {

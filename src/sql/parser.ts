@@ -42,20 +42,18 @@ export function scanSql(text: string): ScanResult {
   } catch (e) {
     if (!(e instanceof SyntaxError)) throw e;
   }
-  const chars = text.split('').map((c) => (c < ' ' ? ' ' : c));
-  const original = text.split('');
+  // A control character is one byte in UTF-8, and so is its blank: byte offsets stay the same.
+  // eslint-disable-next-line no-control-regex
+  const candidate = Buffer.from(text.replace(/[\x00-\x1f]/g, ' '), 'utf8');
+  const original = Buffer.from(text, 'utf8');
   for (let round = 0; round < 1000; round++) {
-    const candidate = chars.join('');
-    const result = scanSync(candidate);
-    const bytes = Buffer.from(candidate, 'utf8');
+    const result = scanSync(candidate.toString('utf8'));
     let restored = false;
     for (const t of result.tokens) {
-      if (bytes[t.start] !== 0x2d || bytes[t.start + 1] !== 0x2d) continue; // only `--` comments
-      const from = bytes.subarray(0, t.start).toString('utf8').length;
-      const to = from + bytes.subarray(t.start, t.end).toString('utf8').length;
-      for (let i = from; i < to; i++) {
-        if (original[i] === '\n' || original[i] === '\r') {
-          chars[i] = original[i]!;
+      if (candidate[t.start] !== 0x2d || candidate[t.start + 1] !== 0x2d) continue; // only `--` comments
+      for (let i = t.start; i < t.end; i++) {
+        if (original[i] === 0x0a || original[i] === 0x0d) {
+          candidate[i] = original[i]!;
           restored = true;
           break;
         }
@@ -63,7 +61,7 @@ export function scanSql(text: string): ScanResult {
     }
     if (!restored) return result;
   }
-  return scanSync(chars.join(''));
+  return scanSync(candidate.toString('utf8'));
 }
 
 /** libpg_query reports byte offsets into the UTF-8 text; clients expect character positions. */

@@ -100,6 +100,11 @@ export function extractPushdown(ref: RangeVarRef, spec: TableSpec, param: ParamT
       if (v) p.keys = p.keys ? p.keys.filter((x) => v.includes(x)) : v;
     }
   }
+  // Only with no WHERE at all: a pushed-down predicate is re-applied upstream, and rows it would
+  // drop must not use up the limit. A SCAN of a pattern then stops once the limit is met.
+  const limit = ref.limitStopsRead ? rowCount(ref.limit, param) : undefined;
+  const offset = ref.offset === undefined ? 0 : rowCount(ref.offset, param);
+  if (limit !== undefined && offset !== undefined && ref.where === undefined) p.limit = limit + offset;
   return p;
 }
 
@@ -128,4 +133,19 @@ export function exactPins(ref: RangeVarRef, spec: TableSpec, param: ParamText): 
     pins.push(pin);
   }
   return pins;
+}
+
+/** A LIMIT/OFFSET that is an integer constant or parameter; undefined for anything else (LIMIT ALL, expressions). */
+function rowCount(n: Node | undefined, param: ParamText): number | undefined {
+  if (n === undefined) return undefined;
+  const k = nodeKind(n);
+  const b = inner(n);
+  let v: number;
+  if (k === 'A_Const' && b.ival !== undefined) v = Number((b.ival as Node).ival ?? 0);
+  else if (k === 'ParamRef') {
+    const t = param(Number(b.number));
+    if (t === null || t === undefined || !/^\s*\+?\d+\s*$/.test(t)) return undefined;
+    v = Number(t);
+  } else return undefined;
+  return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }

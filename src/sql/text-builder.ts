@@ -12,11 +12,29 @@ export interface Token {
   depth: number;
 }
 
+/** Token text longer than this is never looked at (no keyword is this long). */
+export const LONG_TOKEN = 256;
+
+type ScanTokens = ReturnType<typeof scanSql>['tokens'];
+
+/** Scans of big statements done off the event loop, by text; only the last few are kept. */
+const remembered = new Map<string, ScanTokens>();
+const REMEMBERED_MAX = 4;
+
+/** Records a scan made elsewhere (the parse worker), for the tokensOf call that follows. */
+export function rememberTokens(text: string, tokens: ScanTokens): void {
+  remembered.delete(text);
+  remembered.set(text, tokens);
+  if (remembered.size > REMEMBERED_MAX) remembered.delete(remembered.keys().next().value as string);
+}
+
 /** The statement's tokens (byte offsets), with nesting depth. */
 export function tokensOf(text: string): Token[] {
   let depth = 0;
-  return scanSql(text).tokens.map((t) => {
-    const tx = (t.text ?? '').toLowerCase();
+  const scanned = remembered.get(text) ?? scanSql(text).tokens;
+  return scanned.map((t) => {
+    // Only keywords and punctuation are compared; lower-casing a multi-megabyte literal is waste.
+    const tx = t.text === undefined || t.text.length > LONG_TOKEN ? '' : t.text.toLowerCase();
     if (tx === ')' || tx === ']') depth--;
     const tok = { start: t.start, end: t.end, text: tx, depth };
     if (tx === '(' || tx === '[') depth++;
@@ -53,7 +71,8 @@ interface Piece {
 }
 
 export class TextBuilder {
-  private readonly bytes: Buffer;
+  /** The original's UTF-8 bytes; undefined while the text is ASCII, where byte and char offsets agree. */
+  private readonly bytes: Buffer | undefined;
   private out = '';
   private readonly pieces: Piece[] = [];
 
@@ -61,12 +80,25 @@ export class TextBuilder {
     private readonly original: string,
     private readonly replaces: readonly Replace[] = [],
   ) {
-    this.bytes = Buffer.from(original, 'utf8');
+    // Slicing the string itself costs nothing for ASCII text; a multi-megabyte literal then isn't
+    // converted to bytes and back for every piece.
+    this.bytes = Buffer.byteLength(original, 'utf8') === original.length ? undefined : Buffer.from(original, 'utf8');
   }
 
-  private charOffset(byte: number): number {
-    return this.bytes.subarray(0, byte).toString('utf8').length;
+  private part(start: number, end: number): string {
+    return this.bytes ? this.bytes.subarray(start, end).toString('utf8') : this.original.slice(start, end);
   }
+
+  /** Char offsets of ASCII text are its byte offsets; otherwise counted on from the last answer. */
+  private charOffset(byte: number): number {
+    if (!this.bytes) return byte;
+    const m = this.lastOffset;
+    const chars = byte >= m.byte ? m.chars + this.bytes.subarray(m.byte, byte).toString('utf8').length : this.bytes.subarray(0, byte).toString('utf8').length;
+    this.lastOffset = { byte, chars };
+    return chars;
+  }
+
+  private lastOffset = { byte: 0, chars: 0 };
 
   /** Proxy SQL; errors inside it point at `anchorByte` of the original. */
   emit(sql: string, anchorByte = 0): this {
@@ -94,7 +126,7 @@ export class TextBuilder {
 
   private copyPlain(start: number, end: number): this {
     if (end <= start) return this;
-    const s = this.bytes.subarray(start, end).toString('utf8');
+    const s = this.part(start, end);
     this.pieces.push({ newStart: this.out.length, newEnd: this.out.length + s.length, oldStart: this.charOffset(start), copied: true });
     this.out += s;
     return this;
@@ -106,10 +138,10 @@ export class TextBuilder {
     let at = start;
     for (const r of [...this.replaces].sort((a, b) => a.start - b.start)) {
       if (r.start < start || r.end > end) continue;
-      out += this.bytes.subarray(at, r.start).toString('utf8') + r.sql;
+      out += this.part(at, r.start) + r.sql;
       at = r.end;
     }
-    return out + this.bytes.subarray(at, end).toString('utf8');
+    return out + this.part(at, end);
   }
 
   /** 0-based character offset of a byte offset of the original. */

@@ -435,15 +435,33 @@ describe('frontend: Bind', () => {
     assert.equal(paramFormat({ ...base, paramFormats: [1, 0, 1] }, 1), 0);
     assert.equal(paramFormat({ ...base, paramFormats: [1, 0, 1] }, 2), 1);
   });
-  test('a parameter length of -2 is rejected', () => {
+  test('a parameter length of -2 is rejected as Postgres rejects it', () => {
     const frame = body().cstring('').cstring('').int16(0).int16(1).int32(-2).int16(0).frame('B');
-    assert.throws(() => decodeWith(frame, decodeBind), RangeError);
+    assertPgError(() => decodeWith(frame, decodeBind), '08P01', 'ERROR', /^insufficient data left in message$/);
   });
-  test('truncated at every byte', () => {
+  test('truncated at every byte: an ERROR (08P01), never a crash', () => {
     const full = fe.bind('p', 's', [1], [Buffer.from([1, 2, 3, 4])], [1]);
     for (let n = 0; n < full.length - 5; n++) {
-      assert.throws(() => decodeWith(truncated(full, n), decodeBind), RangeError, `payload cut to ${n}`);
+      assertPgError(() => decodeWith(truncated(full, n), decodeBind), '08P01', 'ERROR', /^(insufficient data left in message|invalid string in message)$/);
     }
+  });
+  test("Postgres's checks, in Postgres's order", () => {
+    /** A Bind of statement "s", with `extra` bytes after its last field (the length covers them). */
+    const b = (formats: number[], params: (Buffer | null)[], extra = Buffer.alloc(0)): Buffer => {
+      const f = Buffer.concat([fe.bind('', 's', formats, params, []), extra]);
+      f.writeInt32BE(f.length - 1, 1);
+      return f;
+    };
+    const withLength = (f: Buffer): Buffer => f;
+    const one = [Buffer.from('1')];
+    assertPgError(() => decodeBind(withLength(b([0, 0], one)), 0, withLength(b([0, 0], one)).length), '08P01', 'ERROR', /^bind message has 2 parameter formats but 1 parameters$/);
+    const ok = withLength(b([], one));
+    assertPgError(() => decodeBind(ok, 0, ok.length, { params: 2 }), '08P01', 'ERROR', /^bind message supplies 1 parameters, but prepared statement "s" requires 2$/);
+    assertPgError(() => decodeBind(ok, 0, ok.length, { params: 1, failedTx: true }), '25P02', 'ERROR');
+    const badFormat = withLength(b([7], one));
+    assertPgError(() => decodeBind(badFormat, 0, badFormat.length, { params: 1 }), '22023', 'ERROR', /^unsupported format code: 7$/);
+    const trailing = withLength(b([], one, Buffer.from([1])));
+    assertPgError(() => decodeBind(trailing, 0, trailing.length, { params: 1 }), '08P01', 'ERROR', /^(invalid message format|insufficient data left in message)$/);
   });
 });
 
@@ -462,10 +480,10 @@ describe('frontend: Describe / Close / Execute', () => {
   }
   test('Describe with an invalid kind byte', () => {
     const frame = body().int8(0x58).cstring('x').frame('D');
-    assert.throws(() => decodeWith(frame, decodeTarget), RangeError);
+    assertPgError(() => decodeWith(frame, decodeTarget), '08P01', 'ERROR', /^invalid DESCRIBE message subtype 88$/);
   });
   test('Describe with no body', () => {
-    assert.throws(() => decodeWith(body().frame('D'), decodeTarget), RangeError);
+    assertPgError(() => decodeWith(body().frame('D'), decodeTarget), '08P01', 'ERROR', /^no data left in message$/);
   });
   for (const [portal, maxRows] of [['', 0], ['p1', 100], [UTF8, 2147483647]] as const) {
     test(`Execute ${JSON.stringify(portal)} ${maxRows}`, () => {
@@ -475,7 +493,7 @@ describe('frontend: Describe / Close / Execute', () => {
     });
   }
   test('Execute missing maxRows', () => {
-    assert.throws(() => decodeWith(body().cstring('p').int16(0).frame('E'), decodeExecute), RangeError);
+    assertPgError(() => decodeWith(body().cstring('p').int16(0).frame('E'), decodeExecute), '08P01', 'ERROR', /^insufficient data left in message$/);
   });
   test('SYNC, FLUSH, TERMINATE', () => {
     assert.deepEqual(SYNC, fe.sync());

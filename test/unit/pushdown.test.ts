@@ -54,3 +54,24 @@ test('reads in set operations and CTE bodies are found; CTE names shadow tables 
   assert.deepEqual(reads('with recursive h as (select * from h) select * from h'), []);
   assert.deepEqual(reads('with a as (select * from t), b as (select * from a) select * from b, a'), ['t']);
 });
+
+test('LIMIT (plus OFFSET) bounds the read only when nothing before it can drop, merge or reorder rows', async () => {
+  assert.deepEqual(await pushdown('select * from h limit 3'), { limit: 3 });
+  assert.deepEqual(await pushdown('select key from h limit 3 offset 2'), { limit: 5 });
+  assert.deepEqual(await pushdown('select * from h limit $1', ['4']), { limit: 4 });
+  assert.deepEqual(await pushdown('select * from h limit 0'), { limit: 0 });
+  for (const sql of [
+    'select count(*) from h limit 1',
+    'select * from h order by key limit 1',
+    'select distinct value from h limit 1',
+    'select value from h group by value limit 1',
+    'select generate_series(1, 2) from h limit 1',
+    'select * from h limit all',
+    'select * from h limit 1 + 1',
+    'select * from h order by value fetch first 1 rows with ties',
+    "select * from h where value = 'x' limit 1",
+  ]) {
+    assert.equal((await pushdown(sql)).limit, undefined, sql);
+  }
+  assert.equal((await pushdown('select * from h limit $1', ['-1'])).limit, undefined);
+});

@@ -1,0 +1,100 @@
+/**
+ * The statement hook's decision for one statement text, as a pure function over its bytes: used inline
+ * for ordinary texts, and inside the parse worker for big ones. Cheapest tests first: a substring
+ * test for any foreign table's name, then a lexer that ignores names inside literals and comments,
+ * then the parser.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { ParseResult } from './parser.js';
+import { parseSql, scanSql, type ScanResult } from './parser.js';
+import { mentionsAny } from './mentions.js';
+import { LONG_TOKEN } from './text-builder.js';
+import { splitStatements } from './statements.js';
+import { decodeClientText, isUtf8Encoding } from '../protocol/client-encoding.js';
+
+/** Keywords without which a statement cannot be foreign-data-wrapper DDL. */
+const DDL_HINT = /foreign|server|mapping|extension/i;
+
+export interface TextFilter {
+  /** Relation names of the session's foreign tables, lower case. */
+  lowerNames: ReadonlySet<string>;
+  /** Foreign-table DDL may be in this text (off in pure passthrough). */
+  watchDdl: boolean;
+  /** Every statement must be inspected. */
+  all: boolean;
+}
+
+const PREFILTER_MAX = 1024 * 1024;
+
+/** Whether decoded text needs parsing at all. */
+export function worthParsing(text: string, f: TextFilter): boolean {
+  if (f.all || (f.watchDdl && DDL_HINT.test(text))) return true;
+  if (f.lowerNames.size === 0) return false;
+  // The substring prefilter lower-cases a copy of the text; for a big text (decided off-thread) the
+  // lexer alone is as fast and needs no second copy.
+  if (text.length <= PREFILTER_MAX) {
+    const lower = text.toLowerCase();
+    let hit = false;
+    for (const n of f.lowerNames) {
+      if (lower.includes(n)) {
+        hit = true;
+        break;
+      }
+    }
+    if (!hit) return false;
+  }
+  return mentionsAny(text, f.lowerNames);
+}
+
+/**
+ * Text that isn't valid in the client's encoding is never intercepted: forwarded as it is, upstream
+ * rejects it with 22021 in Postgres's own words, where decoding it with replacement characters would
+ * have stored corrupted values.
+ */
+export function validInEncoding(bytes: Uint8Array, encoding: string): boolean {
+  return !isUtf8Encoding(encoding) || isUtf8(bytes);
+}
+
+export interface WorkerRequest extends Omit<TextFilter, 'lowerNames'> {
+  id: number;
+  bytes: Uint8Array;
+  encoding: string;
+  lowerNames: string[];
+}
+
+/**
+ * A statement's text as the interceptor cuts it from the whole (undefined: the whole text, so it
+ * isn't copied twice), with its scanner tokens.
+ */
+export interface StatementScan {
+  text: string | undefined;
+  tokens: ScanResult['tokens'];
+}
+
+export type WorkerReply =
+  | { id: number; kind: 'forward'; failure?: string }
+  | { id: number; kind: 'inspect'; text: string; tree: ParseResult; scans: StatementScan[] };
+
+/** The whole decision, as the parse worker makes it for a big text. */
+export function classifyText(req: WorkerRequest): WorkerReply {
+  const bytes = Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength);
+  const text = decodeClientText(bytes, req.encoding);
+  if (!worthParsing(text, { ...req, lowerNames: new Set(req.lowerNames) })) return { id: req.id, kind: 'forward' };
+  if (!validInEncoding(bytes, req.encoding)) return { id: req.id, kind: 'forward' };
+  let tree: ParseResult;
+  try {
+    tree = parseSql(text);
+  } catch {
+    return { id: req.id, kind: 'forward' };
+  }
+  return { id: req.id, kind: 'inspect', text, tree, scans: statementScans(text, tree) };
+}
+
+/** Each statement's text cut as the interceptor cuts it, and scanned, so it needn't scan on the event loop. */
+function statementScans(text: string, tree: ParseResult): StatementScan[] {
+  return splitStatements(text, tree).map((s) => {
+    // Only keywords and punctuation are ever compared: a literal's text needn't cross threads.
+    const tokens = scanSql(s.text).tokens.map((t) => (t.text !== undefined && t.text.length > LONG_TOKEN ? { ...t, text: '' } : t));
+    return { text: s.text === text ? undefined : s.text, tokens };
+  });
+}
