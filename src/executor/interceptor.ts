@@ -351,7 +351,7 @@ class SessionInterceptor implements Interceptor {
     const r = await result;
     if (r.kind !== 'rows') return false;
     return orFail(port, false, async () => {
-      const out = writeOutcome(plan, prepared, r, this.fdw.maxValueBytes);
+      const out = await writeOutcome(this.fdw.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes);
       await this.commitOrStage(port, plan.target, out.ops);
       port.reply(Buffer.concat([...out.returning, encodeCommandComplete(out.tag)]));
       return true;

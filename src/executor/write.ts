@@ -20,6 +20,7 @@ import { quoteIdent } from '../sql/quote.js';
 import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
 import { streamUpdate } from '../redis/row-ops.js';
 import type { SessionPort } from '../session/types.js';
+import { planConflict, type ConflictPlan } from './upsert.js';
 import { checkPrivilege, derivedRows, resolveTables, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
@@ -42,6 +43,8 @@ export interface WritePlan {
   returning: boolean;
   /** What the statement needs on its target: the write itself, and SELECT when it reads the target's rows. */
   targetPrivileges: Privilege[];
+  /** INSERT ... ON CONFLICT: what Redis does with an entry that exists. */
+  conflict: ConflictPlan | undefined;
 }
 
 export const WRITE_KINDS: Record<string, WriteKind> = { InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' };
@@ -61,9 +64,14 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   if (res.kind === 'failed') return 'failed';
   const [target, ...readTables] = res.tables;
   if (!target) return undefined;
+  const b0 = new TextBuilder(text);
   const q = info.node;
   const returning = returningList(q).length > 0;
-  const targetPrivileges: Privilege[] = returning || (kind !== 'insert' && q.whereClause) ? [kind, 'select'] : [kind];
+  const clause = q.onConflictClause as Node | undefined;
+  const conflict = kind === 'insert' && clause ? planConflict(clause, target, (byte) => charPos(b0, byte - base)) : undefined;
+  const targetPrivileges: Privilege[] = returning || (kind !== 'insert' && q.whereClause) || (clause?.infer as Node | undefined) ? [kind, 'select'] : [kind];
+  // As Postgres: DO UPDATE needs UPDATE on the target too.
+  if (conflict?.action === 'update') targetPrivileges.push('update');
   for (const p of targetPrivileges) checkPrivilege(target, p);
   if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
 
@@ -131,6 +139,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     leading: lead.length,
     returning,
     targetPrivileges,
+    conflict,
   };
 }
 
@@ -155,7 +164,6 @@ function undefinedColumn(name: string, table: ForeignTable, position?: number): 
 function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, tokens: Token[], stmtStart: number, bodyEnd: number, base: number): void {
   const q = info.node;
   const cols = target.spec.columns;
-  if (q.onConflictClause) throw notSupported(`ON CONFLICT is not supported on Redis foreign table ${target.display}`, 'Redis writes overwrite (hash fields, strings) or ignore (set members) existing entries by themselves.');
   if (q.override && q.override !== 'OVERRIDING_NOT_SET') throw notSupported('OVERRIDING is not supported on Redis foreign tables');
   const listed = ((q.cols as Node[] | undefined) ?? []).map((c) => inner(c));
   const targetCols: number[] = [];
@@ -220,8 +228,10 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
     const k = order.indexOf(ci);
     return `${k < 0 ? defaultOf(c) : castTo(`s.k${k + 1}`, c.type)} AS c${ci + 1}`;
   });
+  // ON CONFLICT is the proxy's to apply (upsert.ts): the source ends where it begins.
+  const conflictAt = q.onConflictClause ? Number((q.onConflictClause as Node).location) - base : bodyEnd;
   b.emit(`SELECT ${casts.join(', ')} FROM (`, srcStart);
-  b.copyWith(srcStart, bodyEnd, extra);
+  b.copyWith(srcStart, Math.min(bodyEnd, conflictAt), extra);
   b.emit(`) AS s(${order.map((_, k) => `k${k + 1}`).join(', ')})`, srcStart);
 }
 
