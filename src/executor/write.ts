@@ -8,8 +8,13 @@
  *   INSERT: SELECT q.*, r.* FROM (SELECT CAST(s.k1 AS type) ... FROM (<source>) AS s(k1, ...)) AS q
  *             CROSS JOIN LATERAL (SELECT <returning> FROM (SELECT q.c1 AS "col", ...) AS alias) AS r
  *   UPDATE: SELECT q.*, r.* FROM (SELECT alias.rid, <new value or alias.col> ... FROM <rows> AS alias
- *             [, <from>] [WHERE <cond>]) AS q CROSS JOIN LATERAL (...returning over the new row...) AS r
- *   DELETE: the same with the old values and USING.
+ *             [WHERE <cond>]) AS q CROSS JOIN LATERAL (...returning over the new row...) AS r
+ *   UPDATE ... FROM ... RETURNING, whose RETURNING also names the FROM items:
+ *           SELECT alias.rid, n.c1, ..., r.* FROM <rows> AS alias, <from>, LATERAL (SELECT <new values>) AS n,
+ *             LATERAL (SELECT <returning> FROM (SELECT n.c1 AS "col", ...) AS alias) AS r [WHERE <cond>]
+ *   DELETE: SELECT alias.rid, alias.col, ..., <returning> FROM <rows> AS alias [, <using>] [WHERE <cond>]
+ * (q, r, n and c1 are spelled __redis_fdw_q, ...: RETURNING sees them through LATERAL, and a client's
+ * `RETURNING c1` must fail as it would on a table.)
  */
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -46,6 +51,12 @@ export interface WritePlan {
   /** INSERT ... ON CONFLICT: what Redis does with an entry that exists. */
   conflict: ConflictPlan | undefined;
 }
+
+/** The proxy's own names in the evaluating SELECT (see the top of this file). */
+const Q = '__redis_fdw_q';
+const R = '__redis_fdw_r';
+const N = '__redis_fdw_n';
+const C = (i: number): string => `__redis_fdw_c${i + 1}`;
 
 export const WRITE_KINDS: Record<string, WriteKind> = { InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' };
 
@@ -107,22 +118,24 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
 
   // WITH ... stays in front.
   if (stmtStart > 0) b.copy(tokens[0]!.start, tokens[stmtStart]!.start);
-  const lead = kind === 'insert' ? cols.map((_, i) => `q.c${i + 1}`) : ['q.rid', ...cols.map((_, i) => `q.c${i + 1}`)];
+  const lead = kind === 'insert' ? cols.map((_, i) => `${Q}.${C(i)}`) : [`${Q}.${ROW_ID}`, ...cols.map((_, i) => `${Q}.${C(i)}`)];
   const rows = derivedRows(target, targetParam, array, ROW_ID);
-  if (kind === 'delete') {
-    // DELETE's RETURNING sees the old row and the USING tables: it is evaluated right beside them.
+  // DELETE's RETURNING sees the old row and the USING tables, UPDATE ... FROM's the new row and the FROM
+  // items: each is evaluated right beside them.
+  const beside = returning && (kind === 'delete' || (kind === 'update' && ((q.fromClause as unknown[] | undefined)?.length ?? 0) > 0));
+  if (kind === 'delete' || beside) {
     filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, returning ? { start: tokens[retTok]!.end, end } : undefined);
   } else {
-    b.emit(`SELECT ${lead.join(', ')}${returning ? ', r.*' : ''} FROM (`, tokens[stmtStart]!.start);
+    b.emit(`SELECT ${lead.join(', ')}${returning ? `, ${R}.*` : ''} FROM (`, tokens[stmtStart]!.start);
     if (kind === 'insert') insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
     else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, undefined);
-    b.emit(') AS q');
+    b.emit(`) AS ${Q}`);
   }
-  if (returning && kind !== 'delete') {
-    const newRow = cols.map((c, i) => `q.c${i + 1} AS ${quoteIdent(c.name)}`).join(', ');
+  if (returning && !beside) {
+    const newRow = cols.map((c, i) => `${Q}.${C(i)} AS ${quoteIdent(c.name)}`).join(', ');
     b.emit(' CROSS JOIN LATERAL (SELECT ', tokens[retTok]!.start);
     b.copy(tokens[retTok]!.end, end);
-    b.emit(` FROM (SELECT ${newRow}) AS ${quoteIdent(alias)}) AS r`, tokens[retTok]!.start);
+    b.emit(` FROM (SELECT ${newRow}) AS ${quoteIdent(alias)}) AS ${R}`, tokens[retTok]!.start);
   }
   if (process.env.REDIS_FDW_PROXY_DEBUG_SQL) process.stderr.write(`${b.text}\n`);
   return {
@@ -183,7 +196,7 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
   }
   if (!sel) {
     // DEFAULT VALUES
-    b.emit(`SELECT ${cols.map((c, i) => `${defaultOf(c)} AS c${i + 1}`).join(', ')}`);
+    b.emit(`SELECT ${cols.map((c, i) => `${defaultOf(c)} AS ${C(i)}`).join(', ')}`);
     return;
   }
   // The source begins at the first top-level token after the target (and its column list).
@@ -226,7 +239,7 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
   }
   const casts = cols.map((c, ci) => {
     const k = order.indexOf(ci);
-    return `${k < 0 ? defaultOf(c) : castTo(`s.k${k + 1}`, c.type)} AS c${ci + 1}`;
+    return `${k < 0 ? defaultOf(c) : castTo(`s.k${k + 1}`, c.type)} AS ${C(ci)}`;
   });
   // ON CONFLICT is the proxy's to apply (upsert.ts): the source ends where it begins.
   const conflictAt = q.onConflictClause ? Number((q.onConflictClause as Node).location) - base : bodyEnd;
@@ -253,7 +266,32 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     const setEnd = restStart >= 0 ? tokens[restStart]!.start : bodyEnd;
     assignments(b, q, target, tokens, setTok, setEnd, base, newValues);
   }
-  b.emit(`SELECT ${alias}.${ROW_ID} AS rid, ${newValues.map((v, i) => `${v} AS c${i + 1}`).join(', ')}`, Number(ref.location) - base);
+  const whereStart = whereTok >= 0 ? tokens[whereTok]!.start : bodyEnd;
+  if (kind === 'update' && returning) {
+    // UPDATE ... FROM ... RETURNING (planWrite): the new row, and RETURNING over it beside the FROM items.
+    b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${cols.map((_, i) => `${N}.${C(i)} AS ${C(i)}`).join(', ')}, ${R}.*`, Number(ref.location) - base);
+    b.emit(` FROM ${rows} AS ${alias}, `, Number(ref.location) - base);
+    b.copy(tokens[fromTok]!.end, whereStart);
+    b.emit(`, LATERAL (SELECT ${newValues.map((v, i) => `${v} AS ${C(i)}`).join(', ')}) AS ${N}, LATERAL (SELECT `, tokens[fromTok]!.start);
+    // A bare `*` means the new row's columns and every FROM item's, as Postgres expands it.
+    const star: Replace[] = [];
+    const everything = [`${alias}.*`, ...fromItemNames((q.fromClause as Node[] | undefined) ?? []).map((n) => `${quoteIdent(n)}.*`)].join(', ');
+    for (const e of returningList(q)) {
+      const v = inner(inner(e).val);
+      const fields = (v.fields as Node[] | undefined) ?? [];
+      if (!isStarTarget(e) || fields.length !== 1) continue;
+      const at = tokens.findIndex((t) => t.start === Number(v.location) - base);
+      if (at >= 0) star.push({ start: tokens[at]!.start, end: tokens[at]!.end, sql: everything });
+    }
+    b.copyWith(returning.start, returning.end, star);
+    b.emit(` FROM (SELECT ${cols.map((c, i) => `${N}.${C(i)} AS ${quoteIdent(c.name)}`).join(', ')}) AS ${alias}) AS ${R}`, returning.start);
+    if (whereTok >= 0) {
+      b.emit(' ');
+      b.copy(whereStart, bodyEnd);
+    }
+    return;
+  }
+  b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${newValues.map((v, i) => `${v} AS ${C(i)}`).join(', ')}`, Number(ref.location) - base);
   if (returning) {
     // `*` and `alias.*` mean the table's declared columns, not the row number beside them.
     const star: Replace[] = [];
@@ -275,6 +313,18 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     b.emit(' ');
     b.copy(tokens[whereTok]!.start, bodyEnd);
   }
+}
+
+/** The names a bare `*` expands through for each FROM item: its alias, or a table's name. */
+function fromItemNames(items: Node[]): string[] {
+  return items.flatMap((it) => {
+    const k = nodeKind(it);
+    const b = inner(it);
+    const alias = b.alias ? String((b.alias as Node).aliasname) : undefined;
+    if (k === 'RangeVar') return [alias ?? String(b.relname)];
+    if (k === 'JoinExpr') return alias ? [alias] : fromItemNames([b.larg as Node, b.rarg as Node]);
+    return alias ? [alias] : [];
+  });
 }
 
 /** Fills in the new value of each column an UPDATE's SET list assigns. */

@@ -410,11 +410,30 @@ describe('hash (Supabase: key = field, value)', () => {
     assert.deepEqual(await hash('w:hash'), { a: '1', b: 'from-real' });
   });
 
-  it('UPDATE ... FROM with RETURNING columns of the FROM table', { todo: 'RETURNING of an UPDATE is evaluated over the new row only; FROM tables are not in scope there yet' }, async () => {
+  it('UPDATE ... FROM with RETURNING columns of the FROM table, as on a real twin table', async () => {
     await r().del('w:hash');
     await r().hset('w:hash', 'a', '1', 'b', '2');
     assert.deepEqual(await expectTag(`UPDATE h SET value = s.v || '!' FROM h_src s WHERE h.key = s.k RETURNING h.key, h.value, s.k, s.v`, 'UPDATE', 1), [['b', 'from-real!', 'b', 'from-real']]);
     assert.deepEqual(await hash('w:hash'), { a: '1', b: 'from-real!' });
+    await q('CREATE TABLE h_twin (key text, value text)');
+    await q(`INSERT INTO h_twin VALUES ('a', '1'), ('b', 'from-real!')`);
+    for (const sql of [
+      `UPDATE {t} SET value = s.v || '?' FROM h_src s WHERE {t}.key = s.k RETURNING *`,
+      `UPDATE {t} AS t SET value = 'x' FROM h_src s, (VALUES ('b')) AS v(k) WHERE t.key = s.k AND v.k = s.k RETURNING s.*, t.*, v.k, t.value || s.v`,
+      `UPDATE {t} SET value = s.v FROM h_src s WHERE s.k = 'nope' RETURNING *`,
+    ]) {
+      const want = await q(sql.replaceAll('{t}', 'h_twin'));
+      const got = await q(sql.replaceAll('{t}', 'h'));
+      assert.deepEqual([got.command, got.rowCount, got.fields, got.rows], [want.command, want.rowCount, want.fields, want.rows], sql);
+    }
+    assert.deepEqual(bag(await rows(c, 'SELECT * FROM h')), bag(await rows(c, 'SELECT * FROM h_twin')));
+  });
+
+  it('the rewrite\'s own names are not in scope: RETURNING c1 fails as on a table', async () => {
+    const e = await pgError(q(`INSERT INTO h VALUES ('n1', '1') RETURNING c1`));
+    assert.equal(e.code, '42703');
+    assert.equal(e.message, 'column "c1" does not exist');
+    assert.equal((await pgError(q(`UPDATE h SET value = 'v' RETURNING q.c1`))).code, '42P01');
   });
 
   it('DELETE with predicates (incl. a subquery and USING), RETURNING gives the old values; DELETE 0', async () => {
