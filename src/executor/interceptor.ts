@@ -25,6 +25,7 @@ import { failWith, runInternal } from '../upstream/internal-query.js';
 import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
 import { planWrite, type WritePlan } from './write.js';
+import { callbackRequired, shouldPassThroughToCallback, simpleQueryParam } from './upstream-only.js';
 import { clientRowDescription, evalCapture, prepareWrite, returningWidth, writeOutcome, type PreparedWrite } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
@@ -428,6 +429,7 @@ class SessionInterceptor implements Interceptor {
       if (tp === 'failed') return FAILED;
       return tp === undefined ? PLAIN : { kind: 'truncate', plan: tp };
     }
+    if (shouldPassThroughToCallback(info) && info.reads.some((r) => this.names.has(r.relname))) throw callbackRequired(info);
     const write = await planWrite(port, this.names, text, info, clientTypes, base);
     if (write === 'failed') return FAILED;
     if (write !== undefined) return { kind: 'write', plan: write };
@@ -440,6 +442,8 @@ class SessionInterceptor implements Interceptor {
   private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap, sole: boolean): Promise<boolean | 'local'> {
     // A statement that may take the fast path resolves its names from the cache, as prepared ones do.
     const mayBeFast = sole && this.fdw.fastPath && info.kind === 'SelectStmt' && fastSyntax(info.node) === undefined;
+    const noParam = simpleQueryParam(info, (byte) => map(Buffer.from(text).subarray(0, byte - base).toString('utf8').length) + 1);
+    if (noParam) throw noParam;
     const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : undefined);
     switch (p.kind) {
       case 'failed':

@@ -436,6 +436,20 @@ describe('hash (Supabase: key = field, value)', () => {
     assert.equal((await pgError(q(`UPDATE h SET value = 'v' RETURNING q.c1`))).code, '42P01');
   });
 
+  it('errors in Postgres\'s own form: $n in a simple Query is 42P02 at its position; a materialized view is a clear 0A000', async () => {
+    await q('CREATE TABLE k (key text, value text)'); // as long as h: the same positions
+    for (const sql of [`SELECT * FROM {t} WHERE value = $1`, `SELECT 1, (SELECT key FROM {t} WHERE value = $2)`, `INSERT INTO {t} VALUES ($1, 'x')`, `UPDATE {t} SET value = $1`]) {
+      // node-postgres sends a statement without values as a simple Query.
+      const fail = (text: string): Promise<unknown> => c.query(text).then(() => assert.fail(`${text} succeeded`), (x: { code?: string; message?: string; position?: string }) => [x.code, x.message, x.position]);
+      assert.deepEqual(await fail(sql.replaceAll('{t}', 'h')), await fail(sql.replaceAll('{t}', 'k')), sql);
+    }
+    const e = await pgError(c.query('CREATE MATERIALIZED VIEW h_mv AS SELECT * FROM h'));
+    assert.equal(e.code, '0A000');
+    assert.ok(e.hint);
+    assert.doesNotMatch(e.all, /bound parameters|redis_fdw_proxy|__redis_fdw/);
+    assert.deepEqual(await rows(c, `SELECT count(*) FROM pg_class WHERE relname = 'h_mv'`), [['0']]);
+  });
+
   it('DELETE with predicates (incl. a subquery and USING), RETURNING gives the old values; DELETE 0', async () => {
     await r().del('w:hash');
     await r().hset('w:hash', 'a', '10!', 'b', 'FROM-REAL', 'cc', '3', 'zz', 'gone soon', 'u', 'using');
