@@ -4,7 +4,7 @@
  * client's RETURNING rows and command tag.
  */
 import { Backend } from '../protocol/codes.js';
-import { decodeDataRow, decodeRowDescription, encodeDataRow, encodeRowDescription, remapErrorPosition } from '../protocol/backend.js';
+import { decodeDataRow, decodeRowDescription, encodeCommandComplete, encodeDataRow, encodeRowDescription, remapErrorPosition } from '../protocol/backend.js';
 import { TextArrayBuilder } from '../protocol/text-array.js';
 import { extractPushdown, type ParamText } from '../sql/pushdown.js';
 import { isStarTarget, returningList } from '../sql/analyze.js';
@@ -175,6 +175,26 @@ async function upsertOps(redis: RedisAccess, pending: PendingWrites | undefined,
     if (plan.returning) returning.push(result.returning[i]!);
   });
   return count;
+}
+
+/** RETURNING rows not yet fetched from a portal an Execute row limit suspended, and the tag to end with. */
+export interface SuspendedRows {
+  rows: Buffer[];
+  tag: string;
+}
+
+const PORTAL_SUSPENDED = Buffer.from([Backend.PortalSuspended, 0, 0, 0, 4]);
+
+/**
+ * One Execute's share of a write's RETURNING rows, as Postgres serves a DML portal with a row limit: the
+ * statement runs whole at the first Execute, then each Execute takes up to `maxRows` of its rows, with
+ * PortalSuspended while the limit was reached, and a tag once fewer came. That tag, as Postgres 15
+ * prints it, counts the rows of that last fetch, not the statement's.
+ */
+export function fetchRows(rows: Buffer[], tag: string, maxRows: number, continuing = false): { reply: Buffer; rest: SuspendedRows | undefined } {
+  if (maxRows > 0 && rows.length >= maxRows) return { reply: Buffer.concat([...rows.slice(0, maxRows), PORTAL_SUSPENDED]), rest: { rows: rows.slice(maxRows), tag } };
+  const last = maxRows > 0 || continuing ? tag.replace(/\d+$/, String(rows.length)) : tag;
+  return { reply: Buffer.concat([...rows, encodeCommandComplete(last)]), rest: undefined };
 }
 
 /** RowDescription for the client: the RETURNING columns only, or null for NoData. */

@@ -26,7 +26,7 @@ import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
 import { planWrite, type WritePlan } from './write.js';
 import { callbackRequired, shouldPassThroughToCallback, simpleQueryParam } from './upstream-only.js';
-import { clientRowDescription, evalCapture, prepareWrite, returningWidth, writeOutcome, type PreparedWrite } from './dml.js';
+import { clientRowDescription, evalCapture, fetchRows, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
@@ -82,6 +82,7 @@ type OwnedPortal =
   /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
   | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
   | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite }
+  | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
 
@@ -345,7 +346,7 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** Runs a write: Execute (already framed by `send`), then Redis, then the client's rows and tag. */
-  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute): Promise<boolean> {
+  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute, page?: { portal: string; maxRows: number }): Promise<boolean> {
     const { capture, result } = evalCapture(plan, map);
     send(capture);
     port.send(FLUSH, []);
@@ -354,7 +355,9 @@ class SessionInterceptor implements Interceptor {
     return orFail(port, false, async () => {
       const out = await writeOutcome(this.fdw.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes);
       await this.commitOrStage(port, plan.target, out.ops);
-      port.reply(Buffer.concat([...out.returning, encodeCommandComplete(out.tag)]));
+      const { reply, rest } = fetchRows(out.returning, out.tag, plan.returning ? (page?.maxRows ?? 0) : 0);
+      if (rest && page) this.portals.set(page.portal, { kind: 'suspended', plan, rest });
+      port.reply(reply);
       return true;
     });
   }
@@ -608,7 +611,7 @@ class SessionInterceptor implements Interceptor {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
         if (owner?.kind === 'fast') return port.reply(encodeRowDescription(owner.fields));
-        if (owner?.kind === 'write') {
+        if (owner?.kind === 'write' || owner?.kind === 'suspended') {
           const plan = owner.plan;
           return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => clientRowDescription(plan, buf, s, e) ?? NO_DATA)]);
         }
@@ -632,8 +635,15 @@ class SessionInterceptor implements Interceptor {
         if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
         if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
         if (portal?.kind === 'write') {
-          // All rows at once: the Redis side can't be resumed half-way, so a row limit isn't honoured.
-          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute])));
+          // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
+          const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
+          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }));
+        }
+        if (portal?.kind === 'suspended') {
+          if (port.inFailedBatch) return;
+          const { reply, rest } = fetchRows(portal.rest.rows, portal.rest.tag, decodeExecute(raw, 0, raw.length).maxRows, true);
+          this.portals.set(name, { ...portal, rest: rest ?? { rows: [], tag: portal.rest.tag } });
+          return port.reply(reply);
         }
         if (portal?.kind === 'tx') {
           if (!this.tx.active) return port.send(raw, [forward(Req.Execute)]);

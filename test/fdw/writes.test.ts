@@ -20,6 +20,7 @@ import { fdwFixture, psqlScript, withDb, type FdwFixture } from '../support/fdw.
 import { bag, connect, monitorRedis, pgError, rows, settle, type PgErr } from '../support/fdw-sql.js';
 import { spawnProxy } from '../harness/proxy.js';
 import { sleep } from '../support/proto-tools.js';
+import { msg, normalize, ProtoConn } from '../support/proto-client.js';
 
 const DB = 11;
 let f: FdwFixture;
@@ -1473,4 +1474,46 @@ describe('INSERT shape errors match upstream on a real twin table', () => {
       }
     });
   }
+});
+
+describe('an Execute row limit on INSERT/UPDATE/DELETE ... RETURNING, raw protocol, against a real twin table', () => {
+  it('the write runs whole at the first Execute; the rows come maxRows at a time with PortalSuspended, then the full tag', async () => {
+    await c.query(`create foreign table page_h (key text, value text) server sb_server options (src_type 'hash', src_key 'w:page')`);
+    await c.query('create table page_twin (key text, value text)');
+    const u = new URL(f.url);
+    const pc = await ProtoConn.open(f.proxy.port, { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: u.pathname.slice(1) });
+    try {
+      const run = async (t: string): Promise<string[]> => {
+        pc.write(
+          msg.parse('', `insert into ${t} select 'k' || g, 'v' || g from generate_series(1, 5) g returning key, value`),
+          msg.bind('', ''),
+          msg.describe('P', ''),
+          msg.execute('', 2),
+          msg.execute('', 2),
+          msg.execute('', 2),
+          msg.sync(),
+          msg.parse('u', `update ${t} set value = value || '!' where key <> 'k5' returning value`),
+          msg.bind('p', 'u'),
+          msg.execute('p', 4),
+          msg.execute('p', 1),
+          msg.sync(),
+          msg.parse('', `delete from ${t} where key in ('k1', 'k2') returning key`),
+          msg.bind('', ''),
+          msg.execute('', 1),
+          msg.execute('', 0),
+          msg.sync(),
+        );
+        const frames = normalize(await pc.readUntilReady(3)).map((s) => s.replace(/table=\d+ att=\d+/g, 'table=* att=*'));
+        await pc.query('deallocate all');
+        return frames;
+      };
+      const want = await run('page_twin');
+      const got = await run('page_h');
+      assert.deepEqual(got, want);
+      assert.ok(want.includes('s'), 'the twin suspends the portal');
+      assert.deepEqual({ ...(await r().hgetall('w:page')) }, { k3: 'v3!', k4: 'v4!', k5: 'v5' });
+    } finally {
+      await pc.end();
+    }
+  });
 });
