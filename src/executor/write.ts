@@ -22,6 +22,7 @@ import { TEXT_ARRAY_OID } from '../protocol/text-array.js';
 import { inner, isStarTarget, nodeKind, returningList, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import type { NameIndex } from '../sql/classify.js';
 import { quoteIdent } from '../sql/quote.js';
+import { wholeRowNames } from '../sql/whole-row.js';
 import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
 import { streamUpdate } from '../redis/row-ops.js';
 import type { SessionPort } from '../session/types.js';
@@ -132,10 +133,9 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     b.emit(`) AS ${Q}`);
   }
   if (returning && !beside) {
-    const newRow = cols.map((c, i) => `${Q}.${C(i)} AS ${quoteIdent(c.name)}`).join(', ');
     b.emit(' CROSS JOIN LATERAL (SELECT ', tokens[retTok]!.start);
     b.copy(tokens[retTok]!.end, end);
-    b.emit(` FROM (SELECT ${newRow}) AS ${quoteIdent(alias)}) AS ${R}`, tokens[retTok]!.start);
+    b.emit(` FROM ${newRowOf(target, Q, info)} AS ${quoteIdent(alias)}) AS ${R}`, tokens[retTok]!.start);
   }
   if (process.env.REDIS_FDW_PROXY_DEBUG_SQL) process.stderr.write(`${b.text}\n`);
   return {
@@ -284,7 +284,7 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
       if (at >= 0) star.push({ start: tokens[at]!.start, end: tokens[at]!.end, sql: everything });
     }
     b.copyWith(returning.start, returning.end, star);
-    b.emit(` FROM (SELECT ${cols.map((c, i) => `${N}.${C(i)} AS ${quoteIdent(c.name)}`).join(', ')}) AS ${alias}) AS ${R}`, returning.start);
+    b.emit(` FROM ${newRowOf(target, N, info)} AS ${alias}) AS ${R}`, returning.start);
     if (whereTok >= 0) {
       b.emit(' ');
       b.copy(whereStart, bodyEnd);
@@ -313,6 +313,20 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     b.emit(' ');
     b.copy(tokens[whereTok]!.start, bodyEnd);
   }
+}
+
+/**
+ * The new row RETURNING reads, from the columns `from`.c1... A whole-row reference to it (RETURNING h)
+ * must have the table's row type, which a function's composite result has and a derived table hasn't.
+ */
+function newRowOf(target: ForeignTable, from: string, info: StatementInfo): string {
+  const cols = target.spec.columns;
+  const alias = info.targets[0]!.alias ?? info.targets[0]!.relname;
+  if (wholeRowNames({ r: returningList(info.node) }).has(alias)) {
+    const type = `${quoteIdent(target.resolved.schema)}.${quoteIdent(target.resolved.name)}`;
+    return `pg_catalog.unnest(ARRAY[ROW(${cols.map((_, i) => `${from}.${C(i)}`).join(', ')})::${type}])`;
+  }
+  return `(SELECT ${cols.map((c, i) => `${from}.${C(i)} AS ${quoteIdent(c.name)}`).join(', ')})`;
 }
 
 /** The names a bare `*` expands through for each FROM item: its alias, or a table's name. */

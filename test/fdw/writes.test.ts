@@ -430,6 +430,15 @@ describe('hash (Supabase: key = field, value)', () => {
     assert.deepEqual(bag(await rows(c, 'SELECT * FROM h')), bag(await rows(c, 'SELECT * FROM h_twin')));
   });
 
+  it('RETURNING the whole row has the foreign table\'s row type', async () => {
+    const own = (await rows(c, `SELECT 'h'::regtype::oid`))[0]![0];
+    for (const sql of [`INSERT INTO h VALUES ('wr', '1') RETURNING h`, `UPDATE h AS x SET value = '2' WHERE key = 'wr' RETURNING x`, `UPDATE h SET value = '3' FROM h_src s WHERE h.key = 'wr' RETURNING h, s.k`]) {
+      const r = await c.query({ text: sql, rowMode: 'array' });
+      assert.equal(String(r.fields[0]!.dataTypeID), own, sql);
+    }
+    assert.deepEqual(await rows(c, `DELETE FROM h WHERE key = 'wr' RETURNING key`), [['wr']]);
+  });
+
   it('the rewrite\'s own names are not in scope: RETURNING c1 fails as on a table', async () => {
     const e = await pgError(q(`INSERT INTO h VALUES ('n1', '1') RETURNING c1`));
     assert.equal(e.code, '42703');
