@@ -22,7 +22,7 @@ import { TEXT_ARRAY_OID } from '../protocol/text-array.js';
 import { inner, isStarTarget, nodeKind, returningList, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import type { NameIndex } from '../sql/classify.js';
 import { quoteIdent } from '../sql/quote.js';
-import { wholeRowNames } from '../sql/whole-row.js';
+import { wholeRowLocations, wholeRowNames } from '../sql/whole-row.js';
 import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
 import { streamUpdate } from '../redis/row-ops.js';
 import type { SessionPort } from '../session/types.js';
@@ -301,6 +301,17 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
       const at = tokens.findIndex((t) => t.start === Number(inner(inner(e).val).location) - base);
       const starTok = tokens.findIndex((t, i) => i >= at && t.text === '*');
       if (at >= 0 && starTok >= 0) star.push({ start: tokens[at]!.start, end: tokens[starTok]!.end, sql: own });
+    }
+    // So does the whole row (RETURNING h), which also has the table's row type.
+    const name = ref.alias ?? ref.relname;
+    if (!cols.some((c) => c.name === name)) {
+      const type = `${quoteIdent(target.resolved.schema)}.${quoteIdent(target.resolved.name)}`;
+      // A bare `RETURNING h` keeps its output name.
+      const bare = new Set(returningList(q).flatMap((e) => (inner(e).name === undefined && nodeKind(inner(e).val) === 'ColumnRef' ? [Number(inner(inner(e).val).location)] : [])));
+      for (const at of wholeRowLocations(returningList(q), name)) {
+        const tok = tokens.find((t) => t.start === at - base);
+        if (tok) star.push({ start: tok.start, end: tok.end, sql: `ROW(${own})::${type}${bare.has(at) ? ` AS ${quoteIdent(name)}` : ''}` });
+      }
     }
     b.emit(', ');
     b.copyWith(returning.start, returning.end, star);

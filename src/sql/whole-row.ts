@@ -5,8 +5,19 @@
  */
 import { inner, nodeKind, type Node } from './analyze.js';
 
-export function wholeRowNames(tree: Node): Set<string> {
+export function wholeRowNames(tree: unknown): Set<string> {
   const out = new Set<string>();
+  for (const r of wholeRowRefs(tree)) out.add(r.name);
+  return out;
+}
+
+/** Where (byte offsets) `name` is used as a whole-row reference. */
+export function wholeRowLocations(tree: unknown, name: string): number[] {
+  return wholeRowRefs(tree).filter((r) => r.name === name).map((r) => r.location);
+}
+
+function wholeRowRefs(tree: unknown): { name: string; location: number }[] {
+  const out: { name: string; location: number }[] = [];
   const stack: unknown[] = [tree];
   while (stack.length) {
     const x = stack.pop();
@@ -17,7 +28,7 @@ export function wholeRowNames(tree: Node): Set<string> {
     if (x === null || typeof x !== 'object') continue;
     if (nodeKind(x) === 'ColumnRef') {
       const fields = (inner(x).fields as Node[] | undefined) ?? [];
-      if (fields.length === 1 && nodeKind(fields[0]) === 'String') out.add(String(inner(fields[0]).sval));
+      if (fields.length === 1 && nodeKind(fields[0]) === 'String') out.push({ name: String(inner(fields[0]).sval), location: Number(inner(x).location) });
       continue;
     }
     for (const v of Object.values(x)) if (v !== null && typeof v === 'object') stack.push(v);
