@@ -4,7 +4,7 @@
  * client's RETURNING rows and command tag.
  */
 import { Backend } from '../protocol/codes.js';
-import { decodeDataRow, decodeRowDescription, encodeCommandComplete, encodeDataRow, encodeRowDescription, remapErrorPosition } from '../protocol/backend.js';
+import { decodeDataRow, decodeErrorFields, decodeRowDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeRowDescription, remapErrorPosition } from '../protocol/backend.js';
 import { TextArrayBuilder } from '../protocol/text-array.js';
 import { extractPushdown, type ParamText } from '../sql/pushdown.js';
 import { isStarTarget, returningList } from '../sql/analyze.js';
@@ -195,6 +195,21 @@ export function fetchRows(rows: Buffer[], tag: string, maxRows: number, continui
   if (maxRows > 0 && rows.length >= maxRows) return { reply: Buffer.concat([...rows.slice(0, maxRows), PORTAL_SUSPENDED]), rest: { rows: rows.slice(maxRows), tag } };
   const last = maxRows > 0 || continuing ? tag.replace(/\d+$/, String(rows.length)) : tag;
   return { reply: Buffer.concat([...rows, encodeCommandComplete(last)]), rest: undefined };
+}
+
+/**
+ * Upstream's error at Parse of a write's SELECT, when it is about the rewrite rather than the client's
+ * statement (a source narrower than the column list the rewrite gave it): the client's own error in
+ * its place. Undefined for every other reply.
+ */
+export function writeParseError(plan: WritePlan): ((code: number, buf: Buffer, start: number, end: number) => Buffer | undefined) | undefined {
+  const narrowSource = plan.narrowSource;
+  if (!narrowSource) return undefined;
+  return (code, buf, start, end) => {
+    if (code !== Backend.ErrorResponse) return undefined;
+    const m = /^table "s" has (\d+) columns? available but \d+ columns specified$/.exec(decodeErrorFields(buf, start, end).message);
+    return m ? encodeError(narrowSource(Number(m[1]))) : undefined;
+  };
 }
 
 /** RowDescription for the client: the RETURNING columns only, or null for NoData. */

@@ -26,7 +26,7 @@ import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
 import { planWrite, type WritePlan } from './write.js';
 import { callbackRequired, shouldPassThroughToCallback, simpleQueryParam } from './upstream-only.js';
-import { clientRowDescription, evalCapture, fetchRows, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
+import { clientRowDescription, evalCapture, fetchRows, writeParseError, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
@@ -471,7 +471,8 @@ class SessionInterceptor implements Interceptor {
         const prepared = await prepareWrite(this.fdw.redis, write, NO_PARAMS, this.pending);
         const wmap: PositionMap = (pos) => map(write.toOriginal(pos));
         const describe = passCapture(Req.Describe, [Backend.NoData], wmap, { rewrite: (c, buf, st, e) => (c === Backend.RowDescription ? clientRowDescription(write, buf, st, e) : undefined) });
-        return this.runWrite(port, write, prepared, wmap, (execute) => sendSimple(port, write.text, write.paramTypes, prepared.extra, wmap, execute, describe));
+        const parseError = writeParseError(write);
+        return this.runWrite(port, write, prepared, wmap, (execute) => sendSimple(port, write.text, write.paramTypes, prepared.extra, wmap, execute, describe, parseError && passCapture(Req.Parse, [Backend.ParseComplete], wmap, { rewrite: parseError })));
       }
       case 'read': {
         const plan = p.plan;
@@ -596,7 +597,7 @@ class SessionInterceptor implements Interceptor {
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
       case 'write':
         this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now() });
-        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.toOriginal)]);
+        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
       case 'read':
         this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan) });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
@@ -768,9 +769,11 @@ function setCarriers(port: SessionPort, plan: ReadPlan, literals: Buffer[]): voi
 }
 
 /** Parse/Bind/Describe/Execute of one statement in simple-query form (no Sync: the caller ends the batch). */
-function sendSimple(port: SessionPort, text: string, types: number[], params: Buffer[], map: PositionMap | undefined, execute?: Capture, describe?: Capture): void {
+function sendSimple(port: SessionPort, text: string, types: number[], params: Buffer[], map: PositionMap | undefined, execute?: Capture, describe?: Capture, parse?: Capture): void {
   const bind = encodeBind({ portal: '', statement: '', paramFormats: params.length ? [1] : [], params, resultFormats: [] });
-  port.send([encodeParse({ name: '', text, paramTypes: types }), bind, serialize.describe({ type: 'P', name: '' }), serialize.execute({ portal: '', rows: 0 })], simpleModeEntries(map, execute, describe));
+  const entries = simpleModeEntries(map, execute, describe);
+  if (parse) entries[0] = parse;
+  port.send([encodeParse({ name: '', text, paramTypes: types }), bind, serialize.describe({ type: 'P', name: '' }), serialize.execute({ portal: '', rows: 0 })], entries);
 }
 
 function explainOptions(info: StatementInfo): { analyze: boolean; text: boolean } | undefined {

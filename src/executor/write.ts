@@ -51,6 +51,11 @@ export interface WritePlan {
   targetPrivileges: Privilege[];
   /** INSERT ... ON CONFLICT: what Redis does with an entry that exists. */
   conflict: ConflictPlan | undefined;
+  /**
+   * INSERT whose source's width the text doesn't tell (`SELECT *`, a set operation, TABLE): the error
+   * for a source of only `available` columns, in place of upstream's about the rewrite's column list.
+   */
+  narrowSource: ((available: number) => PgError) | undefined;
 }
 
 /** The proxy's own names in the evaluating SELECT (see the top of this file). */
@@ -121,6 +126,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   if (stmtStart > 0) b.copy(tokens[0]!.start, tokens[stmtStart]!.start);
   const lead = kind === 'insert' ? cols.map((_, i) => `${Q}.${C(i)}`) : [`${Q}.${ROW_ID}`, ...cols.map((_, i) => `${Q}.${C(i)}`)];
   const rows = derivedRows(target, targetParam, array, ROW_ID);
+  let narrowSource: WritePlan['narrowSource'];
   // DELETE's RETURNING sees the old row and the USING tables, UPDATE ... FROM's the new row and the FROM
   // items: each is evaluated right beside them.
   const beside = returning && (kind === 'delete' || (kind === 'update' && ((q.fromClause as unknown[] | undefined)?.length ?? 0) > 0));
@@ -128,7 +134,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, returning ? { start: tokens[retTok]!.end, end } : undefined);
   } else {
     b.emit(`SELECT ${lead.join(', ')}${returning ? `, ${R}.*` : ''} FROM (`, tokens[stmtStart]!.start);
-    if (kind === 'insert') insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
+    if (kind === 'insert') narrowSource = insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
     else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, undefined);
     b.emit(`) AS ${Q}`);
   }
@@ -153,6 +159,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     returning,
     targetPrivileges,
     conflict,
+    narrowSource,
   };
 }
 
@@ -174,7 +181,7 @@ function undefinedColumn(name: string, table: ForeignTable, position?: number): 
 }
 
 /** INSERT: the source's rows, one cast per declared column, defaults where the column list leaves one out. */
-function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, tokens: Token[], stmtStart: number, bodyEnd: number, base: number): void {
+function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, tokens: Token[], stmtStart: number, bodyEnd: number, base: number): WritePlan['narrowSource'] {
   const q = info.node;
   const cols = target.spec.columns;
   if (q.override && q.override !== 'OVERRIDING_NOT_SET') throw notSupported('OVERRIDING is not supported on Redis foreign tables');
@@ -197,7 +204,7 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
   if (!sel) {
     // DEFAULT VALUES
     b.emit(`SELECT ${cols.map((c, i) => `${defaultOf(c)} AS ${C(i)}`).join(', ')}`);
-    return;
+    return undefined;
   }
   // The source begins at the first top-level token after the target (and its column list).
   const relTok = tokens.findIndex((t) => t.start === Number((q.relation as Node).location) - base);
@@ -246,6 +253,11 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
   b.emit(`SELECT ${casts.join(', ')} FROM (`, srcStart);
   b.copyWith(srcStart, Math.min(bodyEnd, conflictAt), extra);
   b.emit(`) AS s(${order.map((_, k) => `k${k + 1}`).join(', ')})`, srcStart);
+  if (values || sourceWidth(sel) !== undefined) return undefined;
+  return (available) =>
+    listed.length
+      ? moreTargets(available)
+      : notSupported(`INSERT into Redis foreign table ${target.display} from a source of ${available} columns, fewer than the table's ${cols.length}`, 'List the target columns, or name the source columns instead of *.');
 }
 
 /** UPDATE and DELETE: the numbered rows of the target, filtered by the statement's own FROM/USING and WHERE. */

@@ -455,6 +455,9 @@ describe('hash (Supabase: key = field, value)', () => {
       const fail = (text: string): Promise<unknown> => c.query(text).then(() => assert.fail(`${text} succeeded`), (x: { code?: string; message?: string; position?: string }) => [x.code, x.message, x.position]);
       assert.deepEqual(await fail(sql.replaceAll('{t}', 'h')), await fail(sql.replaceAll('{t}', 'k')), sql);
     }
+    const narrow = await pgError(c.query(`INSERT INTO h SELECT * FROM (SELECT 'q') x`));
+    assert.equal(narrow.code, '0A000', narrow.all);
+    assert.doesNotMatch(narrow.all, /table "s"/);
     const e = await pgError(c.query('CREATE MATERIALIZED VIEW h_mv AS SELECT * FROM h'));
     assert.equal(e.code, '0A000');
     assert.ok(e.hint);
@@ -1474,6 +1477,7 @@ describe('INSERT shape errors match upstream on a real twin table', () => {
     `insert into diff_h (key, value) select 'q'`,
     `insert into diff_h (nosuch) values ('q')`,
     `insert into diff_h (key, key) values ('q', 'r')`,
+    `insert into diff_h (key, value) select * from (select 'q') x`,
   ]) {
     it(sql, async () => {
       const real = await connect(f.directUrl, { options: '-c search_path=diff_real' });
