@@ -24,7 +24,7 @@ import type { Interceptor, SessionPort } from '../session/types.js';
 import { failWith, runInternal } from '../upstream/internal-query.js';
 import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
-import { planWrite, type WritePlan } from './write.js';
+import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
 import { callbackRequired, shouldPassThroughToCallback, simpleQueryParam } from './upstream-only.js';
 import { clientRowDescription, evalCapture, fetchRows, writeParseError, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
@@ -81,7 +81,8 @@ type OwnedPortal =
   | { kind: 'read'; plan: ReadPlan }
   /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
   | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
-  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite }
+  /** `early`: its batch began with it, so upstream's side may end with the proxy's own Sync (see runWrite). */
+  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean }
   | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
@@ -346,12 +347,22 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** Runs a write: Execute (already framed by `send`), then Redis, then the client's rows and tag. */
-  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute, page?: { portal: string; maxRows: number }): Promise<boolean> {
+  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute, page?: { portal: string; maxRows: number }, early = false): Promise<boolean> {
     const { capture, result } = evalCapture(plan, map);
     send(capture);
-    port.send(FLUSH, []);
+    // A write whose evaluation changes nothing upstream, alone in its batch so far, ends upstream's
+    // side with a Sync of its own: upstream's answer and ReadyForQuery come in one round trip, and
+    // the client's Sync, if next, is answered locally (two hops instead of three).
+    if (early) {
+      port.send(SYNC, [passCapture(Req.Sync, [Backend.ReadyForQuery], undefined)]);
+      port.syncedUpstream();
+    } else port.send(FLUSH, []);
     const r = await result;
-    if (r.kind !== 'rows') return false;
+    if (r.kind !== 'rows') {
+      // Upstream discarded what followed the error only until that Sync; Postgres discards until the client's.
+      if (early) failWith(port, Buffer.alloc(0));
+      return false;
+    }
     return orFail(port, false, async () => {
       const out = await writeOutcome(this.fdw.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes);
       await this.commitOrStage(port, plan.target, out.ops);
@@ -638,7 +649,7 @@ class SessionInterceptor implements Interceptor {
         if (portal?.kind === 'write') {
           // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
           const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
-          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }));
+          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0));
         }
         if (portal?.kind === 'suspended') {
           if (port.inFailedBatch) return;
@@ -671,7 +682,8 @@ class SessionInterceptor implements Interceptor {
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
       const prepared = await prepareWrite(this.fdw.redis, plan, textParam(m, plan.paramTypes), this.pending);
-      this.portals.set(m.portal, { kind: 'write', plan, prepared });
+      const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
+      this.portals.set(m.portal, { kind: 'write', plan, prepared, early });
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...prepared.extra], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
     });

@@ -163,6 +163,32 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   };
 }
 
+/**
+ * Whether upstream's evaluation of the write has no effect of its own: an INSERT ... VALUES of
+ * constants, parameters, operators and casts, with no function call, subquery, WITH, foreign read or
+ * column default to run. Upstream may then end its implicit transaction before Redis has applied
+ * the write (nothing there to roll back), which lets the client's Sync be answered locally.
+ */
+export function evaluatesPurely(plan: WritePlan): boolean {
+  const q = plan.info.node;
+  if (plan.kind !== 'insert' || q.withClause || plan.reads.length || !q.selectStmt) return false;
+  const sel = inner(q.selectStmt);
+  if (!sel.valuesLists) return false;
+  const listed = ((q.cols as Node[] | undefined) ?? []).map((c) => String(inner(c).name));
+  if (plan.target.spec.columns.some((c) => c.default !== undefined && listed.length > 0 && !listed.includes(c.name))) return false;
+  const stack: unknown[] = [sel.valuesLists, q.returningClause, q.onConflictClause];
+  while (stack.length) {
+    const x = stack.pop();
+    if (Array.isArray(x)) stack.push(...x);
+    else if (x !== null && typeof x === 'object') {
+      const k = nodeKind(x);
+      if (k === 'FuncCall' || k === 'SubLink' || k === 'SetToDefault' || k === 'CoalesceExpr' || k === 'MinMaxExpr' || k === 'SQLValueFunction') return false;
+      for (const v of Object.values(x)) if (v !== null && typeof v === 'object') stack.push(v);
+    }
+  }
+  return true;
+}
+
 /** Byte offset where the statement ends: before a trailing semicolon. */
 function statementEnd(tokens: Token[], text: string): number {
   let i = tokens.length - 1;

@@ -1532,3 +1532,43 @@ describe('an Execute row limit on INSERT/UPDATE/DELETE ... RETURNING, raw protoc
     }
   });
 });
+
+describe('a prepared INSERT alone in its batch: upstream\'s side ends with the proxy\'s own Sync', () => {
+  it('errors skip the rest of the batch and the tags and statuses are a real table\'s, over the raw protocol', async () => {
+    await c.query(`create foreign table pure_h (key text, value int) server sb_server options (src_type 'hash', src_key 'w:pure')`);
+    await c.query('create table pure_twin (key text, value int)');
+    const u = new URL(f.url);
+    const pc = await ProtoConn.open(f.proxy.port, { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: u.pathname.slice(1) });
+    try {
+      const run = async (t: string): Promise<string[]> => {
+        const ins = (k: string, v: string): Buffer[] => [msg.bind('', 'ins', [k, v]), msg.execute('')];
+        pc.write(
+          msg.parse('ins', `insert into ${t} values ($1 || '', $2)`),
+          msg.sync(),
+          ...ins('a', '1'),
+          msg.sync(),
+          // A bad int fails the first statement: the second must be skipped, as Postgres skips it.
+          ...ins('b', 'x'),
+          ...ins('c', '3'),
+          msg.sync(),
+          ...ins('d', '4'),
+          ...ins('e', '5'),
+          msg.sync(),
+          msg.query('begin'),
+          ...ins('f', '6'),
+          msg.sync(),
+          msg.query('commit'),
+        );
+        const frames = normalize(await pc.readUntilReady(7));
+        await pc.query('deallocate all');
+        return frames;
+      };
+      const want = await run('pure_twin');
+      const got = await run('pure_h');
+      assert.deepEqual(got, want);
+      assert.deepEqual({ ...(await r().hgetall('w:pure')) }, { a: '1', d: '4', e: '5', f: '6' });
+    } finally {
+      await pc.end();
+    }
+  });
+});
