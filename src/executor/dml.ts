@@ -4,7 +4,7 @@
  * client's RETURNING rows and command tag.
  */
 import { Backend } from '../protocol/codes.js';
-import { decodeDataRow, decodeRowDescription, encodeDataRow, encodeRowDescription, remapErrorPosition } from '../protocol/backend.js';
+import { decodeDataRow, decodeErrorFields, decodeRowDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeRowDescription, remapErrorPosition } from '../protocol/backend.js';
 import { TextArrayBuilder } from '../protocol/text-array.js';
 import { extractPushdown, type ParamText } from '../sql/pushdown.js';
 import { isStarTarget, returningList } from '../sql/analyze.js';
@@ -15,6 +15,9 @@ import type { ColumnRole, TableSpec } from '../redis/table-spec.js';
 import type { RedisOp } from '../redis/write.js';
 import { fetchReadParams, readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
 import type { WritePlan } from './write.js';
+import { existingIdentities, identityKey, type ConflictPlan } from './upsert.js';
+import { PgError } from '../protocol/pg-error.js';
+import { SqlState } from '../protocol/sqlstate.js';
 import type { PositionMap } from './replies.js';
 
 export interface PreparedWrite {
@@ -112,12 +115,14 @@ export interface WriteOutcome {
 }
 
 /** Upstream's rows as Redis commands; throws the PgError that makes the statement fail. */
-export function writeOutcome(plan: WritePlan, prepared: PreparedWrite, result: { rows: (string | null)[][]; returning: Buffer[] }, maxValueBytes: number): WriteOutcome {
+export async function writeOutcome(redis: RedisAccess, pending: PendingWrites | undefined, plan: WritePlan, prepared: PreparedWrite, result: { rows: (string | null)[][]; returning: Buffer[] }, maxValueBytes: number): Promise<WriteOutcome> {
   const table: ForeignTable = plan.target;
   const ops = new StatementOps({ spec: table.spec, relname: table.resolved.name, maxValueBytes });
   const returning: Buffer[] = [];
   let count = 0;
-  if (plan.kind === 'insert') {
+  if (plan.conflict) {
+    count = await upsertOps(redis, pending, plan, plan.conflict, result, ops, returning);
+  } else if (plan.kind === 'insert') {
     for (const r of result.rows) ops.insert(r);
     count = result.rows.length;
     returning.push(...result.returning);
@@ -137,6 +142,74 @@ export function writeOutcome(plan: WritePlan, prepared: PreparedWrite, result: {
   }
   const tag = plan.kind === 'insert' ? `INSERT 0 ${count}` : `${plan.kind.toUpperCase()} ${count}`;
   return { ops: ops.finish(), count, returning, tag };
+}
+
+/**
+ * INSERT ... ON CONFLICT: DO UPDATE writes every row (the overwrite is the update), and refuses a
+ * statement that proposes one entry twice, as Postgres does; DO NOTHING writes NX and counts (and
+ * returns) only the rows that were new, the first of duplicates included.
+ */
+async function upsertOps(redis: RedisAccess, pending: PendingWrites | undefined, plan: WritePlan, conflict: ConflictPlan, result: { rows: (string | null)[][]; returning: Buffer[] }, ops: StatementOps, returning: Buffer[]): Promise<number> {
+  const spec = plan.target.spec;
+  const seen = new Set<string>();
+  if (conflict.action === 'update') {
+    for (const r of result.rows) {
+      const id = identityKey(spec, conflict, r);
+      if (seen.has(id)) {
+        throw new PgError(SqlState.CardinalityViolation, 'ON CONFLICT DO UPDATE command cannot affect row a second time', { hint: 'Ensure that no rows proposed for insertion within the same command have duplicate constrained values.' });
+      }
+      seen.add(id);
+      ops.insert(r, conflict.nx);
+    }
+    returning.push(...result.returning);
+    return result.rows.length;
+  }
+  const existing = await existingIdentities(redis, plan.target, conflict, result.rows, pending);
+  let count = 0;
+  result.rows.forEach((r, i) => {
+    const id = identityKey(spec, conflict, r);
+    if (existing.has(id) || seen.has(id)) return;
+    seen.add(id);
+    ops.insert(r, true);
+    count++;
+    if (plan.returning) returning.push(result.returning[i]!);
+  });
+  return count;
+}
+
+/** RETURNING rows not yet fetched from a portal an Execute row limit suspended, and the tag to end with. */
+export interface SuspendedRows {
+  rows: Buffer[];
+  tag: string;
+}
+
+const PORTAL_SUSPENDED = Buffer.from([Backend.PortalSuspended, 0, 0, 0, 4]);
+
+/**
+ * One Execute's share of a write's RETURNING rows, as Postgres serves a DML portal with a row limit: the
+ * statement runs whole at the first Execute, then each Execute takes up to `maxRows` of its rows, with
+ * PortalSuspended while the limit was reached, and a tag once fewer came. That tag, as Postgres 15
+ * prints it, counts the rows of that last fetch, not the statement's.
+ */
+export function fetchRows(rows: Buffer[], tag: string, maxRows: number, continuing = false): { reply: Buffer; rest: SuspendedRows | undefined } {
+  if (maxRows > 0 && rows.length >= maxRows) return { reply: Buffer.concat([...rows.slice(0, maxRows), PORTAL_SUSPENDED]), rest: { rows: rows.slice(maxRows), tag } };
+  const last = maxRows > 0 || continuing ? tag.replace(/\d+$/, String(rows.length)) : tag;
+  return { reply: Buffer.concat([...rows, encodeCommandComplete(last)]), rest: undefined };
+}
+
+/**
+ * Upstream's error at Parse of a write's SELECT, when it is about the rewrite rather than the client's
+ * statement (a source narrower than the column list the rewrite gave it): the client's own error in
+ * its place. Undefined for every other reply.
+ */
+export function writeParseError(plan: WritePlan): ((code: number, buf: Buffer, start: number, end: number) => Buffer | undefined) | undefined {
+  const narrowSource = plan.narrowSource;
+  if (!narrowSource) return undefined;
+  return (code, buf, start, end) => {
+    if (code !== Backend.ErrorResponse) return undefined;
+    const m = /^table "s" has (\d+) columns? available but \d+ columns specified$/.exec(decodeErrorFields(buf, start, end).message);
+    return m ? encodeError(narrowSource(Number(m[1]))) : undefined;
+  };
 }
 
 /** RowDescription for the client: the RETURNING columns only, or null for NoData. */

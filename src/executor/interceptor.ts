@@ -25,8 +25,9 @@ import type { Interceptor, SessionPort } from '../session/types.js';
 import { failWith, runInternal } from '../upstream/internal-query.js';
 import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
-import { planWrite, type WritePlan } from './write.js';
-import { clientRowDescription, evalCapture, prepareWrite, returningWidth, writeOutcome, type PreparedWrite } from './dml.js';
+import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
+import { simpleQueryParam } from './upstream-only.js';
+import { clientRowDescription, evalCapture, fetchRows, writeParseError, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
@@ -81,7 +82,9 @@ type OwnedPortal =
   | { kind: 'read'; plan: ReadPlan }
   /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
   | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
-  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite }
+  /** `early`: its batch began with it, so upstream's side may end with the proxy's own Sync (see runWrite). */
+  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean }
+  | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
 
@@ -340,16 +343,28 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** Runs a write: Execute (already framed by `send`), then Redis, then the client's rows and tag. */
-  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute): Promise<boolean> {
+  private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute, page?: { portal: string; maxRows: number }, early = false): Promise<boolean> {
     const { capture, result } = evalCapture(plan, map);
     send(capture);
-    port.send(FLUSH, []);
+    // A write whose evaluation changes nothing upstream, alone in its batch so far, ends upstream's
+    // side with a Sync of its own: upstream's answer and ReadyForQuery come in one round trip, and
+    // the client's Sync, if next, is answered locally (two hops instead of three).
+    if (early) {
+      port.send(SYNC, [passCapture(Req.Sync, [Backend.ReadyForQuery], undefined)]);
+      port.syncedUpstream();
+    } else port.send(FLUSH, []);
     const r = await result;
-    if (r.kind !== 'rows') return false;
+    if (r.kind !== 'rows') {
+      // Upstream discarded what followed the error only until that Sync; Postgres discards until the client's.
+      if (early) failWith(port, Buffer.alloc(0));
+      return false;
+    }
     return orFail(port, false, async () => {
-      const out = writeOutcome(plan, prepared, r, this.fdw.maxValueBytes);
+      const out = await writeOutcome(this.fdw.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes);
       await this.commitOrStage(port, plan.target, out.ops);
-      port.reply(Buffer.concat([...out.returning, encodeCommandComplete(out.tag)]));
+      const { reply, rest } = fetchRows(out.returning, out.tag, plan.returning ? (page?.maxRows ?? 0) : 0);
+      if (rest && page) this.portals.set(page.portal, { kind: 'suspended', plan, rest });
+      port.reply(reply);
       return true;
     });
   }
@@ -436,6 +451,8 @@ class SessionInterceptor implements Interceptor {
   private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap, sole: boolean): Promise<boolean | 'local'> {
     // A statement that may take the fast path resolves its names from the cache, as prepared ones do.
     const mayBeFast = sole && this.fdw.fastPath && info.kind === 'SelectStmt' && fastSyntax(info.node) === undefined;
+    const noParam = simpleQueryParam(info, (byte) => map(Buffer.from(text).subarray(0, byte - base).toString('utf8').length) + 1);
+    if (noParam) throw noParam;
     const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : undefined);
     switch (p.kind) {
       case 'failed':
@@ -460,7 +477,8 @@ class SessionInterceptor implements Interceptor {
         const prepared = await prepareWrite(this.fdw.redis, write, NO_PARAMS, this.pending);
         const wmap: PositionMap = (pos) => map(write.toOriginal(pos));
         const describe = passCapture(Req.Describe, [Backend.NoData], wmap, { rewrite: (c, buf, st, e) => (c === Backend.RowDescription ? clientRowDescription(write, buf, st, e) : undefined) });
-        return this.runWrite(port, write, prepared, wmap, (execute) => sendSimple(port, write.text, write.paramTypes, prepared.extra, wmap, execute, describe));
+        const parseError = writeParseError(write);
+        return this.runWrite(port, write, prepared, wmap, (execute) => sendSimple(port, write.text, write.paramTypes, prepared.extra, wmap, execute, describe, parseError && passCapture(Req.Parse, [Backend.ParseComplete], wmap, { rewrite: parseError })));
       }
       case 'read': {
         const plan = p.plan;
@@ -585,7 +603,7 @@ class SessionInterceptor implements Interceptor {
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
       case 'write':
         this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now() });
-        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.toOriginal)]);
+        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
       case 'read':
         this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan) });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
@@ -600,7 +618,7 @@ class SessionInterceptor implements Interceptor {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
         if (owner?.kind === 'fast') return port.reply(encodeRowDescription(owner.fields));
-        if (owner?.kind === 'write') {
+        if (owner?.kind === 'write' || owner?.kind === 'suspended') {
           const plan = owner.plan;
           return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => clientRowDescription(plan, buf, s, e) ?? NO_DATA)]);
         }
@@ -624,8 +642,15 @@ class SessionInterceptor implements Interceptor {
         if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
         if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
         if (portal?.kind === 'write') {
-          // All rows at once: the Redis side can't be resumed half-way, so a row limit isn't honoured.
-          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute])));
+          // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
+          const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
+          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0));
+        }
+        if (portal?.kind === 'suspended') {
+          if (port.inFailedBatch) return;
+          const { reply, rest } = fetchRows(portal.rest.rows, portal.rest.tag, decodeExecute(raw, 0, raw.length).maxRows, true);
+          this.portals.set(name, { ...portal, rest: rest ?? { rows: [], tag: portal.rest.tag } });
+          return port.reply(reply);
         }
         if (portal?.kind === 'tx') {
           if (!this.tx.active) return port.send(raw, [forward(Req.Execute)]);
@@ -652,7 +677,8 @@ class SessionInterceptor implements Interceptor {
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
       const prepared = await prepareWrite(this.fdw.redis, plan, textParam(m, plan.paramTypes), this.pending);
-      this.portals.set(m.portal, { kind: 'write', plan, prepared });
+      const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
+      this.portals.set(m.portal, { kind: 'write', plan, prepared, early });
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...prepared.extra], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
     });
@@ -755,9 +781,11 @@ function setCarriers(port: SessionPort, plan: ReadPlan, literals: Buffer[]): voi
 }
 
 /** Parse/Bind/Describe/Execute of one statement in simple-query form (no Sync: the caller ends the batch). */
-function sendSimple(port: SessionPort, text: string, types: number[], params: Buffer[], map: PositionMap | undefined, execute?: Capture, describe?: Capture): void {
+function sendSimple(port: SessionPort, text: string, types: number[], params: Buffer[], map: PositionMap | undefined, execute?: Capture, describe?: Capture, parse?: Capture): void {
   const bind = encodeBind({ portal: '', statement: '', paramFormats: params.length ? [1] : [], params, resultFormats: [] });
-  port.send([encodeParse({ name: '', text, paramTypes: types }), bind, serialize.describe({ type: 'P', name: '' }), serialize.execute({ portal: '', rows: 0 })], simpleModeEntries(map, execute, describe));
+  const entries = simpleModeEntries(map, execute, describe);
+  if (parse) entries[0] = parse;
+  port.send([encodeParse({ name: '', text, paramTypes: types }), bind, serialize.describe({ type: 'P', name: '' }), serialize.execute({ portal: '', rows: 0 })], entries);
 }
 
 function explainOptions(info: StatementInfo): { analyze: boolean; text: boolean } | undefined {

@@ -24,6 +24,7 @@ import { runInternal } from '../upstream/internal-query.js';
 import type { SessionPort } from '../session/types.js';
 import type { NameIndex } from '../sql/classify.js';
 import { CALLBACK_SECRET_OPTION } from '../callback/reserved.js';
+import { wholeRowNames } from '../sql/whole-row.js';
 
 export type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'truncate';
 
@@ -41,6 +42,8 @@ export interface ForeignRead {
   table: ForeignTable;
   /** 1-based number of the first of this reference's parameters (one per column). */
   firstParam: number;
+  /** The statement names the whole row (`SELECT h FROM t h`): it must have the table's row type. */
+  wholeRow?: boolean;
 }
 
 export interface ReadPlan {
@@ -130,10 +133,12 @@ export async function planRead(port: SessionPort, names: NameIndex, text: string
   const carrier = info.kind === 'CopyStmt' ? 'settings' : 'params';
   const reads: ForeignRead[] = [];
   let next = paramTypes.length + 1;
+  const whole = wholeRowNames(info.node);
   res.tables.forEach((table, i) => {
     if (!table) return;
     checkPrivilege(table, 'select');
-    reads.push({ ref: candidates[i]!, table, firstParam: next });
+    const ref = candidates[i]!;
+    reads.push({ ref, table, firstParam: next, ...(whole.has(ref.alias ?? ref.relname) ? { wholeRow: true } : {}) });
     next += table.spec.columns.length;
     if (carrier === 'params') for (let c = 0; c < table.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
   });
@@ -191,7 +196,20 @@ export function withSources(plan: ReadPlan, buf: Buffer, start: number, end: num
 function derivedTable(r: ForeignRead, carrier: ReadPlan['carrier']): string {
   const array = (n: number): string => (carrier === 'params' ? `$${n}::pg_catalog.text[]` : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
   const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
-  return `${derivedRows(r.table, r.firstParam, array, undefined)}${alias}`;
+  return `${r.wholeRow ? rowTypedRows(r.table, r.firstParam, array) : derivedRows(r.table, r.firstParam, array, undefined)}${alias}`;
+}
+
+/**
+ * The rows as values of the foreign table's own row type, for statements that name the whole row: a
+ * whole-row reference to a derived table is an anonymous record, to a function's composite result
+ * that type. Costs an array of all the rows, so only such statements take this form.
+ */
+function rowTypedRows(table: ForeignTable, firstParam: number, array: (n: number) => string): string {
+  const cols = table.spec.columns;
+  const values = cols.map((c, i) => (c.type === 'text' ? `t.c${i + 1}` : `CAST(t.c${i + 1} AS ${c.type})`));
+  const arrays = cols.map((_, i) => `pg_catalog.unnest(${array(firstParam + i)})`).join(', ');
+  const type = `${quoteIdent(table.resolved.schema)}.${quoteIdent(table.resolved.name)}`;
+  return `pg_catalog.unnest(ARRAY(SELECT ROW(${values.join(', ')})::${type} FROM ROWS FROM (${arrays}) AS t(${cols.map((_, i) => `c${i + 1}`).join(', ')})))`;
 }
 
 /** The hidden column that numbers the rows of a DML target, so the proxy knows which row upstream picked. */

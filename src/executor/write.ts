@@ -8,8 +8,13 @@
  *   INSERT: SELECT q.*, r.* FROM (SELECT CAST(s.k1 AS type) ... FROM (<source>) AS s(k1, ...)) AS q
  *             CROSS JOIN LATERAL (SELECT <returning> FROM (SELECT q.c1 AS "col", ...) AS alias) AS r
  *   UPDATE: SELECT q.*, r.* FROM (SELECT alias.rid, <new value or alias.col> ... FROM <rows> AS alias
- *             [, <from>] [WHERE <cond>]) AS q CROSS JOIN LATERAL (...returning over the new row...) AS r
- *   DELETE: the same with the old values and USING.
+ *             [WHERE <cond>]) AS q CROSS JOIN LATERAL (...returning over the new row...) AS r
+ *   UPDATE ... FROM ... RETURNING, whose RETURNING also names the FROM items:
+ *           SELECT alias.rid, n.c1, ..., r.* FROM <rows> AS alias, <from>, LATERAL (SELECT <new values>) AS n,
+ *             LATERAL (SELECT <returning> FROM (SELECT n.c1 AS "col", ...) AS alias) AS r [WHERE <cond>]
+ *   DELETE: SELECT alias.rid, alias.col, ..., <returning> FROM <rows> AS alias [, <using>] [WHERE <cond>]
+ * (q, r, n and c1 are spelled __redis_fdw_q, ...: RETURNING sees them through LATERAL, and a client's
+ * `RETURNING c1` must fail as it would on a table.)
  */
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -17,9 +22,11 @@ import { TEXT_ARRAY_OID } from '../protocol/text-array.js';
 import { inner, isStarTarget, nodeKind, returningList, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import type { NameIndex } from '../sql/classify.js';
 import { quoteIdent } from '../sql/quote.js';
+import { wholeRowLocations, wholeRowNames } from '../sql/whole-row.js';
 import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
 import { streamUpdate } from '../redis/row-ops.js';
 import type { SessionPort } from '../session/types.js';
+import { planConflict, type ConflictPlan } from './upsert.js';
 import { checkPrivilege, derivedRows, resolveTables, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
@@ -42,7 +49,20 @@ export interface WritePlan {
   returning: boolean;
   /** What the statement needs on its target: the write itself, and SELECT when it reads the target's rows. */
   targetPrivileges: Privilege[];
+  /** INSERT ... ON CONFLICT: what Redis does with an entry that exists. */
+  conflict: ConflictPlan | undefined;
+  /**
+   * INSERT whose source's width the text doesn't tell (`SELECT *`, a set operation, TABLE): the error
+   * for a source of only `available` columns, in place of upstream's about the rewrite's column list.
+   */
+  narrowSource: ((available: number) => PgError) | undefined;
 }
+
+/** The proxy's own names in the evaluating SELECT (see the top of this file). */
+const Q = '__redis_fdw_q';
+const R = '__redis_fdw_r';
+const N = '__redis_fdw_n';
+const C = (i: number): string => `__redis_fdw_c${i + 1}`;
 
 export const WRITE_KINDS: Record<string, WriteKind> = { InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' };
 
@@ -61,9 +81,14 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   if (res.kind === 'failed') return 'failed';
   const [target, ...readTables] = res.tables;
   if (!target) return undefined;
+  const b0 = new TextBuilder(text);
   const q = info.node;
   const returning = returningList(q).length > 0;
-  const targetPrivileges: Privilege[] = returning || (kind !== 'insert' && q.whereClause) ? [kind, 'select'] : [kind];
+  const clause = q.onConflictClause as Node | undefined;
+  const conflict = kind === 'insert' && clause ? planConflict(clause, target, (byte) => charPos(b0, byte - base)) : undefined;
+  const targetPrivileges: Privilege[] = returning || (kind !== 'insert' && q.whereClause) || (clause?.infer as Node | undefined) ? [kind, 'select'] : [kind];
+  // As Postgres: DO UPDATE needs UPDATE on the target too.
+  if (conflict?.action === 'update') targetPrivileges.push('update');
   for (const p of targetPrivileges) checkPrivilege(target, p);
   if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
 
@@ -99,22 +124,24 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
 
   // WITH ... stays in front.
   if (stmtStart > 0) b.copy(tokens[0]!.start, tokens[stmtStart]!.start);
-  const lead = kind === 'insert' ? cols.map((_, i) => `q.c${i + 1}`) : ['q.rid', ...cols.map((_, i) => `q.c${i + 1}`)];
+  const lead = kind === 'insert' ? cols.map((_, i) => `${Q}.${C(i)}`) : [`${Q}.${ROW_ID}`, ...cols.map((_, i) => `${Q}.${C(i)}`)];
   const rows = derivedRows(target, targetParam, array, ROW_ID);
-  if (kind === 'delete') {
-    // DELETE's RETURNING sees the old row and the USING tables: it is evaluated right beside them.
+  let narrowSource: WritePlan['narrowSource'];
+  // DELETE's RETURNING sees the old row and the USING tables, UPDATE ... FROM's the new row and the FROM
+  // items: each is evaluated right beside them.
+  const beside = returning && (kind === 'delete' || (kind === 'update' && ((q.fromClause as unknown[] | undefined)?.length ?? 0) > 0));
+  if (kind === 'delete' || beside) {
     filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, returning ? { start: tokens[retTok]!.end, end } : undefined);
   } else {
-    b.emit(`SELECT ${lead.join(', ')}${returning ? ', r.*' : ''} FROM (`, tokens[stmtStart]!.start);
-    if (kind === 'insert') insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
+    b.emit(`SELECT ${lead.join(', ')}${returning ? `, ${R}.*` : ''} FROM (`, tokens[stmtStart]!.start);
+    if (kind === 'insert') narrowSource = insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
     else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, undefined);
-    b.emit(') AS q');
+    b.emit(`) AS ${Q}`);
   }
-  if (returning && kind !== 'delete') {
-    const newRow = cols.map((c, i) => `q.c${i + 1} AS ${quoteIdent(c.name)}`).join(', ');
+  if (returning && !beside) {
     b.emit(' CROSS JOIN LATERAL (SELECT ', tokens[retTok]!.start);
     b.copy(tokens[retTok]!.end, end);
-    b.emit(` FROM (SELECT ${newRow}) AS ${quoteIdent(alias)}) AS r`, tokens[retTok]!.start);
+    b.emit(` FROM ${newRowOf(target, Q, info)} AS ${quoteIdent(alias)}) AS ${R}`, tokens[retTok]!.start);
   }
   if (process.env.REDIS_FDW_PROXY_DEBUG_SQL) process.stderr.write(`${b.text}\n`);
   return {
@@ -131,7 +158,35 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     leading: lead.length,
     returning,
     targetPrivileges,
+    conflict,
+    narrowSource,
   };
+}
+
+/**
+ * Whether upstream's evaluation of the write has no effect of its own: an INSERT ... VALUES of
+ * constants, parameters, operators and casts, with no function call, subquery, WITH, foreign read or
+ * column default to run. Upstream may then end its implicit transaction before Redis has applied
+ * the write (nothing there to roll back), which lets the client's Sync be answered locally.
+ */
+export function evaluatesPurely(plan: WritePlan): boolean {
+  const q = plan.info.node;
+  if (plan.kind !== 'insert' || q.withClause || plan.reads.length || !q.selectStmt) return false;
+  const sel = inner(q.selectStmt);
+  if (!sel.valuesLists) return false;
+  const listed = ((q.cols as Node[] | undefined) ?? []).map((c) => String(inner(c).name));
+  if (plan.target.spec.columns.some((c) => c.default !== undefined && listed.length > 0 && !listed.includes(c.name))) return false;
+  const stack: unknown[] = [sel.valuesLists, q.returningClause, q.onConflictClause];
+  while (stack.length) {
+    const x = stack.pop();
+    if (Array.isArray(x)) stack.push(...x);
+    else if (x !== null && typeof x === 'object') {
+      const k = nodeKind(x);
+      if (k === 'FuncCall' || k === 'SubLink' || k === 'SetToDefault' || k === 'CoalesceExpr' || k === 'MinMaxExpr' || k === 'SQLValueFunction') return false;
+      for (const v of Object.values(x)) if (v !== null && typeof v === 'object') stack.push(v);
+    }
+  }
+  return true;
 }
 
 /** Byte offset where the statement ends: before a trailing semicolon. */
@@ -152,10 +207,9 @@ function undefinedColumn(name: string, table: ForeignTable, position?: number): 
 }
 
 /** INSERT: the source's rows, one cast per declared column, defaults where the column list leaves one out. */
-function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, tokens: Token[], stmtStart: number, bodyEnd: number, base: number): void {
+function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, tokens: Token[], stmtStart: number, bodyEnd: number, base: number): WritePlan['narrowSource'] {
   const q = info.node;
   const cols = target.spec.columns;
-  if (q.onConflictClause) throw notSupported(`ON CONFLICT is not supported on Redis foreign table ${target.display}`, 'Redis writes overwrite (hash fields, strings) or ignore (set members) existing entries by themselves.');
   if (q.override && q.override !== 'OVERRIDING_NOT_SET') throw notSupported('OVERRIDING is not supported on Redis foreign tables');
   const listed = ((q.cols as Node[] | undefined) ?? []).map((c) => inner(c));
   const targetCols: number[] = [];
@@ -175,8 +229,8 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
   }
   if (!sel) {
     // DEFAULT VALUES
-    b.emit(`SELECT ${cols.map((c, i) => `${defaultOf(c)} AS c${i + 1}`).join(', ')}`);
-    return;
+    b.emit(`SELECT ${cols.map((c, i) => `${defaultOf(c)} AS ${C(i)}`).join(', ')}`);
+    return undefined;
   }
   // The source begins at the first top-level token after the target (and its column list).
   const relTok = tokens.findIndex((t) => t.start === Number((q.relation as Node).location) - base);
@@ -218,11 +272,18 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
   }
   const casts = cols.map((c, ci) => {
     const k = order.indexOf(ci);
-    return `${k < 0 ? defaultOf(c) : castTo(`s.k${k + 1}`, c.type)} AS c${ci + 1}`;
+    return `${k < 0 ? defaultOf(c) : castTo(`s.k${k + 1}`, c.type)} AS ${C(ci)}`;
   });
+  // ON CONFLICT is the proxy's to apply (upsert.ts): the source ends where it begins.
+  const conflictAt = q.onConflictClause ? Number((q.onConflictClause as Node).location) - base : bodyEnd;
   b.emit(`SELECT ${casts.join(', ')} FROM (`, srcStart);
-  b.copyWith(srcStart, bodyEnd, extra);
+  b.copyWith(srcStart, Math.min(bodyEnd, conflictAt), extra);
   b.emit(`) AS s(${order.map((_, k) => `k${k + 1}`).join(', ')})`, srcStart);
+  if (values || sourceWidth(sel) !== undefined) return undefined;
+  return (available) =>
+    listed.length
+      ? moreTargets(available)
+      : notSupported(`INSERT into Redis foreign table ${target.display} from a source of ${available} columns, fewer than the table's ${cols.length}`, 'List the target columns, or name the source columns instead of *.');
 }
 
 /** UPDATE and DELETE: the numbered rows of the target, filtered by the statement's own FROM/USING and WHERE. */
@@ -243,7 +304,32 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     const setEnd = restStart >= 0 ? tokens[restStart]!.start : bodyEnd;
     assignments(b, q, target, tokens, setTok, setEnd, base, newValues);
   }
-  b.emit(`SELECT ${alias}.${ROW_ID} AS rid, ${newValues.map((v, i) => `${v} AS c${i + 1}`).join(', ')}`, Number(ref.location) - base);
+  const whereStart = whereTok >= 0 ? tokens[whereTok]!.start : bodyEnd;
+  if (kind === 'update' && returning) {
+    // UPDATE ... FROM ... RETURNING (planWrite): the new row, and RETURNING over it beside the FROM items.
+    b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${cols.map((_, i) => `${N}.${C(i)} AS ${C(i)}`).join(', ')}, ${R}.*`, Number(ref.location) - base);
+    b.emit(` FROM ${rows} AS ${alias}, `, Number(ref.location) - base);
+    b.copy(tokens[fromTok]!.end, whereStart);
+    b.emit(`, LATERAL (SELECT ${newValues.map((v, i) => `${v} AS ${C(i)}`).join(', ')}) AS ${N}, LATERAL (SELECT `, tokens[fromTok]!.start);
+    // A bare `*` means the new row's columns and every FROM item's, as Postgres expands it.
+    const star: Replace[] = [];
+    const everything = [`${alias}.*`, ...fromItemNames((q.fromClause as Node[] | undefined) ?? []).map((n) => `${quoteIdent(n)}.*`)].join(', ');
+    for (const e of returningList(q)) {
+      const v = inner(inner(e).val);
+      const fields = (v.fields as Node[] | undefined) ?? [];
+      if (!isStarTarget(e) || fields.length !== 1) continue;
+      const at = tokens.findIndex((t) => t.start === Number(v.location) - base);
+      if (at >= 0) star.push({ start: tokens[at]!.start, end: tokens[at]!.end, sql: everything });
+    }
+    b.copyWith(returning.start, returning.end, star);
+    b.emit(` FROM ${newRowOf(target, N, info)} AS ${alias}) AS ${R}`, returning.start);
+    if (whereTok >= 0) {
+      b.emit(' ');
+      b.copy(whereStart, bodyEnd);
+    }
+    return;
+  }
+  b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${newValues.map((v, i) => `${v} AS ${C(i)}`).join(', ')}`, Number(ref.location) - base);
   if (returning) {
     // `*` and `alias.*` mean the table's declared columns, not the row number beside them.
     const star: Replace[] = [];
@@ -253,6 +339,17 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
       const at = tokens.findIndex((t) => t.start === Number(inner(inner(e).val).location) - base);
       const starTok = tokens.findIndex((t, i) => i >= at && t.text === '*');
       if (at >= 0 && starTok >= 0) star.push({ start: tokens[at]!.start, end: tokens[starTok]!.end, sql: own });
+    }
+    // So does the whole row (RETURNING h), which also has the table's row type.
+    const name = ref.alias ?? ref.relname;
+    if (!cols.some((c) => c.name === name)) {
+      const type = `${quoteIdent(target.resolved.schema)}.${quoteIdent(target.resolved.name)}`;
+      // A bare `RETURNING h` keeps its output name.
+      const bare = new Set(returningList(q).flatMap((e) => (inner(e).name === undefined && nodeKind(inner(e).val) === 'ColumnRef' ? [Number(inner(inner(e).val).location)] : [])));
+      for (const at of wholeRowLocations(returningList(q), name)) {
+        const tok = tokens.find((t) => t.start === at - base);
+        if (tok) star.push({ start: tok.start, end: tok.end, sql: `ROW(${own})::${type}${bare.has(at) ? ` AS ${quoteIdent(name)}` : ''}` });
+      }
     }
     b.emit(', ');
     b.copyWith(returning.start, returning.end, star);
@@ -265,6 +362,32 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     b.emit(' ');
     b.copy(tokens[whereTok]!.start, bodyEnd);
   }
+}
+
+/**
+ * The new row RETURNING reads, from the columns `from`.c1... A whole-row reference to it (RETURNING h)
+ * must have the table's row type, which a function's composite result has and a derived table hasn't.
+ */
+function newRowOf(target: ForeignTable, from: string, info: StatementInfo): string {
+  const cols = target.spec.columns;
+  const alias = info.targets[0]!.alias ?? info.targets[0]!.relname;
+  if (wholeRowNames({ r: returningList(info.node) }).has(alias)) {
+    const type = `${quoteIdent(target.resolved.schema)}.${quoteIdent(target.resolved.name)}`;
+    return `pg_catalog.unnest(ARRAY[ROW(${cols.map((_, i) => `${from}.${C(i)}`).join(', ')})::${type}])`;
+  }
+  return `(SELECT ${cols.map((c, i) => `${from}.${C(i)} AS ${quoteIdent(c.name)}`).join(', ')})`;
+}
+
+/** The names a bare `*` expands through for each FROM item: its alias, or a table's name. */
+function fromItemNames(items: Node[]): string[] {
+  return items.flatMap((it) => {
+    const k = nodeKind(it);
+    const b = inner(it);
+    const alias = b.alias ? String((b.alias as Node).aliasname) : undefined;
+    if (k === 'RangeVar') return [alias ?? String(b.relname)];
+    if (k === 'JoinExpr') return alias ? [alias] : fromItemNames([b.larg as Node, b.rarg as Node]);
+    return alias ? [alias] : [];
+  });
 }
 
 /** Fills in the new value of each column an UPDATE's SET list assigns. */

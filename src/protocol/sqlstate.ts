@@ -19,6 +19,7 @@ export const SqlState = {
   CharacterNotInRepertoire: '22021',
   StringDataRightTruncation: '22001',
   CheckViolation: '23514',
+  CardinalityViolation: '21000',
   GeneratedAlways: '428C9',
   ProgramLimitExceeded: '54000',
   SerializationFailure: '40001',

@@ -179,7 +179,7 @@ function apply(models: Map<string, Model>, spec: TableSpec, op: RedisOp): void {
       models.set(op.key, empty(spec));
       return;
     case 'hset':
-      if (m.type === 'hash') m.m.set(op.field, op.value);
+      if (m.type === 'hash' && !(op.nx && m.m.has(op.field))) m.m.set(op.field, op.value);
       return;
     case 'hdel':
       if (m.type === 'hash') m.m.delete(op.field);
@@ -204,7 +204,7 @@ function apply(models: Map<string, Model>, spec: TableSpec, op: RedisOp): void {
       if (m.type === 'set') m.s.delete(op.member);
       return;
     case 'zadd':
-      if (m.type === 'zset') m.m.set(op.member, normalScore(op.score));
+      if (m.type === 'zset' && !(op.nx && m.m.has(op.member))) m.m.set(op.member, normalScore(op.score));
       return;
     case 'zrem':
       if (m.type === 'zset') m.m.delete(op.member);
@@ -216,7 +216,7 @@ function apply(models: Map<string, Model>, spec: TableSpec, op: RedisOp): void {
       if (m.type === 'stream') m.e = m.e.filter((e) => e.id !== op.id);
       return;
     case 'set':
-      if (m.type === 'string') m.v = op.value;
+      if (m.type === 'string' && !(op.nx && m.v !== null)) m.v = op.value;
       return;
   }
 }

@@ -48,14 +48,15 @@ export class StatementOps {
     return out;
   }
 
-  insert(row: Row): void {
+  /** `nx`: leave an entry that exists as it is (ON CONFLICT DO NOTHING). */
+  insert(row: Row, nx = false): void {
     const { spec } = this.cx;
     const key = this.keyOf(row);
     if (spec.multi === 'aggregate') return this.writeAggregate(key, this.required(row, this.col.items!));
     const c = this.col;
     switch (spec.type) {
       case 'hash':
-        return this.push({ op: 'hset', key, field: this.required(row, c.field!), value: this.required(row, c.value!) });
+        return this.push({ op: 'hset', key, field: this.required(row, c.field!), value: this.required(row, c.value!), ...(nx ? { nx } : {}) });
       case 'list':
         if (c.index !== undefined && row[c.index] !== null) {
           throw new PgError(SqlState.GeneratedAlways, `cannot insert a non-DEFAULT value into column "${spec.columns[c.index]!.name}"`, {
@@ -66,11 +67,11 @@ export class StatementOps {
       case 'set':
         return this.push({ op: 'sadd', key, member: this.required(row, c.element!) });
       case 'zset':
-        return this.push({ op: 'zadd', key, member: this.required(row, c.element!), score: c.score === undefined ? '0' : this.score(this.required(row, c.score)) });
+        return this.push({ op: 'zadd', key, member: this.required(row, c.element!), score: c.score === undefined ? '0' : this.score(this.required(row, c.score)), ...(nx ? { nx } : {}) });
       case 'stream':
         return this.push({ op: 'xadd', key, id: this.streamId(row[c.id!] ?? null), pairs: this.streamPairs(row) });
       case 'string':
-        return this.push({ op: 'set', key, value: this.required(row, c.value!) });
+        return this.push({ op: 'set', key, value: this.required(row, c.value!), ...(nx ? { nx } : {}) });
     }
   }
 

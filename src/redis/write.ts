@@ -19,17 +19,18 @@ export interface ListEdit {
 }
 
 export type RedisOp =
-  | { op: 'hset'; key: string; field: string; value: string }
+  /** `nx`: only if the field/member/key doesn't exist yet (INSERT ... ON CONFLICT DO NOTHING). */
+  | { op: 'hset'; key: string; field: string; value: string; nx?: boolean }
   | { op: 'hdel'; key: string; field: string }
   | { op: 'rpush'; key: string; value: string }
   | { op: 'ledit'; key: string; edits: ListEdit[] }
   | { op: 'sadd'; key: string; member: string }
   | { op: 'srem'; key: string; member: string }
-  | { op: 'zadd'; key: string; member: string; score: string }
+  | { op: 'zadd'; key: string; member: string; score: string; nx?: boolean }
   | { op: 'zrem'; key: string; member: string }
   | { op: 'xadd'; key: string; id: string; pairs: string[] }
   | { op: 'xdel'; key: string; id: string }
-  | { op: 'set'; key: string; value: string }
+  | { op: 'set'; key: string; value: string; nx?: boolean }
   | { op: 'del'; key: string }
   /** Every key matching a glob whose type is `type` (TRUNCATE of a multi-key table). */
   | { op: 'delPattern'; pattern: string; type: RedisType };
@@ -72,7 +73,7 @@ const tombstone = (): string => `\u0000redis-fdw-proxy-removed:${process.pid}:${
 const commands = (c: RedisClient): Redis => c as unknown as Redis;
 
 /** What goes into the MULTI: one op, or a run of the same variadic op on one key sent as one command. */
-type Queued = RedisOp | { op: 'many'; key: string; of: RedisOp['op']; items: RedisOp[] };
+type Queued = RedisOp | { op: 'many'; key: string; of: RedisOp['op']; nx: boolean; items: RedisOp[] };
 interface QueuedOp {
   op: Queued;
   table: string;
@@ -120,29 +121,31 @@ const MAX_BATCH = 1000;
  */
 function batched(ops: StagedOp[]): QueuedOp[] {
   const out: QueuedOp[] = [];
-  let run: { kind: RedisOp['op']; key: string; items: RedisOp[]; table: string } | undefined;
+  let run: { kind: RedisOp['op']; key: string; nx: boolean; items: RedisOp[]; table: string } | undefined;
   const flush = (): void => {
     if (!run) return;
-    out.push(run.items.length === 1 ? { op: run.items[0]!, table: run.table } : { op: { op: 'many', key: run.key, of: run.kind, items: run.items }, table: run.table });
+    out.push(run.items.length === 1 ? { op: run.items[0]!, table: run.table } : { op: { op: 'many', key: run.key, of: run.kind, nx: run.nx, items: run.items }, table: run.table });
     run = undefined;
   };
   for (const s of ops) {
     const o = s.op;
-    if (!VARIADIC.has(o.op) || !('key' in o)) {
+    const nx = 'nx' in o && o.nx === true;
+    // HSETNX takes one field; ZADD NX many, but not mixed with plain ZADDs.
+    if (!VARIADIC.has(o.op) || !('key' in o) || (nx && o.op === 'hset')) {
       flush();
       out.push(s);
       continue;
     }
-    if (run && (run.kind !== o.op || run.key !== o.key || run.items.length >= MAX_BATCH)) flush();
-    run ??= { kind: o.op, key: o.key, items: [], table: s.table };
+    if (run && (run.kind !== o.op || run.key !== o.key || run.nx !== nx || run.items.length >= MAX_BATCH)) flush();
+    run ??= { kind: o.op, key: o.key, nx, items: [], table: s.table };
     run.items.push(o);
   }
   flush();
   return out;
 }
 
-function queueMany(m: Multi, key: string, of: RedisOp['op'], items: RedisOp[]): void {
-  const args: string[] = [];
+function queueMany(m: Multi, key: string, of: RedisOp['op'], nx: boolean, items: RedisOp[]): void {
+  const args: string[] = nx ? ['NX'] : [];
   for (const it of items) {
     if (it.op === 'hset') args.push(it.field, it.value);
     else if (it.op === 'hdel') args.push(it.field);
@@ -196,9 +199,10 @@ type Multi = ReturnType<Redis['multi']>;
 function queue(m: Multi, o: Queued): void {
   switch (o.op) {
     case 'many':
-      return queueMany(m, o.key, o.of, o.items);
+      return queueMany(m, o.key, o.of, o.nx, o.items);
     case 'hset':
-      m.hset(o.key, o.field, o.value);
+      if (o.nx) m.hsetnx(o.key, o.field, o.value);
+      else m.hset(o.key, o.field, o.value);
       return;
     case 'hdel':
       m.hdel(o.key, o.field);
@@ -219,7 +223,8 @@ function queue(m: Multi, o: Queued): void {
       m.srem(o.key, o.member);
       return;
     case 'zadd':
-      m.zadd(o.key, o.score, o.member);
+      if (o.nx) m.zadd(o.key, 'NX', o.score, o.member);
+      else m.zadd(o.key, o.score, o.member);
       return;
     case 'zrem':
       m.zrem(o.key, o.member);
@@ -231,7 +236,8 @@ function queue(m: Multi, o: Queued): void {
       m.xdel(o.key, o.id);
       return;
     case 'set':
-      m.set(o.key, o.value);
+      if (o.nx) m.set(o.key, o.value, 'NX');
+      else m.set(o.key, o.value);
       return;
     case 'del':
       m.del(o.key);

@@ -78,7 +78,7 @@ export class Session implements SessionPort {
   private busy = false;
   private openBatch = false;
   /** Something went upstream since the last Sync: that Sync must go too (else it is answered locally). */
-  private sentSinceSync = false;
+  sentSinceSync = false;
   private upstreamBlocked = false;
   private upstreamCorked = false;
   private clientCorked = false;
@@ -448,6 +448,10 @@ export class Session implements SessionPort {
     if (Array.isArray(bytes)) {
       if (bytes.length) this.toUpstream(bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes));
     } else this.toUpstream(bytes);
+  }
+
+  syncedUpstream(): void {
+    this.sentSinceSync = false;
   }
 
   reply(bytes: Buffer, endsBatch = false): void {

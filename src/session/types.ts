@@ -26,6 +26,10 @@ export interface SessionPort {
   readonly upstreamIdle: boolean;
   /** Client and server encodings are UTF8 and standard_conforming_strings is on, as upstream reported. */
   readonly textIsUtf8: boolean;
+  /** Something of the client's current batch went upstream since its last Sync. */
+  readonly sentSinceSync: boolean;
+  /** The proxy ended upstream's side of the batch with its own Sync: the client's Sync may be answered locally. */
+  syncedUpstream(): void;
   /** Sends bytes upstream and records what their replies are for, in one step so order can't slip. */
   send(bytes: Buffer | Buffer[], entries: Entry[]): void;
   /** Queues bytes the proxy produced itself, sent when every earlier reply has been. */

@@ -20,6 +20,7 @@ import { fdwFixture, psqlScript, withDb, type FdwFixture } from '../support/fdw.
 import { bag, connect, monitorRedis, pgError, rows, settle, type PgErr } from '../support/fdw-sql.js';
 import { spawnProxy } from '../harness/proxy.js';
 import { sleep } from '../support/proto-tools.js';
+import { msg, normalize, ProtoConn } from '../support/proto-client.js';
 
 const DB = 11;
 let f: FdwFixture;
@@ -410,11 +411,58 @@ describe('hash (Supabase: key = field, value)', () => {
     assert.deepEqual(await hash('w:hash'), { a: '1', b: 'from-real' });
   });
 
-  it('UPDATE ... FROM with RETURNING columns of the FROM table', { todo: 'RETURNING of an UPDATE is evaluated over the new row only; FROM tables are not in scope there yet' }, async () => {
+  it('UPDATE ... FROM with RETURNING columns of the FROM table, as on a real twin table', async () => {
     await r().del('w:hash');
     await r().hset('w:hash', 'a', '1', 'b', '2');
     assert.deepEqual(await expectTag(`UPDATE h SET value = s.v || '!' FROM h_src s WHERE h.key = s.k RETURNING h.key, h.value, s.k, s.v`, 'UPDATE', 1), [['b', 'from-real!', 'b', 'from-real']]);
     assert.deepEqual(await hash('w:hash'), { a: '1', b: 'from-real!' });
+    await q('CREATE TABLE h_twin (key text, value text)');
+    await q(`INSERT INTO h_twin VALUES ('a', '1'), ('b', 'from-real!')`);
+    for (const sql of [
+      `UPDATE {t} SET value = s.v || '?' FROM h_src s WHERE {t}.key = s.k RETURNING *`,
+      `UPDATE {t} AS t SET value = 'x' FROM h_src s, (VALUES ('b')) AS v(k) WHERE t.key = s.k AND v.k = s.k RETURNING s.*, t.*, v.k, t.value || s.v`,
+      `UPDATE {t} SET value = s.v FROM h_src s WHERE s.k = 'nope' RETURNING *`,
+    ]) {
+      const want = await q(sql.replaceAll('{t}', 'h_twin'));
+      const got = await q(sql.replaceAll('{t}', 'h'));
+      assert.deepEqual([got.command, got.rowCount, got.fields, got.rows], [want.command, want.rowCount, want.fields, want.rows], sql);
+    }
+    assert.deepEqual(bag(await rows(c, 'SELECT * FROM h')), bag(await rows(c, 'SELECT * FROM h_twin')));
+  });
+
+  it('RETURNING the whole row has the foreign table\'s row type', async () => {
+    const own = (await rows(c, `SELECT 'h'::regtype::oid`))[0]![0];
+    for (const sql of [`INSERT INTO h VALUES ('wr', '1') RETURNING h`, `UPDATE h AS x SET value = '2' WHERE key = 'wr' RETURNING x`, `UPDATE h SET value = '3' FROM h_src s WHERE h.key = 'wr' RETURNING h, s.k`]) {
+      const r = await c.query({ text: sql, rowMode: 'array' });
+      assert.equal(String(r.fields[0]!.dataTypeID), own, sql);
+    }
+    // DELETE's RETURNING sits beside the rows the rewrite numbers: the number must not show in the row.
+    const d = await c.query({ text: `DELETE FROM h AS x WHERE key = 'wr' RETURNING x, row_to_json(x)`, rowMode: 'array' });
+    assert.deepEqual([d.fields.map((x) => [x.name, String(x.dataTypeID)]), d.rows], [[['x', own], ['row_to_json', '114']], [['(wr,3)', '{"key":"wr","value":"3"}']]]);
+  });
+
+  it('the rewrite\'s own names are not in scope: RETURNING c1 fails as on a table', async () => {
+    const e = await pgError(q(`INSERT INTO h VALUES ('n1', '1') RETURNING c1`));
+    assert.equal(e.code, '42703');
+    assert.equal(e.message, 'column "c1" does not exist');
+    assert.equal((await pgError(q(`UPDATE h SET value = 'v' RETURNING q.c1`))).code, '42P01');
+  });
+
+  it('errors in Postgres\'s own form: $n in a simple Query is 42P02 at its position; a materialized view is a clear 0A000', async () => {
+    await q('CREATE TABLE k (key text, value text)'); // as long as h: the same positions
+    for (const sql of [`SELECT * FROM {t} WHERE value = $1`, `SELECT 1, (SELECT key FROM {t} WHERE value = $2)`, `INSERT INTO {t} VALUES ($1, 'x')`, `UPDATE {t} SET value = $1`]) {
+      // node-postgres sends a statement without values as a simple Query.
+      const fail = (text: string): Promise<unknown> => c.query(text).then(() => assert.fail(`${text} succeeded`), (x: { code?: string; message?: string; position?: string }) => [x.code, x.message, x.position]);
+      assert.deepEqual(await fail(sql.replaceAll('{t}', 'h')), await fail(sql.replaceAll('{t}', 'k')), sql);
+    }
+    const narrow = await pgError(c.query(`INSERT INTO h SELECT * FROM (SELECT 'q') x`));
+    assert.equal(narrow.code, '0A000', narrow.all);
+    assert.doesNotMatch(narrow.all, /table "s"/);
+    const e = await pgError(c.query('CREATE MATERIALIZED VIEW h_mv AS SELECT * FROM h'));
+    assert.equal(e.code, '0A000');
+    assert.ok(e.hint);
+    assert.doesNotMatch(e.all, /bound parameters|redis_fdw_proxy|__redis_fdw/);
+    assert.deepEqual(await rows(c, `SELECT count(*) FROM pg_class WHERE relname = 'h_mv'`), [['0']]);
   });
 
   it('DELETE with predicates (incl. a subquery and USING), RETURNING gives the old values; DELETE 0', async () => {
@@ -1429,6 +1477,7 @@ describe('INSERT shape errors match upstream on a real twin table', () => {
     `insert into diff_h (key, value) select 'q'`,
     `insert into diff_h (nosuch) values ('q')`,
     `insert into diff_h (key, key) values ('q', 'r')`,
+    `insert into diff_h (key, value) select * from (select 'q') x`,
   ]) {
     it(sql, async () => {
       const real = await connect(f.directUrl, { options: '-c search_path=diff_real' });
@@ -1440,4 +1489,86 @@ describe('INSERT shape errors match upstream on a real twin table', () => {
       }
     });
   }
+});
+
+describe('an Execute row limit on INSERT/UPDATE/DELETE ... RETURNING, raw protocol, against a real twin table', () => {
+  it('the write runs whole at the first Execute; the rows come maxRows at a time with PortalSuspended, then the full tag', async () => {
+    await c.query(`create foreign table page_h (key text, value text) server sb_server options (src_type 'hash', src_key 'w:page')`);
+    await c.query('create table page_twin (key text, value text)');
+    const u = new URL(f.url);
+    const pc = await ProtoConn.open(f.proxy.port, { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: u.pathname.slice(1) });
+    try {
+      const run = async (t: string): Promise<string[]> => {
+        pc.write(
+          msg.parse('', `insert into ${t} select 'k' || g, 'v' || g from generate_series(1, 5) g returning key, value`),
+          msg.bind('', ''),
+          msg.describe('P', ''),
+          msg.execute('', 2),
+          msg.execute('', 2),
+          msg.execute('', 2),
+          msg.sync(),
+          msg.parse('u', `update ${t} set value = value || '!' where key <> 'k5' returning value`),
+          msg.bind('p', 'u'),
+          msg.execute('p', 4),
+          msg.execute('p', 1),
+          msg.sync(),
+          msg.parse('', `delete from ${t} where key in ('k1', 'k2') returning key`),
+          msg.bind('', ''),
+          msg.execute('', 1),
+          msg.execute('', 0),
+          msg.sync(),
+        );
+        const frames = normalize(await pc.readUntilReady(3)).map((s) => s.replace(/table=\d+ att=\d+/g, 'table=* att=*'));
+        await pc.query('deallocate all');
+        return frames;
+      };
+      const want = await run('page_twin');
+      const got = await run('page_h');
+      assert.deepEqual(got, want);
+      assert.ok(want.includes('s'), 'the twin suspends the portal');
+      assert.deepEqual({ ...(await r().hgetall('w:page')) }, { k3: 'v3!', k4: 'v4!', k5: 'v5' });
+    } finally {
+      await pc.end();
+    }
+  });
+});
+
+describe('a prepared INSERT alone in its batch: upstream\'s side ends with the proxy\'s own Sync', () => {
+  it('errors skip the rest of the batch and the tags and statuses are a real table\'s, over the raw protocol', async () => {
+    await c.query(`create foreign table pure_h (key text, value int) server sb_server options (src_type 'hash', src_key 'w:pure')`);
+    await c.query('create table pure_twin (key text, value int)');
+    const u = new URL(f.url);
+    const pc = await ProtoConn.open(f.proxy.port, { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: u.pathname.slice(1) });
+    try {
+      const run = async (t: string): Promise<string[]> => {
+        const ins = (k: string, v: string): Buffer[] => [msg.bind('', 'ins', [k, v]), msg.execute('')];
+        pc.write(
+          msg.parse('ins', `insert into ${t} values ($1 || '', $2)`),
+          msg.sync(),
+          ...ins('a', '1'),
+          msg.sync(),
+          // A bad int fails the first statement: the second must be skipped, as Postgres skips it.
+          ...ins('b', 'x'),
+          ...ins('c', '3'),
+          msg.sync(),
+          ...ins('d', '4'),
+          ...ins('e', '5'),
+          msg.sync(),
+          msg.query('begin'),
+          ...ins('f', '6'),
+          msg.sync(),
+          msg.query('commit'),
+        );
+        const frames = normalize(await pc.readUntilReady(7));
+        await pc.query('deallocate all');
+        return frames;
+      };
+      const want = await run('pure_twin');
+      const got = await run('pure_h');
+      assert.deepEqual(got, want);
+      assert.deepEqual({ ...(await r().hgetall('w:pure')) }, { a: '1', d: '4', e: '5', f: '6' });
+    } finally {
+      await pc.end();
+    }
+  });
 });
