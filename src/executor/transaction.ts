@@ -127,13 +127,23 @@ export class TxWrites implements PendingWrites {
   }
 }
 
+/** Staged writes per Redis server, each list in staging order. Linear: one push per write. */
+function groupByConn(staged: readonly Staged[]): Map<string, Staged[]> {
+  const byConn = new Map<string, Staged[]>();
+  for (const s of staged) {
+    const list = byConn.get(s.connKey);
+    if (list) list.push(s);
+    else byConn.set(s.connKey, [s]);
+  }
+  return byConn;
+}
+
 /**
  * Applies a committed transaction's writes, one MULTI/EXEC per Redis server. Returns warnings (in
  * words for the client) for whatever did not apply; upstream has committed, so these cannot be errors.
  */
 export async function applyCommitted(redis: RedisAccess, staged: readonly Staged[]): Promise<string[]> {
-  const byConn = new Map<string, Staged[]>();
-  for (const s of staged) byConn.set(s.connKey, [...(byConn.get(s.connKey) ?? []), s]);
+  const byConn = groupByConn(staged);
   const warnings: string[] = [];
   for (const ops of byConn.values()) {
     try {
@@ -150,8 +160,7 @@ export async function applyCommitted(redis: RedisAccess, staged: readonly Staged
 
 /** Applies a finished implicit transaction's writes; a failure is an error (upstream hasn't committed yet). */
 export async function applyStaged(redis: RedisAccess, staged: readonly Staged[]): Promise<void> {
-  const byConn = new Map<string, Staged[]>();
-  for (const s of staged) byConn.set(s.connKey, [...(byConn.get(s.connKey) ?? []), s]);
+  const byConn = groupByConn(staged);
   for (const ops of byConn.values()) {
     const client = await redis.client(ops[0]!.conn);
     const r = await applyOps(client, ops);
