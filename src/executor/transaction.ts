@@ -4,7 +4,7 @@
  * made after the savepoint. Reads in the same transaction see them (PendingWrites).
  */
 import { connKey } from '../redis/connection.js';
-import { touches } from '../redis/overlay.js';
+import { resolveCancels, touches } from '../redis/overlay.js';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
 import type { RedisConnSpec } from '../redis/connection.js';
 import type { ForeignTable, PendingWrites, RedisAccess } from './select.js';
@@ -73,6 +73,7 @@ export class TxWrites implements PendingWrites {
   }
 
   stage(table: ForeignTable, ops: readonly RedisOp[]): void {
+    if (table.spec.type === 'stream') resolveCancels(table.spec, this.on(table), ops);
     const key = connKey(table.conn);
     for (const op of ops) this.staged.push({ op, table: table.display, conn: table.conn, connKey: key });
   }
@@ -127,10 +128,16 @@ export class TxWrites implements PendingWrites {
   }
 }
 
-/** Staged writes per Redis server, each list in staging order. Linear: one push per write. */
+/**
+ * Staged writes per Redis server, each list in staging order. Linear: one push per write. A stream
+ * entry added and deleted in the transaction leaves nothing: its XADD and the cancel are both dropped.
+ */
 function groupByConn(staged: readonly Staged[]): Map<string, Staged[]> {
+  const cancelled = new Set<RedisOp>();
+  for (const s of staged) if (s.op.op === 'xcancel' && s.op.cancels) cancelled.add(s.op.cancels);
   const byConn = new Map<string, Staged[]>();
   for (const s of staged) {
+    if (s.op.op === 'xcancel' || cancelled.has(s.op)) continue;
     const list = byConn.get(s.connKey);
     if (list) list.push(s);
     else byConn.set(s.connKey, [s]);
@@ -176,6 +183,8 @@ function failure(r: import('../redis/write.js').ApplyResult, total: number): PgE
 
 /** Applies one statement's writes now (outside a transaction block); any failure is the statement's error. */
 export async function applyNow(redis: RedisAccess, table: ForeignTable, ops: readonly RedisOp[]): Promise<void> {
+  // Outside a transaction nothing is unnumbered, so a cancel has nothing to cancel.
+  if (ops.some((o) => o.op === 'xcancel')) ops = ops.filter((o) => o.op !== 'xcancel');
   if (ops.length === 0) return;
   const client = await redis.client(table.conn);
   const r = await applyOps(

@@ -29,6 +29,12 @@ export type RedisOp =
   | { op: 'zrem'; key: string; member: string }
   | { op: 'xadd'; key: string; id: string; pairs: string[] }
   | { op: 'xdel'; key: string; id: string }
+  /**
+   * Deletes an entry this transaction added and Redis has not numbered yet (its XADD is still staged):
+   * `row` is how the entry read (declared columns); `cancels` is the staged XADD it resolved to. Both
+   * the XADD and this op are dropped at COMMIT, so Redis never sees either.
+   */
+  | { op: 'xcancel'; key: string; row: readonly (string | null)[]; cancels?: RedisOp }
   | { op: 'set'; key: string; value: string }
   | { op: 'del'; key: string }
   /** Every key matching a glob whose type is `type` (TRUNCATE of a multi-key table). */
@@ -230,6 +236,8 @@ function queue(m: Multi, o: Queued): void {
     case 'xdel':
       m.xdel(o.key, o.id);
       return;
+    case 'xcancel':
+      throw new Error('xcancel is resolved before MULTI');
     case 'set':
       m.set(o.key, o.value);
       return;
