@@ -26,6 +26,8 @@ export interface ProxyConfig {
   maxValueBytes: number;
   /** Whether simple reads are answered from Redis without upstream (the local fast path); default on. */
   fastPath?: boolean;
+  /** The transactional outbox for committed Redis writes (executor/outbox.ts); defaults when absent. */
+  outbox?: { enabled: boolean; replayIntervalMs: number; replayAfterMs: number; markerTtlS: number };
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -5,7 +5,10 @@
  */
 import { connKey } from '../redis/connection.js';
 import { resolveCancels, touches } from '../redis/overlay.js';
+import { randomUUID } from 'node:crypto';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
+import { applyShare, markerKey, type OutboxPart } from './outbox.js';
+import { GiveWay } from './give-way.js';
 import type { RedisConnSpec } from '../redis/connection.js';
 import type { ForeignTable, PendingWrites, RedisAccess } from './select.js';
 import { PgError } from '../protocol/pg-error.js';
@@ -120,6 +123,11 @@ export class TxWrites implements PendingWrites {
     this.savepoints = [];
   }
 
+  /** The writes as they stand (for the outbox row written before COMMIT). */
+  peek(): readonly Staged[] {
+    return this.staged;
+  }
+
   /** Takes the writes for applying at COMMIT; the block is then empty. */
   take(): Staged[] {
     const s = this.staged;
@@ -129,47 +137,72 @@ export class TxWrites implements PendingWrites {
 }
 
 /**
- * Staged writes per Redis server, each list in staging order. Linear: one push per write. A stream
- * entry added and deleted in the transaction leaves nothing: its XADD and the cancel are both dropped.
+ * Staged writes per Redis server, each list in staging order. Linear: one push per write, giving way
+ * to other sessions every few ms. A stream entry added and deleted in the transaction leaves nothing:
+ * its XADD and the cancel are both dropped.
  */
-function groupByConn(staged: readonly Staged[]): Map<string, Staged[]> {
+async function groupByConn(staged: readonly Staged[]): Promise<Map<string, StagedOp[] & { conn?: RedisConnSpec }>> {
+  const giveWay = new GiveWay();
   const cancelled = new Set<RedisOp>();
   for (const s of staged) if (s.op.op === 'xcancel' && s.op.cancels) cancelled.add(s.op.cancels);
-  const byConn = new Map<string, Staged[]>();
-  for (const s of staged) {
+  const byConn = new Map<string, StagedOp[] & { conn?: RedisConnSpec }>();
+  for (let i = 0; i < staged.length; i++) {
+    const s = staged[i]!;
+    if ((i & 1023) === 0) {
+      const p = giveWay.maybe();
+      if (p) await p;
+    }
     if (s.op.op === 'xcancel' || cancelled.has(s.op)) continue;
-    const list = byConn.get(s.connKey);
-    if (list) list.push(s);
-    else byConn.set(s.connKey, [s]);
+    let list = byConn.get(s.connKey);
+    if (!list) byConn.set(s.connKey, (list = Object.assign([], { conn: s.conn })));
+    list.push({ op: s.op, table: s.table });
   }
   return byConn;
 }
 
+/** A committed transaction's writes as one share per Redis server (what the outbox row holds). */
+export async function sharesOf(staged: readonly Staged[]): Promise<OutboxPart[]> {
+  const parts: OutboxPart[] = [];
+  for (const ops of (await groupByConn(staged)).values()) parts.push({ conn: ops.conn!, ops });
+  return parts;
+}
+
+/** Without the outbox, a marker only has to outlive the apply itself (it keeps a retried EXEC from applying twice). */
+const LOCAL_MARKER_TTL_S = 600;
+
 /**
- * Applies a committed transaction's writes, one MULTI/EXEC per Redis server. Returns warnings (in
- * words for the client) for whatever did not apply; upstream has committed, so these cannot be errors.
+ * Applies a committed transaction's writes without the outbox, each server's share once (guarded by a
+ * marker, like the outbox's). Returns warnings (in words for the client) for whatever did not apply,
+ * or may not have; upstream has committed, so these cannot be errors.
  */
 export async function applyCommitted(redis: RedisAccess, staged: readonly Staged[]): Promise<string[]> {
-  const byConn = groupByConn(staged);
+  const parts = await sharesOf(staged);
+  const txid = randomUUID();
   const warnings: string[] = [];
-  for (const ops of byConn.values()) {
-    try {
-      const client = await redis.client(ops[0]!.conn);
-      const r = await applyOps(client, ops);
-      if (r.failures.length) warnings.push(`the transaction committed, but ${describeFailures(r, ops.length)}`);
-    } catch (e) {
-      const msg = e instanceof PgError ? e.message : String(e);
-      warnings.push(`the transaction committed, but none of its ${ops.length} Redis writes to ${ops[0]!.table}${byConn.size > 1 ? ' and other tables on that server' : ''} were applied: ${msg}`);
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const out = await applyShare(redis, part, markerKey(txid, i), LOCAL_MARKER_TTL_S);
+    if (out.kind === 'done') {
+      if (out.warning) warnings.push(out.warning);
+      continue;
     }
+    const n = part.ops.length;
+    const first = part.ops[0]!.table;
+    const where = `${first}${part.ops.some((o) => o.table !== first) ? ' and other tables on that server' : ''}`;
+    warnings.push(
+      out.error.code === SqlState.TransactionResolutionUnknown
+        ? `the transaction committed, but whether its ${n} Redis writes to ${where} were applied is unknown (all or none of them were): ${out.error.message}`
+        : `the transaction committed, but none of its ${n} Redis writes to ${where} were applied: ${out.error.message}`,
+    );
   }
   return warnings;
 }
 
 /** Applies a finished implicit transaction's writes; a failure is an error (upstream hasn't committed yet). */
 export async function applyStaged(redis: RedisAccess, staged: readonly Staged[]): Promise<void> {
-  const byConn = groupByConn(staged);
+  const byConn = await groupByConn(staged);
   for (const ops of byConn.values()) {
-    const client = await redis.client(ops[0]!.conn);
+    const client = await redis.client(ops.conn!);
     const r = await applyOps(client, ops);
     if (r.failures.length) throw failure(r, ops.length);
   }

@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
-import { fdwFixture, type FdwFixture } from '../support/fdw.js';
+import { fdwFixture, withDb, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, pgError, rows, setupSupabase, sleep } from '../support/fdw-sql.js';
 import { prng } from '../support/frames.js';
 import { startRedis, type RedisInstance } from '../harness/servers.js';
@@ -45,7 +45,8 @@ const extra: RedisInstance[] = [];
 const extraClients: pg.Client[] = [];
 
 before(async () => {
-  f = await fdwFixture('fdw_write_tx', DB);
+  // Outbox rows are replayed only when a test asks (replayNow), and at once, however young.
+  f = await fdwFixture('fdw_write_tx', DB, { outbox: { enabled: true, replayIntervalMs: 0, replayAfterMs: 0, markerTtlS: 3600 } });
   c = await connect(f.url);
   await setupSupabase(c, f.redisUrl);
   c2 = await connect(f.url);
@@ -662,6 +663,46 @@ describe('Redis failing', () => {
     await ft('down_ok', 'element text', 'list', 'wtx:down:ok');
     await cl.query(`insert into down_ok values ('after-warning')`);
     assert.deepEqual(await f.redis.lrange('wtx:down:ok', 0, -1), ['after-warning'], 'writes to a live Redis work again');
+    // The outbox kept the committed writes: the WARNING says so, and they apply once Redis is back.
+    assert.match(text, /queued in the outbox/);
+    await own.restart();
+    const back = new Redis(own.url);
+    try {
+      assert.deepEqual(await f.proxy.fdw.outbox.replayNow(), { replayed: 1, left: 0 });
+      assert.equal(await back.hget('wtx:down:h', 'lost'), 'value', 'the queued write applied after Redis returned');
+      assert.deepEqual(await rows(d, 'select count(*) from redis_fdw_proxy.outbox'), [['0']], 'its outbox row is gone');
+      assert.deepEqual(await f.proxy.fdw.outbox.replayNow(), { replayed: 0, left: 0 }, 'nothing to replay twice');
+    } finally {
+      back.disconnect();
+    }
+  });
+
+  it('--no-outbox: Redis down at COMMIT drops the writes with a WARNING saying none were applied', async () => {
+    const own = await startRedis();
+    extra.push(own);
+    const p = await startProxy(f.directUrl, { outbox: { enabled: false, replayIntervalMs: 0, replayAfterMs: 0, markerTtlS: 60 } });
+    try {
+      const cl = await connect(withDb(p.url(), f.db));
+      extraClients.push(cl);
+      await cl.query(`create server wtx_down2 foreign data wrapper redis_wrapper options (conn_url '${own.url}')`);
+      await cl.query(`create foreign table down2_h (key text, value text) server wtx_down2 options (src_type 'hash', src_key 'wtx:down2:h')`);
+      assert.deepEqual(await rows(cl, 'select * from down2_h'), []);
+      const notices: Array<{ severity?: string; message?: string }> = [];
+      cl.on('notice', (n) => notices.push(n));
+      await cl.query('begin');
+      await cl.query(`insert into down2_h values ('lost', 'value')`);
+      await own.kill();
+      assert.equal((await cl.query('commit')).command, 'COMMIT');
+      const w = notices.find((n) => n.severity === 'WARNING');
+      assert.match(w?.message ?? '', /none of its 1 Redis writes to .*down2_h were applied/);
+      await own.restart();
+      assert.deepEqual(await p.fdw.outbox.replayNow(), { replayed: 0, left: 0 });
+      const back = new Redis(own.url);
+      assert.equal(await back.exists('wtx:down2:h'), 0, 'without the outbox nothing applies later');
+      back.disconnect();
+    } finally {
+      await p.close();
+    }
   });
 
   it('Redis down outside a transaction: INSERT/UPDATE/DELETE fail (HV…/08…), the session stays usable, nothing is replayed later', async () => {
