@@ -249,7 +249,10 @@ export class Outbox {
 
   /** Starts replaying: once now (every database that has an outbox), then every replayIntervalMs. */
   start(): void {
-    if (!this.cfg.enabled) return;
+    if (!this.cfg.enabled) {
+      this.log.info('outbox off: committed Redis writes are not replayed after a crash');
+      return;
+    }
     void this.discover()
       .then(() => this.replayNow())
       .then((r) => this.log.info(r, 'outbox replay at start'));
