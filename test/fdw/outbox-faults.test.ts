@@ -120,4 +120,30 @@ describe('outbox fault injection', () => {
     assert.deepEqual((await d.query('select txid, created from redis_fdw_proxy.outbox')).rows, [], 'the outbox is empty after the replays');
     console.log(`[outbox-faults] committed rounds ${JSON.stringify(rounds)}; faults ${JSON.stringify(seen)}`);
   });
+
+  it('an autocommit INSERT whose Redis connection dies with the write in flight reports 08007 (outcome unknown), not a failure', { timeout: 120_000 }, async () => {
+    const c = await connect(f.url);
+    try {
+      // A live connection first: a write stuck in connecting never left the proxy (that one is HV00N).
+      await c.query('select count(*) from ol');
+      redis.signal('SIGSTOP');
+      const outcome = c.query(`insert into ol (element) values ('unknown-outcome')`).then(
+        () => undefined,
+        (e: { code?: string; message?: string }) => e,
+      );
+      // Upstream has evaluated the INSERT and waits for the proxy's next message (its Sync comes after
+      // Redis answers): the write is on its way to Redis.
+      const waiting = `select 1 from pg_stat_activity where datname = $1 and state = 'active' and wait_event = 'ClientRead' and query like '%unknown-outcome%'`;
+      await waitFor('the write in flight', async () => (await d.query(waiting, [f.db])).rowCount! > 0, 30_000, 20);
+      await redis.kill();
+      const e = await outcome;
+      assert.equal(e?.code, '08007', `error: ${e?.code} ${e?.message}`);
+      assert.match(e?.message ?? '', /outcome of this Redis write is unknown/);
+      await redis.restart();
+      assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: '1' }], 'the session stays usable');
+    } finally {
+      redis.signal('SIGCONT');
+      await c.end().catch(() => {});
+    }
+  });
 });
