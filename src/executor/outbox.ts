@@ -182,7 +182,8 @@ export class Outbox {
       const part = parts[i]!;
       piece.push(`${i ? ',' : ''}{"conn":${JSON.stringify(part.conn)},"ops":[`);
       for (let j = 0; j < part.ops.length; j++) {
-        piece.push((j ? ',' : '') + JSON.stringify(part.ops[j]));
+        const o = part.ops[j]!;
+        piece.push(`${j ? ',' : ''}{"op":${JSON.stringify(o.op)},"table":${JSON.stringify(o.table)}}`);
         if ((j & 511) === 511) {
           flush();
           const p = giveWay.maybe();

@@ -155,7 +155,8 @@ async function groupByConn(staged: readonly Staged[]): Promise<Map<string, Stage
     if (s.op.op === 'xcancel' || cancelled.has(s.op)) continue;
     let list = byConn.get(s.connKey);
     if (!list) byConn.set(s.connKey, (list = Object.assign([], { conn: s.conn })));
-    list.push({ op: s.op, table: s.table });
+    // The staged entry itself (a StagedOp with extra fields): no copy of a big transaction's writes.
+    list.push(s);
   }
   return byConn;
 }
