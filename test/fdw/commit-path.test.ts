@@ -10,7 +10,12 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { cliFdw, type CliFdw } from '../support/cli-fdw.js';
 import { connect, setupSupabase } from '../support/fdw-sql.js';
+import { Redis } from 'ioredis';
 import { startRedis, type RedisInstance } from '../harness/servers.js';
+import { withDb } from '../support/fdw.js';
+import { testEnv } from '../harness/env.js';
+import { startProxy } from '../harness/proxy.js';
+import { directQuery } from '../support/proto-tools.js';
 
 const ROWS = 100_000;
 
@@ -88,9 +93,57 @@ describe('a big COMMIT does not stall other sessions', () => {
       const idle = await slowest(new Promise((r) => setTimeout(r, during.ms)));
       console.log(`# COMMIT of ${ROWS} writes took ${during.ms.toFixed(0)} ms; ${during.loops} SELECT 1 meanwhile, slowest ${during.worst.toFixed(1)} ms (idle baseline: ${idle.loops} in as long, slowest ${idle.worst.toFixed(1)} ms)`);
       assert.ok(during.loops > 1, `the probe ran ${during.loops} times during a ${during.ms.toFixed(0)} ms COMMIT`);
-      assert.ok(during.worst < 50 + idle.worst, `slowest SELECT 1 during the COMMIT took ${during.worst.toFixed(1)} ms; idle baseline ${idle.worst.toFixed(1)} ms`);
+      // The 50 ms bound holds the proxy to account only where a round trip alone is fast: on a machine
+      // so loaded that an idle probe already takes tens of ms, the next test measures CPU instead.
+      if (idle.worst < 10) assert.ok(during.worst < 50, `slowest SELECT 1 during the COMMIT took ${during.worst.toFixed(1)} ms; idle baseline ${idle.worst.toFixed(1)} ms`);
+      else console.log(`# machine too loaded for the wall-clock bound (idle probe up to ${idle.worst.toFixed(1)} ms): not asserted`);
     } finally {
       await other.end();
+    }
+  });
+});
+
+describe('a big COMMIT gives way: CPU time between event-loop turns', () => {
+  it("no stretch of a 100,000-write COMMIT's work holds the event loop for 50 ms of CPU", { timeout: 300_000 }, async () => {
+    // In-process proxy: a ticker on the same event loop sees every stretch of uninterrupted work. CPU
+    // time (not wall time) between ticks, so the OS descheduling a loaded machine's process doesn't count.
+    // Its own database, and the test's own Redis: no shared Redis db to flush.
+    const env = testEnv();
+    const db = `fdw_commit_cpu_${process.pid}`;
+    await directQuery(env.pgUrl, `drop database if exists ${db}`);
+    await directQuery(env.pgUrl, `create database ${db}`);
+    const local = await startProxy(withDb(env.pgUrl, db));
+    const cl = await connect(withDb(local.url(), db));
+    try {
+      await setupSupabase(cl, redis.url);
+      await cl.query(`create foreign table cp_cpu (key text, value text) server redis_server options (src_type 'hash', src_key 'cp:cpu')`);
+      await cl.query('begin');
+      await cl.query(insert('cp_cpu', ROWS));
+      const cpu = (): number => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1000;
+      };
+      let worst = 0;
+      let last = cpu();
+      let on = true;
+      const tick = (): void => {
+        const now = cpu();
+        worst = Math.max(worst, now - last);
+        last = now;
+        if (on) setImmediate(tick);
+      };
+      setImmediate(tick);
+      await cl.query('commit');
+      on = false;
+      const r = new Redis(redis.url);
+      assert.equal(await r.hlen('cp:cpu'), ROWS);
+      r.disconnect();
+      console.log(`# longest CPU stretch between event-loop turns during the COMMIT: ${worst.toFixed(1)} ms (GC threads included)`);
+      assert.ok(worst < 50, `a stretch of ${worst.toFixed(1)} ms of CPU without giving way`);
+    } finally {
+      await cl.end();
+      await local.close();
+      await directQuery(env.pgUrl, `drop database if exists ${db} with (force)`);
     }
   });
 });
