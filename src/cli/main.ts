@@ -29,7 +29,10 @@ async function main(): Promise<void> {
     die(e instanceof Error ? e.message : String(e));
   }
   const log = createLogger(config.logLevel, config.logFormat);
-  const server = new ProxyServer(config, log, { fdw: createRedisFdw(config, log) });
+  const fdw = createRedisFdw(config, log);
+  const server = new ProxyServer(config, log, { fdw });
+  // Committed Redis writes a crashed proxy left in the outbox are applied now, then periodically.
+  fdw.outbox.start();
   // Installed before listening: whoever starts us may signal as soon as the "listening" line is out.
   let signals = 0;
   const stop = (sig: string): void => {

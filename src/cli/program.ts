@@ -22,6 +22,9 @@ export function buildProgram(): Command {
     .addOption(opt('--max-value-bytes <n>', 'largest value an INSERT/UPDATE may write to Redis (Redis\'s own proto-max-bulk-len is 512 MB)', 'max-value-bytes').default('536870912'))
     .addOption(opt('--fast-path <on|off>', 'answer single-table reads of text columns from Redis without an upstream round trip (off: always through upstream)', 'fast-path').choices(['on', 'off']).default('on'))
     .addOption(opt('--advertise <host:port|auto>', 'address upstream Postgres reaches this proxy at: Redis foreign tables then get postgres_fdw\'s handler and work wherever Postgres evaluates them (views, functions, information_schema); auto = the listen address when it and upstream are local', 'advertise'))
+    .addOption(opt('--no-outbox', 'apply committed Redis writes without the transactional outbox (no redis_fdw_proxy schema upstream; a proxy crash between upstream COMMIT and Redis EXEC then loses them)', 'outbox'))
+    .addOption(opt('--outbox-replay-interval <duration>', 'how often to apply committed Redis writes left in the outbox (a crashed proxy, Redis down); 0 = only at start', 'outbox-replay-interval').default('10s'))
+    .addOption(opt('--outbox-replay-after <duration>', 'leave an outbox row this long to the session that committed it before another replays it', 'outbox-replay-after').default('5s'))
     .addHelpText('after', '\nEvery flag can also be set by the environment variable shown beside it; a flag wins over its variable.')
     .showHelpAfterError(false)
     .allowExcessArguments(false);
@@ -39,6 +42,9 @@ interface RawOptions {
   maxValueBytes: string;
   fastPath?: string;
   advertise?: string;
+  outbox?: boolean;
+  outboxReplayInterval?: string;
+  outboxReplayAfter?: string;
 }
 
 export function toConfig(o: RawOptions): ProxyConfig {
@@ -63,5 +69,11 @@ export function toConfig(o: RawOptions): ProxyConfig {
     maxConnections,
     maxValueBytes,
     fastPath: o.fastPath !== 'off',
+    outbox: {
+      enabled: o.outbox !== false,
+      replayIntervalMs: parseDuration(o.outboxReplayInterval ?? '10s', '--outbox-replay-interval'),
+      replayAfterMs: parseDuration(o.outboxReplayAfter ?? '5s', '--outbox-replay-after'),
+      markerTtlS: 7 * 24 * 3600,
+    },
   };
 }

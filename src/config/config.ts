@@ -31,6 +31,8 @@ export interface ProxyConfig {
    * address, when it and upstream are both on this machine), or undefined (handler-less wrappers).
    */
   advertise?: string;
+  /** The transactional outbox for committed Redis writes (executor/outbox.ts); defaults when absent. */
+  outbox?: { enabled: boolean; replayIntervalMs: number; replayAfterMs: number; markerTtlS: number };
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -28,7 +28,9 @@ import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from '
 import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
 import { simpleQueryParam } from './upstream-only.js';
 import { clientRowDescription, evalCapture, fetchRows, writeParseError, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
-import { applyCommitted, applyNow, applyStaged, TxWrites, txCommand, type TxCommand } from './transaction.js';
+import { applyCommitted, applyNow, applyStaged, sharesOf, TxWrites, txCommand, type TxCommand } from './transaction.js';
+import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart } from './outbox.js';
+import { closeIdle } from '../redis/exclusive.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
 import { fastFields, fastParams, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
@@ -93,6 +95,8 @@ export class RedisFdw {
   readonly catalog: CatalogCache;
   readonly pool = new RedisPool();
   readonly redis: RedisAccess = { client: (c) => this.pool.getClient(c) };
+  /** Committed transactions' Redis writes, kept upstream until applied (see outbox.ts). */
+  readonly outbox: Outbox;
 
   constructor(
     readonly log: Logger,
@@ -103,20 +107,25 @@ export class RedisFdw {
     readonly fastPath = true,
     /** How long a statement's name resolution and privilege check stay good before they are asked again. */
     readonly recheckMs = PRIVILEGE_TTL_MS,
+    upstream?: ProxyConfig['upstream'],
+    outbox: OutboxConfig = OUTBOX_DEFAULTS,
   ) {
     this.catalog = new CatalogCache(catalogTtlMs);
+    this.outbox = new Outbox(upstream!, this.redis, log, upstream ? outbox : { ...outbox, enabled: false });
   }
 
   interceptor = (port: SessionPort): Interceptor => new SessionInterceptor(this, port);
 
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    await this.outbox.close();
+    closeIdle();
+    await this.pool.close();
   }
 }
 
 /** `opts` lengthen the catalog's and privileges' re-check intervals (tests that count round trips). */
 export function createRedisFdw(config: ProxyConfig, log: Logger, opts: { recheckMs?: number } = {}): RedisFdw {
-  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs);
+  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS);
 }
 
 const textParam =
@@ -387,6 +396,7 @@ class SessionInterceptor implements Interceptor {
       return false;
     }
     const isEnd = cmd.kind === 'commit';
+    const outboxed = isEnd && this.tx.count > 0 ? await this.toOutbox(port) : undefined;
     this.owningTx = true;
     let r: ExecuteResult;
     try {
@@ -407,11 +417,27 @@ class SessionInterceptor implements Interceptor {
     const tag = r.tag;
     let notices = Buffer.alloc(0);
     if (tag === 'COMMIT') {
-      const warnings = await applyCommitted(this.fdw.redis, this.tx.take());
+      const warnings = outboxed ? await this.fdw.outbox.applyCommitted(port.database, outboxed.txid, outboxed.parts) : await applyCommitted(this.fdw.redis, this.tx.peek());
+      this.tx.clear();
       notices = Buffer.concat(warnings.map((w) => encodeError(new PgError(SqlState.FdwError, w, { severity: 'WARNING' }), true)));
     } else this.tx.clear();
     port.reply(Buffer.concat([notices, encodeCommandComplete(tag)]));
     return true;
+  }
+
+  /**
+   * Puts the staged writes into the outbox row, in the transaction, just before its COMMIT (the INSERT
+   * is pipelined: no round trip of its own). An INSERT error is the COMMIT's error; the block then
+   * stays open and aborted, with its writes, until the client rolls back.
+   */
+  private async toOutbox(port: SessionPort): Promise<{ txid: string; parts: OutboxPart[] } | undefined> {
+    // A failed transaction's COMMIT answers ROLLBACK: nothing to record.
+    if (port.txStatus === 'E' || !(await this.fdw.outbox.ready(port.database))) return undefined;
+    const parts = await sharesOf(this.tx.peek());
+    if (parts.length === 0) return undefined;
+    const { txid, payload } = await this.fdw.outbox.record(parts);
+    void runInternal(port, INSERT_SQL, [txid, payload], { errorIsReply: true });
+    return { txid, parts };
   }
 
   /**

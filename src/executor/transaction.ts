@@ -4,8 +4,11 @@
  * made after the savepoint. Reads in the same transaction see them (PendingWrites).
  */
 import { connKey } from '../redis/connection.js';
-import { touches } from '../redis/overlay.js';
+import { resolveCancels, touches } from '../redis/overlay.js';
+import { randomUUID } from 'node:crypto';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
+import { applyShare, markerKey, type OutboxPart } from './outbox.js';
+import { GiveWay } from './give-way.js';
 import type { RedisConnSpec } from '../redis/connection.js';
 import type { ForeignTable, PendingWrites, RedisAccess } from './select.js';
 import { PgError } from '../protocol/pg-error.js';
@@ -73,6 +76,7 @@ export class TxWrites implements PendingWrites {
   }
 
   stage(table: ForeignTable, ops: readonly RedisOp[]): void {
+    if (table.spec.type === 'stream') resolveCancels(table.spec, this.on(table), ops);
     const key = connKey(table.conn);
     for (const op of ops) this.staged.push({ op, table: table.display, conn: table.conn, connKey: key });
   }
@@ -119,6 +123,11 @@ export class TxWrites implements PendingWrites {
     this.savepoints = [];
   }
 
+  /** The writes as they stand (for the outbox row written before COMMIT). */
+  peek(): readonly Staged[] {
+    return this.staged;
+  }
+
   /** Takes the writes for applying at COMMIT; the block is then empty. */
   take(): Staged[] {
     const s = this.staged;
@@ -128,32 +137,73 @@ export class TxWrites implements PendingWrites {
 }
 
 /**
- * Applies a committed transaction's writes, one MULTI/EXEC per Redis server. Returns warnings (in
- * words for the client) for whatever did not apply; upstream has committed, so these cannot be errors.
+ * Staged writes per Redis server, each list in staging order. Linear: one push per write, giving way
+ * to other sessions every few ms. A stream entry added and deleted in the transaction leaves nothing:
+ * its XADD and the cancel are both dropped.
+ */
+async function groupByConn(staged: readonly Staged[]): Promise<Map<string, StagedOp[] & { conn?: RedisConnSpec }>> {
+  const giveWay = new GiveWay();
+  const cancelled = new Set<RedisOp>();
+  for (const s of staged) if (s.op.op === 'xcancel' && s.op.cancels) cancelled.add(s.op.cancels);
+  const byConn = new Map<string, StagedOp[] & { conn?: RedisConnSpec }>();
+  for (let i = 0; i < staged.length; i++) {
+    const s = staged[i]!;
+    if ((i & 1023) === 0) {
+      const p = giveWay.maybe();
+      if (p) await p;
+    }
+    if (s.op.op === 'xcancel' || cancelled.has(s.op)) continue;
+    let list = byConn.get(s.connKey);
+    if (!list) byConn.set(s.connKey, (list = Object.assign([], { conn: s.conn })));
+    // The staged entry itself (a StagedOp with extra fields): no copy of a big transaction's writes.
+    list.push(s);
+  }
+  return byConn;
+}
+
+/** A committed transaction's writes as one share per Redis server (what the outbox row holds). */
+export async function sharesOf(staged: readonly Staged[]): Promise<OutboxPart[]> {
+  const parts: OutboxPart[] = [];
+  for (const ops of (await groupByConn(staged)).values()) parts.push({ conn: ops.conn!, ops });
+  return parts;
+}
+
+/** Without the outbox, a marker only has to outlive the apply itself (it keeps a retried EXEC from applying twice). */
+const LOCAL_MARKER_TTL_S = 600;
+
+/**
+ * Applies a committed transaction's writes without the outbox, each server's share once (guarded by a
+ * marker, like the outbox's). Returns warnings (in words for the client) for whatever did not apply,
+ * or may not have; upstream has committed, so these cannot be errors.
  */
 export async function applyCommitted(redis: RedisAccess, staged: readonly Staged[]): Promise<string[]> {
-  const byConn = new Map<string, Staged[]>();
-  for (const s of staged) byConn.set(s.connKey, [...(byConn.get(s.connKey) ?? []), s]);
+  const parts = await sharesOf(staged);
+  const txid = randomUUID();
   const warnings: string[] = [];
-  for (const ops of byConn.values()) {
-    try {
-      const client = await redis.client(ops[0]!.conn);
-      const r = await applyOps(client, ops);
-      if (r.failures.length) warnings.push(`the transaction committed, but ${describeFailures(r, ops.length)}`);
-    } catch (e) {
-      const msg = e instanceof PgError ? e.message : String(e);
-      warnings.push(`the transaction committed, but none of its ${ops.length} Redis writes to ${ops[0]!.table}${byConn.size > 1 ? ' and other tables on that server' : ''} were applied: ${msg}`);
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const out = await applyShare(redis, part, markerKey(txid, i), LOCAL_MARKER_TTL_S);
+    if (out.kind === 'done') {
+      if (out.warning) warnings.push(out.warning);
+      continue;
     }
+    const n = part.ops.length;
+    const first = part.ops[0]!.table;
+    const where = `${first}${part.ops.some((o) => o.table !== first) ? ' and other tables on that server' : ''}`;
+    warnings.push(
+      out.error.code === SqlState.TransactionResolutionUnknown
+        ? `the transaction committed, but whether its ${n} Redis writes to ${where} were applied is unknown (all or none of them were): ${out.error.message}`
+        : `the transaction committed, but none of its ${n} Redis writes to ${where} were applied: ${out.error.message}`,
+    );
   }
   return warnings;
 }
 
 /** Applies a finished implicit transaction's writes; a failure is an error (upstream hasn't committed yet). */
 export async function applyStaged(redis: RedisAccess, staged: readonly Staged[]): Promise<void> {
-  const byConn = new Map<string, Staged[]>();
-  for (const s of staged) byConn.set(s.connKey, [...(byConn.get(s.connKey) ?? []), s]);
+  const byConn = await groupByConn(staged);
   for (const ops of byConn.values()) {
-    const client = await redis.client(ops[0]!.conn);
+    const client = await redis.client(ops.conn!);
     const r = await applyOps(client, ops);
     if (r.failures.length) throw failure(r, ops.length);
   }
@@ -167,6 +217,8 @@ function failure(r: import('../redis/write.js').ApplyResult, total: number): PgE
 
 /** Applies one statement's writes now (outside a transaction block); any failure is the statement's error. */
 export async function applyNow(redis: RedisAccess, table: ForeignTable, ops: readonly RedisOp[]): Promise<void> {
+  // Outside a transaction nothing is unnumbered, so a cancel has nothing to cancel.
+  if (ops.some((o) => o.op === 'xcancel')) ops = ops.filter((o) => o.op !== 'xcancel');
   if (ops.length === 0) return;
   const client = await redis.client(table.conn);
   const r = await applyOps(

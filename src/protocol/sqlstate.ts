@@ -2,6 +2,8 @@
 export const SqlState = {
   SuccessfulCompletion: '00000',
   ConnectionFailure: '08006',
+  /** The connection failed while a write was in flight: it may or may not have applied. */
+  TransactionResolutionUnknown: '08007',
   ProtocolViolation: '08P01',
   FeatureNotSupported: '0A000',
   NotNullViolation: '23502',

@@ -16,7 +16,8 @@ type Model =
   | { type: 'list'; a: string[] }
   | { type: 'set'; s: Set<string> }
   | { type: 'zset'; m: Map<string, string> }
-  | { type: 'stream'; e: { id: string | null; pairs: string[] }[] }
+  /** `from`: the staged XADD an unnumbered entry came from, so a later cancel can find it. */
+  | { type: 'stream'; e: { id: string | null; pairs: string[]; from?: RedisOp }[] }
   | { type: 'string'; v: string | null };
 
 const commands = (c: RedisClient): Redis => c as unknown as Redis;
@@ -29,7 +30,12 @@ export function touches(spec: TableSpec, op: RedisOp): boolean {
 
 export async function readWithPending(client: RedisClient, spec: TableSpec, pending: readonly RedisOp[], sink: RowSink): Promise<void> {
   const keys = spec.multi === 'none' ? [spec.key] : await scanKeys(client, spec.key, spec.type);
-  for (const op of pending) if (op.op !== 'delPattern' && !keys.includes(op.key) && globMatch(spec.key, op.key)) keys.push(op.key);
+  const known = new Set(keys);
+  for (const op of pending) {
+    if (op.op === 'delPattern' || known.has(op.key) || !globMatch(spec.key, op.key)) continue;
+    known.add(op.key);
+    keys.push(op.key);
+  }
   const models = new Map<string, Model>();
   for (const key of keys) models.set(key, await load(client, spec, key));
   for (const op of pending) apply(models, spec, op);
@@ -210,7 +216,10 @@ function apply(models: Map<string, Model>, spec: TableSpec, op: RedisOp): void {
       if (m.type === 'zset') m.m.delete(op.member);
       return;
     case 'xadd':
-      if (m.type === 'stream') m.e.push({ id: op.id === '*' || op.id.endsWith('-*') ? null : op.id, pairs: op.pairs });
+      if (m.type === 'stream') m.e.push(unnumbered(op) ? { id: null, pairs: op.pairs, from: op } : { id: op.id, pairs: op.pairs });
+      return;
+    case 'xcancel':
+      if (m.type === 'stream') m.e = m.e.filter((e) => e.from === undefined || e.from !== op.cancels);
       return;
     case 'xdel':
       if (m.type === 'stream') m.e = m.e.filter((e) => e.id !== op.id);
@@ -218,6 +227,40 @@ function apply(models: Map<string, Model>, spec: TableSpec, op: RedisOp): void {
     case 'set':
       if (m.type === 'string' && !(op.nx && m.v !== null)) m.v = op.value;
       return;
+  }
+}
+
+/** An XADD whose id Redis picks (`*` or `<ms>-*`): until COMMIT, its row reads with a NULL id. */
+function unnumbered(op: RedisOp & { op: 'xadd' }): boolean {
+  return op.id === '*' || op.id.endsWith('-*');
+}
+
+/** How an unnumbered entry reads, as the declared columns' text: what a DELETE's snapshot row holds. */
+function unnumberedRow(spec: TableSpec, op: RedisOp & { op: 'xadd' }): string {
+  return JSON.stringify([op.key, spec.roles.map((r) => valueFor(r, op.key, { id: null, pairs: op.pairs }))]);
+}
+
+/**
+ * Ties each `xcancel` in `ops` (a statement's, about to be staged) to the staged XADD it deletes:
+ * the first not-yet-cancelled unnumbered entry of that key that reads the same. Rows that read the
+ * same can't be told apart by any WHERE, so which of them goes doesn't matter. `staged`: the ops
+ * already staged on the table, in order.
+ */
+export function resolveCancels(spec: TableSpec, staged: readonly RedisOp[], ops: readonly RedisOp[]): void {
+  if (!ops.some((o) => o.op === 'xcancel')) return;
+  const live = new Map<string, (RedisOp & { op: 'xadd' })[]>();
+  const gone = new Set<RedisOp>();
+  for (const o of staged) if (o.op === 'xcancel' && o.cancels) gone.add(o.cancels);
+  for (const o of staged) {
+    if (o.op !== 'xadd' || !unnumbered(o) || gone.has(o)) continue;
+    const k = unnumberedRow(spec, o);
+    const q = live.get(k);
+    if (q) q.push(o);
+    else live.set(k, [o]);
+  }
+  for (const o of ops) {
+    if (o.op !== 'xcancel') continue;
+    o.cancels = live.get(JSON.stringify([o.key, o.row]))?.shift();
   }
 }
 

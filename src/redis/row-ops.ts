@@ -92,7 +92,7 @@ export class StatementOps {
         return this.push({ op: 'zrem', key, member: v[c.element!]! });
       case 'stream':
         // An entry added earlier in this transaction has no id yet: dropping its XADD is the delete.
-        if (v[c.id!] === null) return this.push({ op: 'xdel', key, id: '' });
+        if (v[c.id!] === null) return this.push({ op: 'xcancel', key, row: v });
         return this.push({ op: 'xdel', key, id: v[c.id!]! });
       case 'string':
         return this.push({ op: 'del', key });

@@ -5,10 +5,11 @@
  * so a list changed by someone else in between is refused rather than edited in the wrong place.
  */
 import type { Redis } from 'ioredis';
-import { PgError } from '../protocol/pg-error.js';
+import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { RedisClient } from './pool.js';
 import { mapRedisError, serverOf } from './errors.js';
+import { GiveWay } from '../executor/give-way.js';
 import type { RedisType } from './table-spec.js';
 
 /** One list position a statement edits: set to `value`, or removed when `value` is null. */
@@ -30,6 +31,12 @@ export type RedisOp =
   | { op: 'zrem'; key: string; member: string }
   | { op: 'xadd'; key: string; id: string; pairs: string[] }
   | { op: 'xdel'; key: string; id: string }
+  /**
+   * Deletes an entry this transaction added and Redis has not numbered yet (its XADD is still staged):
+   * `row` is how the entry read (declared columns); `cancels` is the staged XADD it resolved to. Both
+   * the XADD and this op are dropped at COMMIT, so Redis never sees either.
+   */
+  | { op: 'xcancel'; key: string; row: readonly (string | null)[]; cancels?: RedisOp }
   | { op: 'set'; key: string; value: string; nx?: boolean }
   | { op: 'del'; key: string }
   /** Every key matching a glob whose type is `type` (TRUNCATE of a multi-key table). */
@@ -92,16 +99,41 @@ export interface ApplyResult {
  */
 export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): Promise<ApplyResult> {
   if (ops.length === 0) return { applied: 0, failures: [] };
-  const expanded = batched(await expandPatterns(client, ops));
+  const expanded = await batched(await expandPatterns(client, ops));
   const multi = commands(client).multi();
-  for (const { op } of expanded) queue(multi, op);
+  for (const { op } of expanded) multi.call(...commandOf(op));
   let replies: [Error | null, unknown][] | null;
   try {
     replies = await multi.exec();
   } catch (e) {
-    throw mapRedisError(e, { key: expanded[0]!.op.op === 'delPattern' ? '' : (expanded[0]!.op as { key: string }).key, table: expanded[0]!.table, server: serverOf(client) });
+    throw execError(e, expanded, client);
   }
   if (!replies) throw new PgError(SqlState.SerializationFailure, 'Redis aborted the transaction');
+  return resultOf(replies, expanded);
+}
+
+function execError(e: unknown, expanded: QueuedOp[], client: RedisClient): PgError {
+  const first = expanded[0]!;
+  const mapped = mapRedisError(e, { key: first.op.op === 'delPattern' || first.op.op === 'xcancel' ? '' : first.op.key, table: first.table, server: serverOf(client) });
+  if (!sentBeforeFailure(e)) return mapped;
+  return new PgError(SqlState.TransactionResolutionUnknown, `the outcome of ${expanded.length === 1 ? 'this Redis write' : `these ${expanded.length} Redis commands`} is unknown: ${mapped.message}`, {
+    detail: 'The commands reached the connection before it failed, and Redis may still run them (as one MULTI/EXEC: all or none).',
+    hint: 'Check the data before you retry.',
+  });
+}
+
+/**
+ * Whether a failed exec may have reached Redis: a timeout or a connection lost with the commands in
+ * flight (Redis may still run what it read). A refused connection or an unwritable stream sent nothing.
+ */
+export function sentBeforeFailure(e: unknown): boolean {
+  if (!(e instanceof Error) || isPgError(e)) return false;
+  const code = (e as { code?: unknown }).code;
+  if (code === 'ECONNREFUSED' || /^Stream isn't writeable|connect E/.test(e.message)) return false;
+  return /timed? ?out|timeout|Connection is closed|ECONNRESET|EPIPE|MaxRetriesPerRequest/i.test(`${e.name} ${e.message} ${String(code ?? '')}`);
+}
+
+function resultOf(replies: [Error | null, unknown][], expanded: QueuedOp[]): ApplyResult {
   const failures: ApplyResult['failures'] = [];
   replies.forEach(([err], i) => {
     if (!err) return;
@@ -109,6 +141,43 @@ export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): P
     failures.push({ index: i, op: s, error: opError(err, s) });
   });
   return { applied: replies.length - failures.length, failures };
+}
+
+/** The outcome of a guarded apply: done (with its result), or done before by someone else (the marker was there). */
+export type GuardedResult = { kind: 'applied'; result: ApplyResult } | { kind: 'already' };
+
+/**
+ * Applies `ops` at most once, on a connection nobody else uses: WATCH the transaction's `marker`, stop
+ * if it exists, else MULTI, the commands, SET marker, EXEC. Two appliers of the same transaction (the
+ * committing session and an outbox replay, or two replays) can't both succeed: whichever EXECs second
+ * either saw the marker or had its EXEC aborted by the first one's SET. Commands are sent in slices,
+ * giving way between them, so a big transaction doesn't stall other sessions.
+ */
+export async function applyGuarded(conn: Redis, ops: readonly StagedOp[], marker: string, markerTtlS: number, table: string): Promise<GuardedResult> {
+  const expanded = await batched(await expandPatterns(conn, ops));
+  try {
+    await conn.watch(marker);
+    if ((await conn.exists(marker)) === 1) {
+      await conn.unwatch();
+      return { kind: 'already' };
+    }
+    await conn.multi({ pipeline: false });
+    const giveWay = new GiveWay();
+    const queued: Promise<unknown>[] = [];
+    for (const { op } of expanded) {
+      queued.push(conn.call(...commandOf(op)));
+      const p = giveWay.maybe();
+      if (p) await p;
+    }
+    queued.push(conn.set(marker, '1', 'EX', markerTtlS));
+    // A command refused while queueing makes EXEC fail as a whole (EXECABORT): nothing applied.
+    await Promise.all(queued);
+    const replies = (await conn.exec()) as [Error | null, unknown][] | null;
+    if (!replies) return { kind: 'already' };
+    return { kind: 'applied', result: resultOf(replies.slice(0, -1), expanded) };
+  } catch (e) {
+    throw expanded.length ? execError(e, expanded, conn) : mapRedisError(e, { key: marker, table, server: serverOf(conn) });
+  }
 }
 
 /** Commands that take many members at once; consecutive ones on the same key are sent as one. */
@@ -119,7 +188,8 @@ const MAX_BATCH = 1000;
  * Merges runs of the same variadic command on the same key (HSET k f1 v1 f2 v2 ...), as a client
  * would write them by hand: far fewer commands for Redis to parse, same effect in the same order.
  */
-function batched(ops: StagedOp[]): QueuedOp[] {
+async function batched(ops: StagedOp[]): Promise<QueuedOp[]> {
+  const giveWay = new GiveWay();
   const out: QueuedOp[] = [];
   let run: { kind: RedisOp['op']; key: string; nx: boolean; items: RedisOp[]; table: string } | undefined;
   const flush = (): void => {
@@ -127,7 +197,12 @@ function batched(ops: StagedOp[]): QueuedOp[] {
     out.push(run.items.length === 1 ? { op: run.items[0]!, table: run.table } : { op: { op: 'many', key: run.key, of: run.kind, nx: run.nx, items: run.items }, table: run.table });
     run = undefined;
   };
-  for (const s of ops) {
+  for (let i = 0; i < ops.length; i++) {
+    const s = ops[i]!;
+    if ((i & 1023) === 1023) {
+      const p = giveWay.maybe();
+      if (p) await p;
+    }
     const o = s.op;
     const nx = 'nx' in o && o.nx === true;
     // HSETNX takes one field; ZADD NX many, but not mixed with plain ZADDs.
@@ -144,16 +219,52 @@ function batched(ops: StagedOp[]): QueuedOp[] {
   return out;
 }
 
-function queueMany(m: Multi, key: string, of: RedisOp['op'], nx: boolean, items: RedisOp[]): void {
-  const args: string[] = nx ? ['NX'] : [];
-  for (const it of items) {
-    if (it.op === 'hset') args.push(it.field, it.value);
-    else if (it.op === 'hdel') args.push(it.field);
-    else if (it.op === 'rpush') args.push(it.value);
-    else if (it.op === 'sadd' || it.op === 'srem' || it.op === 'zrem') args.push(it.member);
-    else if (it.op === 'zadd') args.push(it.score, it.member);
+/** The Redis command (name and arguments) for a queued op. */
+function commandOf(o: Queued): [string, ...string[]] {
+  switch (o.op) {
+    case 'many': {
+      const args: string[] = o.nx ? [o.key, 'NX'] : [o.key];
+      for (const it of o.items) {
+        if (it.op === 'hset') args.push(it.field, it.value);
+        else if (it.op === 'hdel') args.push(it.field);
+        else if (it.op === 'rpush') args.push(it.value);
+        else if (it.op === 'sadd' || it.op === 'srem' || it.op === 'zrem') args.push(it.member);
+        else if (it.op === 'zadd') args.push(it.score, it.member);
+      }
+      return [o.of, ...args];
+    }
+    case 'hset':
+      return o.nx ? ['hsetnx', o.key, o.field, o.value] : ['hset', o.key, o.field, o.value];
+    case 'hdel':
+      return ['hdel', o.key, o.field];
+    case 'rpush':
+      return ['rpush', o.key, o.value];
+    case 'ledit': {
+      const args: string[] = [tombstone()];
+      for (const e of o.edits) args.push(String(e.index), e.expected, e.value === null ? 'D' : `S${e.value}`);
+      return ['eval', LIST_EDIT, '1', o.key, ...args];
+    }
+    case 'sadd':
+      return ['sadd', o.key, o.member];
+    case 'srem':
+      return ['srem', o.key, o.member];
+    case 'zadd':
+      return o.nx ? ['zadd', o.key, 'NX', o.score, o.member] : ['zadd', o.key, o.score, o.member];
+    case 'zrem':
+      return ['zrem', o.key, o.member];
+    case 'xadd':
+      return ['xadd', o.key, o.id, ...o.pairs];
+    case 'xdel':
+      return ['xdel', o.key, o.id];
+    case 'set':
+      return o.nx ? ['set', o.key, o.value, 'NX'] : ['set', o.key, o.value];
+    case 'del':
+      return ['del', o.key];
+    case 'delPattern':
+      throw new Error('delPattern is expanded before MULTI');
+    case 'xcancel':
+      throw new Error('xcancel is resolved before MULTI');
   }
-  (m as unknown as Record<string, (...a: string[]) => unknown>)[of]!(key, ...args);
 }
 
 function opError(err: Error, s: QueuedOp): PgError {
@@ -192,59 +303,6 @@ export async function scanKeys(client: RedisClient, pattern: string, type: Redis
     } while (cursor !== '0');
   }
   return [...new Set(keys)];
-}
-
-type Multi = ReturnType<Redis['multi']>;
-
-function queue(m: Multi, o: Queued): void {
-  switch (o.op) {
-    case 'many':
-      return queueMany(m, o.key, o.of, o.nx, o.items);
-    case 'hset':
-      if (o.nx) m.hsetnx(o.key, o.field, o.value);
-      else m.hset(o.key, o.field, o.value);
-      return;
-    case 'hdel':
-      m.hdel(o.key, o.field);
-      return;
-    case 'rpush':
-      m.rpush(o.key, o.value);
-      return;
-    case 'ledit': {
-      const args: string[] = [tombstone()];
-      for (const e of o.edits) args.push(String(e.index), e.expected, e.value === null ? 'D' : `S${e.value}`);
-      m.eval(LIST_EDIT, 1, o.key, ...args);
-      return;
-    }
-    case 'sadd':
-      m.sadd(o.key, o.member);
-      return;
-    case 'srem':
-      m.srem(o.key, o.member);
-      return;
-    case 'zadd':
-      if (o.nx) m.zadd(o.key, 'NX', o.score, o.member);
-      else m.zadd(o.key, o.score, o.member);
-      return;
-    case 'zrem':
-      m.zrem(o.key, o.member);
-      return;
-    case 'xadd':
-      m.xadd(o.key, o.id, ...o.pairs);
-      return;
-    case 'xdel':
-      m.xdel(o.key, o.id);
-      return;
-    case 'set':
-      if (o.nx) m.set(o.key, o.value, 'NX');
-      else m.set(o.key, o.value);
-      return;
-    case 'del':
-      m.del(o.key);
-      return;
-    case 'delPattern':
-      throw new Error('delPattern is expanded before MULTI');
-  }
 }
 
 /** What a failed apply did and didn't do, in words for a WARNING or an error. */

@@ -26,7 +26,7 @@ export interface InternalOptions {
   sync?: boolean;
 }
 
-export function runInternal(port: SessionPort, sql: string, params: (string | null)[], opts: InternalOptions): Promise<InternalResult> {
+export function runInternal(port: SessionPort, sql: string, params: (string | Buffer | null)[], opts: InternalOptions): Promise<InternalResult> {
   return new Promise((resolve) => {
     const rows: (Buffer | null)[][] = [];
     let error: UpstreamError | undefined;

@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
-import { fdwFixture, type FdwFixture } from '../support/fdw.js';
+import { fdwFixture, withDb, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, pgError, rows, setupSupabase, sleep } from '../support/fdw-sql.js';
 import { prng } from '../support/frames.js';
 import { startRedis, type RedisInstance } from '../harness/servers.js';
@@ -45,7 +45,8 @@ const extra: RedisInstance[] = [];
 const extraClients: pg.Client[] = [];
 
 before(async () => {
-  f = await fdwFixture('fdw_write_tx', DB);
+  // Outbox rows are replayed only when a test asks (replayNow), and at once, however young.
+  f = await fdwFixture('fdw_write_tx', DB, { outbox: { enabled: true, replayIntervalMs: 0, replayAfterMs: 0, markerTtlS: 3600 } });
   c = await connect(f.url);
   await setupSupabase(c, f.redisUrl);
   c2 = await connect(f.url);
@@ -662,6 +663,19 @@ describe('Redis failing', () => {
     await ft('down_ok', 'element text', 'list', 'wtx:down:ok');
     await cl.query(`insert into down_ok values ('after-warning')`);
     assert.deepEqual(await f.redis.lrange('wtx:down:ok', 0, -1), ['after-warning'], 'writes to a live Redis work again');
+    // The outbox kept the committed writes: the WARNING says so, and they apply once Redis is back.
+    assert.match(text, /queued in the outbox/);
+    await own.restart();
+    const back = new Redis(own.url);
+    try {
+      assert.deepEqual(await f.proxy.fdw.outbox.replayNow(), { replayed: 1, left: 0 });
+      assert.equal(await back.hget('wtx:down:h', 'lost'), 'value', 'the queued write applied after Redis returned');
+      assert.deepEqual(await rows(d, 'select count(*) from redis_fdw_proxy.outbox'), [['0']], 'its outbox row is gone');
+      assert.deepEqual(await f.proxy.fdw.outbox.replayNow(), { replayed: 0, left: 0 }, 'nothing to replay twice');
+    } finally {
+      back.disconnect();
+    }
+    await own.kill(); // the next test starts from this Redis being down
   });
 
   it('Redis down outside a transaction: INSERT/UPDATE/DELETE fail (HV…/08…), the session stays usable, nothing is replayed later', async () => {
@@ -685,6 +699,34 @@ describe('Redis failing', () => {
       assert.deepEqual(ks, ['after'], 'only the write made after the restart: failed or warned-about writes are never replayed');
     } finally {
       raw.disconnect();
+    }
+  });
+
+  it('--no-outbox: Redis down at COMMIT drops the writes with a WARNING saying none were applied', async () => {
+    const own = await startRedis();
+    const p = await startProxy(f.directUrl, { outbox: { enabled: false, replayIntervalMs: 0, replayAfterMs: 0, markerTtlS: 60 } });
+    try {
+      const cl = await connect(withDb(p.url(), f.db));
+      extraClients.push(cl);
+      await cl.query(`create server wtx_down2 foreign data wrapper redis_wrapper options (conn_url '${own.url}')`);
+      await cl.query(`create foreign table down2_h (key text, value text) server wtx_down2 options (src_type 'hash', src_key 'wtx:down2:h')`);
+      assert.deepEqual(await rows(cl, 'select * from down2_h'), []);
+      const notices: Array<{ severity?: string; message?: string }> = [];
+      cl.on('notice', (n) => notices.push(n));
+      await cl.query('begin');
+      await cl.query(`insert into down2_h values ('lost', 'value')`);
+      await own.kill();
+      assert.equal((await cl.query('commit')).command, 'COMMIT');
+      const w = notices.find((n) => n.severity === 'WARNING');
+      assert.match(w?.message ?? '', /none of its 1 Redis writes to .*down2_h were applied/);
+      await own.restart();
+      assert.deepEqual(await p.fdw.outbox.replayNow(), { replayed: 0, left: 0 });
+      const back = new Redis(own.url);
+      assert.equal(await back.exists('wtx:down2:h'), 0, 'without the outbox nothing applies later');
+      back.disconnect();
+    } finally {
+      await p.close();
+      await own.stop();
     }
   });
 });
@@ -1057,5 +1099,129 @@ describe('prepared INSERT/UPDATE/DELETE with parameters', () => {
     });
     assert.deepEqual(await hashPairs('wtx:prj:h'), [['k1', 'v1 ü 😀'], ['k2', 'changed'], ['k3', 'v3 ü 😀']]);
     assert.deepEqual(await zws('wtx:prj:z'), ['a', '1.5', 'b', '7']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+describe('a stream entry inserted and deleted in one transaction (issue 8 §6)', () => {
+  it('is invisible after the DELETE, and COMMIT leaves Redis as a serial execution would, with no WARNING', async () => {
+    await ft('sx', 'id text, items jsonb', 'stream', 'wtx:sx');
+    await f.redis.xadd('wtx:sx', '1-1', 'old', 'x');
+    const notices: string[] = [];
+    const onNotice = (n: { message?: string }): void => void notices.push(n.message ?? '');
+    c.on('notice', onNotice);
+    try {
+      await c.query('begin');
+      await c.query(`insert into sx (id, items) values ('*', '{"a":"1"}')`);
+      await c.query(`insert into sx (id, items) values ('*', '{"a":"2"}'), ('*', '{"a":"2"}')`);
+      assert.deepEqual(await rows(c, 'select count(*) from sx'), [['4']]);
+      // One of two identical rows can't be singled out; deleting by content takes both, as Postgres would.
+      const del = await c.query(`delete from sx where items->>'a' = '2'`);
+      assert.equal(del.rowCount, 2);
+      assert.deepEqual(await rows(c, 'select id, items from sx order by items::text'), [[null, '{"a": "1"}'], ['1-1', '{"old": "x"}']]);
+      await c.query('delete from sx');
+      assert.deepEqual(await rows(c, 'select count(*) from sx'), [['0']]);
+      await c.query(`insert into sx (id, items) values ('*', '{"b":"kept"}')`);
+      await c.query('commit');
+    } finally {
+      c.off('notice', onNotice);
+    }
+    assert.deepEqual(notices, [], 'no WARNING at COMMIT');
+    const entries = await f.redis.xrange('wtx:sx', '-', '+');
+    assert.deepEqual(entries.map(([, pairs]) => pairs), [['b', 'kept']], 'only the entry inserted after the DELETE is left');
+  });
+
+  it('ROLLBACK TO SAVEPOINT brings back an entry whose delete it undoes', async () => {
+    await ft('sx2', 'id text, items jsonb', 'stream', 'wtx:sx2');
+    await c.query('begin');
+    await c.query(`insert into sx2 (id, items) values ('*', '{"a":"1"}')`);
+    await c.query('savepoint s');
+    await c.query('delete from sx2');
+    assert.deepEqual(await rows(c, 'select count(*) from sx2'), [['0']]);
+    await c.query('rollback to savepoint s');
+    assert.deepEqual(await rows(c, 'select count(*) from sx2'), [['1']]);
+    await c.query('commit');
+    assert.deepEqual((await f.redis.xrange('wtx:sx2', '-', '+')).map(([, p]) => p), [['a', '1']]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+describe('transaction property test: insert-then-delete and insert-then-update for every type, against real-table twins', () => {
+  it('random transactions (commit or rollback) leave the proxy, raw Redis and the twin in agreement', async () => {
+    const rnd = prng(SEED + 1);
+    console.log(`[write-tx] transaction property seed ${SEED} (repeat with WRITE_TX_SEED=${SEED})`);
+    // Each foreign table has a twin: an ordinary table with the same columns (plus an order column for
+    // lists and streams, whose order Redis defines) running the same statements in a transaction of its own.
+    await ft('tp_h', 'key text, value text', 'hash', 'wtx:tp:h');
+    await ft('tp_l', 'element text, index bigint', 'list', 'wtx:tp:l');
+    await ft('tp_s', 'element text', 'set', 'wtx:tp:s');
+    await ft('tp_z', 'element text, score float8', 'zset', 'wtx:tp:z');
+    await ft('tp_x', 'id text, items jsonb', 'stream', 'wtx:tp:x');
+    await d.query('create table tw_h (key text, value text); create table tw_l (n serial, element text); create table tw_s (element text); create table tw_z (element text, score float8); create table tw_x (n serial, items jsonb)');
+    /** The same statement on the twin tables (named tw_* beside the tp_* foreign tables). */
+    const twin = (sql: string): string => sql.replace(/\btp_([hlszx])\b/g, 'tw_$1');
+    let fresh = 0;
+    const v = (): string => `${rnd.pick(['a', 'b', 'é', "'", '😀', ''])}${fresh++}`;
+    // Values are fresh per row, so hash fields, set and zset members never collide: no upsert semantics.
+    const types = [
+      { t: 'tp_h', ins: (): string => `(${q(v())}, ${q(v())})`, cols: '(key, value)', upd: 'value', key: 'key', view: 'select key, value from tp_h', twin: 'select key, value from tp_h', ordered: false },
+      { t: 'tp_l', ins: (): string => `(${q(v())})`, cols: '(element)', upd: 'element', key: 'element', view: 'select element from tp_l order by index', twin: 'select element from tp_l order by n', ordered: true },
+      { t: 'tp_s', ins: (): string => `(${q(v())})`, cols: '(element)', upd: 'element', key: 'element', view: 'select element from tp_s', twin: 'select element from tp_s', ordered: false },
+      { t: 'tp_z', ins: (): string => `(${q(v())}, ${rnd.int(-50, 50)})`, cols: '(element, score)', upd: 'score', key: 'element', view: 'select element, score from tp_z', twin: 'select element, score from tp_z', ordered: false },
+      { t: 'tp_x', ins: (): string => `(${q(`{"f": ${JSON.stringify(v())}}`)})`, cols: '(items)', upd: 'items', key: `items->>'f'`, view: `select items from tp_x order by split_part(id, '-', 1)::numeric nulls last, split_part(id, '-', 2)::numeric`, twin: 'select items from tp_x order by n', ordered: true },
+    ];
+    const same = async (ty: (typeof types)[number], what: string): Promise<void> => {
+      const p = await rows(c, ty.view);
+      const tw = await rows(d, twin(ty.twin));
+      if (ty.ordered) assert.deepEqual(p, tw, `${ty.t} ${what}`);
+      else assert.deepEqual(bag(p), bag(tw), `${ty.t} ${what}`);
+    };
+    const stats: Record<string, number> = {};
+    for (let round = 0; round < 60; round++) {
+      const ty = rnd.pick(types);
+      const both = async (sql: string): Promise<void> => {
+        await c.query(sql);
+        await d.query(twin(sql));
+      };
+      await both('begin');
+      const inserted: string[] = [];
+      const steps = rnd.int(1, 4);
+      let aborted = false;
+      for (let s = 0; s < steps && !aborted; s++) {
+        const ins = Array.from({ length: rnd.int(1, 4) }, ty.ins);
+        await both(`insert into ${ty.t} ${ty.cols} values ${ins.join(', ')}`);
+        const keys = await rows(d, twin(`select ${ty.key} from ${ty.t}`));
+        inserted.push(...keys.map((k) => k[0]!));
+        const act = rnd.pick(['delete-one', 'delete-all', 'update-one', 'none'] as const);
+        stats[`${ty.t}:${act}`] = (stats[`${ty.t}:${act}`] ?? 0) + 1;
+        const victim = inserted.length ? rnd.pick(inserted) : undefined;
+        if (act === 'delete-all') await both(`delete from ${ty.t}`);
+        else if (act === 'delete-one' && victim !== undefined) await both(`delete from ${ty.t} where ${ty.key} = ${q(victim)}`);
+        else if (act === 'update-one' && victim !== undefined) {
+          const set = ty.upd === 'score' ? `score = score + 1` : ty.upd === 'items' ? `items = '{"u": "1"}'` : `${ty.upd} = ${ty.upd} || 'u'`;
+          const sql = `update ${ty.t} set ${set} where ${ty.key} = ${q(victim)}`;
+          if (ty.t === 'tp_x') {
+            // Streams are append-only: the update is refused and the transaction aborts, like any error.
+            assert.equal((await pgError(c.query(sql))).code, '0A000');
+            aborted = true;
+          } else await both(sql);
+        }
+        if (!aborted) await same(ty, `inside the transaction, round ${round} step ${s} (${act})`);
+      }
+      const end = aborted || rnd.next() < 0.3 ? 'rollback' : 'commit';
+      await both(end);
+      await same(ty, `after ${end}, round ${round}`);
+    }
+    // Raw Redis holds exactly what the twins hold.
+    const tw = async (sql: string): Promise<string[]> => (await rows(d, twin(sql))).map((r) => r.join('\u0001'));
+    assert.deepEqual((await hashPairs('wtx:tp:h')).map((p) => p.join('\u0001')).sort(), (await tw('select key, value from tp_h')).sort());
+    assert.deepEqual(await f.redis.lrange('wtx:tp:l', 0, -1), await tw('select element from tp_l order by n'));
+    assert.deepEqual((await f.redis.smembers('wtx:tp:s')).sort(), (await tw('select element from tp_s')).sort());
+    const z = await zws('wtx:tp:z');
+    const zPairs: string[] = [];
+    for (let i = 0; i < z.length; i += 2) zPairs.push(`${z[i]}\u0001${Number(z[i + 1])}`);
+    assert.deepEqual(zPairs.sort(), (await rows(d, 'select element, score from tw_z')).map((r) => `${r[0]}\u0001${Number(r[1])}`).sort());
+    assert.deepEqual((await f.redis.xrange('wtx:tp:x', '-', '+')).map(([, p]) => JSON.stringify(Object.fromEntries([[p[0], p[1]]]))), (await rows(d, 'select items::text from tw_x order by n')).map((r) => JSON.stringify(JSON.parse(r[0]!))));
+    console.log(`[write-tx] transaction property: ${JSON.stringify(stats)}`);
   });
 });

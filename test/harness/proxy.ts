@@ -5,12 +5,14 @@ import path from 'node:path';
 import pino from 'pino';
 import { parseUpstreamUrl, type ProxyConfig } from '../../src/config/config.js';
 import { ProxyServer } from '../../src/server/proxy-server.js';
-import { createRedisFdw } from '../../src/executor/interceptor.js';
+import { createRedisFdw, type RedisFdw } from '../../src/executor/interceptor.js';
 
 export interface RunningProxy {
   port: number;
   url: (user?: string, password?: string, db?: string) => string;
   server: ProxyServer;
+  /** The proxy's Redis side (e.g. to run an outbox replay now). */
+  fdw: RedisFdw;
   close: () => Promise<void>;
 }
 
@@ -28,13 +30,15 @@ export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> 
     ...overrides,
   };
   const log = pino({ level: config.logLevel });
-  const server = new ProxyServer(config, log, { fdw: createRedisFdw(config, log, fdwOptions) });
+  const fdw = createRedisFdw(config, log, fdwOptions);
+  const server = new ProxyServer(config, log, { fdw });
   const addr = await server.listen();
   const up = parseUpstreamUrl(pgUrl);
   return {
     port: addr.port,
     url: (user = up.user, password = up.password, db = up.database) => `postgres://${encodeURIComponent(user)}${password ? `:${encodeURIComponent(password)}` : ''}@127.0.0.1:${addr.port}/${encodeURIComponent(db)}`,
     server,
+    fdw,
     close: () => server.close(500),
   };
 }

@@ -33,6 +33,8 @@ export interface RedisInstance {
   kill(): Promise<void>;
   /** Start again on the same port (after kill()). */
   restart(): Promise<void>;
+  /** Sends a signal to the server process (SIGSTOP/SIGCONT for fault tests). */
+  signal(sig: NodeJS.Signals): void;
 }
 
 const HOST = '127.0.0.1';
@@ -289,5 +291,6 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
       await kill();
       await launch();
     },
+    signal: (sig) => void child?.kill(sig),
   };
 }
