@@ -3,6 +3,7 @@
  * Redis in one MULTI/EXEC per Redis server. ROLLBACK drops them; ROLLBACK TO SAVEPOINT drops those
  * made after the savepoint. Reads in the same transaction see them (PendingWrites).
  */
+import { commitApplyFailuresTotal } from '../metrics/metrics.js';
 import { connKey } from '../redis/connection.js';
 import { touches } from '../redis/overlay.js';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
@@ -145,6 +146,7 @@ export async function applyCommitted(redis: RedisAccess, staged: readonly Staged
       warnings.push(`the transaction committed, but none of its ${ops.length} Redis writes to ${ops[0]!.table}${byConn.size > 1 ? ' and other tables on that server' : ''} were applied: ${msg}`);
     }
   }
+  if (warnings.length) commitApplyFailuresTotal.inc();
   return warnings;
 }
 
