@@ -8,7 +8,7 @@ import { PgError } from '../protocol/pg-error.js';
 
 const mask = (v: string | undefined): string => (v === undefined ? '' : '********');
 
-export function adminContext(getServer: () => ProxyServer, config: ProxyConfig, log: Logger, version: string, extra: { catalog?: Reloadable['catalog']; embeddedDataDir?: string }): AdminContext {
+export function adminContext(getServer: () => ProxyServer, config: ProxyConfig, log: Logger, version: string, extra: { catalog?: Reloadable['catalog'] & { currentGeneration: number; ttlMs: number }; embeddedDataDir?: string }): AdminContext {
   const live: Record<string, (v: string) => void> = {
     log_level: (v) => {
       if (!LOG_LEVELS.includes(v as LogLevel)) throw new PgError('22023', `log_level must be one of ${LOG_LEVELS.join(', ')}`);
@@ -35,6 +35,9 @@ export function adminContext(getServer: () => ProxyServer, config: ProxyConfig, 
         ['parse_cache_hits', String(p.hits)],
         ['parse_cache_misses', String(p.misses)],
         ['parse_cache_parse_ms', (p.parseMicros / 1000).toFixed(1)],
+        // Each foreign-table DDL through the proxy (and RELOAD) bumps the generation; every database's name index is then re-read.
+        ['catalog_generation', String(extra.catalog?.currentGeneration ?? 0)],
+        ['catalog_ttl_ms', String(extra.catalog?.ttlMs ?? 0)],
       ];
     },
     config: () => {

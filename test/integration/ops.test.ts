@@ -257,6 +257,8 @@ describe('operations through the CLI (external upstream)', () => {
     assert.match(r.stdout, /^max_connections\|1000\|live$/m);
     assert.match(r.stdout, /^redis-fdw-proxy\|\d+\.\d+/m);
     assert.match(r.stdout, /^client_connections_total\|\|\d+$/m);
+    assert.match(r.stdout, /^catalog_generation\|\d+$/m);
+    assert.match(r.stdout, /^parse_cache_entries\|\d+$/m);
     // The upstream URL's password is masked.
     assert.match(r.stdout, /^upstream\|postgres:\/\/[^:]+:\*{8}@/m);
     if (up.password) assert.ok(!r.stdout.includes(`:${up.password}@`), 'no password printed');
