@@ -124,15 +124,29 @@ export const stagedWritesTotal = new Counter({ name: `${PREFIX}staged_writes_tot
 export const commitApplyFailuresTotal = new Counter({ name: `${PREFIX}commit_apply_failures_total`, help: 'Commits whose Redis apply failed (the WARNING case)', labelNames: [] as const, registers: [registry] });
 export const reloadsTotal = new Counter({ name: `${PREFIX}reloads_total`, help: 'Configuration reloads (SIGHUP or RELOAD)', registers: [registry] });
 
+// Label children are looked up once and kept: a labelled inc() hashes its labels on every call.
+const statementChildren = new Map<StatementKind, { count: { inc(): void }; seconds: { observe(v: number): void } }>();
+
 /** For a statement that finished: one count, and its latency for foreign reads and writes. */
 export function recordStatement(kind: StatementKind, seconds?: number): void {
-  statementsTotal.inc({ kind });
-  if (seconds !== undefined) statementSeconds.observe({ kind }, seconds);
+  let c = statementChildren.get(kind);
+  if (!c) statementChildren.set(kind, (c = { count: statementsTotal.labels(kind), seconds: statementSeconds.labels(kind) }));
+  c.count.inc();
+  if (seconds !== undefined) c.seconds.observe(seconds);
 }
 
-/** For one Redis round trip (a command or a pipeline of `commands`). */
-export function recordRedis(server: string, seconds: number, commands = 1, failed = false): void {
-  redisCommandsTotal.inc({ server }, commands);
-  redisSeconds.observe({ server }, seconds);
-  if (failed) redisErrorsTotal.inc({ server });
+export interface RedisRecorder {
+  (seconds: number, failed: boolean): void;
+}
+
+/** A recorder for one Redis server's round trips (one command each). */
+export function redisRecorder(server: string): RedisRecorder {
+  const commands = redisCommandsTotal.labels(server);
+  const latency = redisSeconds.labels(server);
+  const errors = redisErrorsTotal.labels(server);
+  return (seconds, failed) => {
+    commands.inc();
+    latency.observe(seconds);
+    if (failed) errors.inc();
+  };
 }
