@@ -1,6 +1,11 @@
 /** The commander program: flags and env vars → a typed ProxyConfig, nothing else. */
 import { Command, Option } from 'commander';
-import { ConfigError, LOG_LEVELS, parseDuration, parseHostPort, parseUpstreamUrl, upstreamDefault, type LogLevel, type ProxyConfig } from '../config/config.js';
+import { readFileSync } from 'node:fs';
+import { ConfigError, LOG_LEVELS, parseDuration, parseHostPort, parseUpstreamUrl, upstreamDefault, type LogLevel, type ProxyConfig, type UpstreamTarget } from '../config/config.js';
+import { defaultDataDir } from '../embedded/embedded-postgres.js';
+
+/** package.json's version: dist/src/cli/ and src/cli/ are both three levels below it. */
+export const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const env = (flag: string): string => `REDIS_FDW_PROXY_${flag.toUpperCase().replace(/-/g, '_')}`;
 
@@ -11,10 +16,17 @@ function opt(flags: string, description: string, name: string): Option {
 export function buildProgram(): Command {
   return new Command('redis-fdw-proxy')
     .description('PostgreSQL wire-protocol proxy: relays everything to an upstream Postgres and serves Redis foreign tables through ioredis.')
+    .version(VERSION, '-V, --version', 'print the version and exit')
     .addOption(opt('-l, --listen <host:port>', 'address to accept Postgres clients on', 'listen').default('127.0.0.1:6432'))
-    .addOption(opt('-u, --upstream <url>', 'upstream Postgres URL (host, port, sslmode; user/password/db for the proxy\'s own checks). Default follows PGHOST/PGPORT/PGUSER/PGDATABASE', 'upstream').default(upstreamDefault(), 'postgres://postgres@127.0.0.1:5432/postgres'))
+    .addOption(opt('-u, --upstream <url>', 'upstream Postgres URL; only its host, port, sslmode and sslrootcert are used: clients log in to upstream as themselves. "embedded" runs a Postgres of our own. Default: PGHOST/PGPORT if set, else embedded', 'upstream'))
+    .addOption(opt('--data-dir <dir>', `the embedded Postgres's data directory, created on first start (default: ${defaultDataDir()})`, 'data-dir'))
     .addOption(opt('--tls-cert <file>', 'PEM certificate: answer SSLRequest with TLS (needs --tls-key)', 'tls-cert'))
     .addOption(opt('--tls-key <file>', 'PEM private key for --tls-cert', 'tls-key'))
+    .addOption(opt('--tls-required', 'refuse clients that do not use TLS (28000, as a hostssl-only Postgres does); needs --tls-cert', 'tls-required'))
+    .addOption(opt('--login-timeout <duration>', 'close connections that have not logged in by then (like authentication_timeout)', 'login-timeout').default('60s'))
+    .addOption(opt('--metrics-listen <host:port>', 'serve /metrics (Prometheus), /health and /ready over HTTP here; off unless given', 'metrics-listen'))
+    .addOption(opt('--admin-users <roles>', 'comma-separated roles admitted to the admin console (database redis_fdw_proxy) besides upstream superusers', 'admin-users'))
+    .addOption(opt('--log-min-duration <duration>', 'log each foreign-table statement slower than this (kind, duration, SQL cut short; never parameter values)', 'log-min-duration'))
     .addOption(opt('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'log-level').default('info'))
     .addOption(opt('--log-format <format>', 'json or pretty', 'log-format').default('json'))
     .addOption(opt('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, how long open sessions may finish their transactions', 'shutdown-timeout').default('30s'))
@@ -32,9 +44,15 @@ export function buildProgram(): Command {
 
 interface RawOptions {
   listen: string;
-  upstream: string;
+  upstream?: string;
+  dataDir?: string;
   tlsCert?: string;
   tlsKey?: string;
+  tlsRequired?: boolean | string;
+  loginTimeout?: string;
+  metricsListen?: string;
+  adminUsers?: string;
+  logMinDuration?: string;
   logLevel: string;
   logFormat: string;
   shutdownTimeout: string;
@@ -47,11 +65,35 @@ interface RawOptions {
   outboxReplayAfter?: string;
 }
 
-export function toConfig(o: RawOptions): ProxyConfig {
+/** No --upstream and no libpq PGHOST/PGPORT means the embedded Postgres, as does --upstream embedded. */
+function chooseUpstream(o: RawOptions, env: NodeJS.ProcessEnv): { upstream: UpstreamTarget; embedded: { dataDir: string } | undefined } {
+  const given = o.upstream ?? (env.PGHOST !== undefined || env.PGPORT !== undefined ? upstreamDefault(env) : 'embedded');
+  if (given === 'embedded') {
+    const dataDir = o.dataDir ?? defaultDataDir(env);
+    // Filled in by main once the embedded Postgres runs (its socket and password are known then).
+    return { upstream: { host: '', port: 0, user: 'postgres', password: undefined, database: 'postgres', sslmode: 'disable', sslrootcert: undefined }, embedded: { dataDir } };
+  }
+  return { upstream: parseUpstreamUrl(given), embedded: undefined };
+}
+
+export function toConfig(o: RawOptions, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
   const listen = parseHostPort(o.listen, '--listen');
   if (!LOG_LEVELS.includes(o.logLevel as LogLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(o.logLevel)}`);
   if (o.logFormat !== 'json' && o.logFormat !== 'pretty') throw new ConfigError(`--log-format must be json or pretty, got ${JSON.stringify(o.logFormat)}`);
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key must be given together');
+  const tlsRequired = o.tlsRequired === true || (typeof o.tlsRequired === 'string' && !/^(0|false|no|off|)$/i.test(o.tlsRequired));
+  if (tlsRequired && o.tlsCert === undefined) throw new ConfigError('--tls-required needs --tls-cert and --tls-key');
+  for (const [flag, file] of [['--tls-cert', o.tlsCert], ['--tls-key', o.tlsKey]] as const) {
+    if (file === undefined) continue;
+    try {
+      readFileSync(file);
+    } catch (e) {
+      throw new ConfigError(`${flag} ${JSON.stringify(file)} cannot be read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  }
+  const metricsListen = o.metricsListen === undefined ? undefined : parseHostPort(o.metricsListen, '--metrics-listen');
+  const adminUsers = (o.adminUsers ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
+  const { upstream, embedded } = chooseUpstream(o, env);
   const maxConnections = Number(o.maxConnections);
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new ConfigError(`--max-connections must be a positive integer, got ${JSON.stringify(o.maxConnections)}`);
   const maxValueBytes = Number(o.maxValueBytes);
@@ -61,7 +103,8 @@ export function toConfig(o: RawOptions): ProxyConfig {
     advertise: o.advertise,
     listenHost: listen.host,
     listenPort: listen.port,
-    upstream: parseUpstreamUrl(o.upstream),
+    upstream,
+    embedded,
     tls: o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : undefined,
     logLevel: o.logLevel as LogLevel,
     logFormat: o.logFormat,
@@ -75,5 +118,10 @@ export function toConfig(o: RawOptions): ProxyConfig {
       replayAfterMs: parseDuration(o.outboxReplayAfter ?? '5s', '--outbox-replay-after'),
       markerTtlS: 7 * 24 * 3600,
     },
+    tlsRequired,
+    loginTimeoutMs: parseDuration(o.loginTimeout ?? '60s', '--login-timeout'),
+    metricsListen,
+    adminUsers,
+    logMinDurationMs: o.logMinDuration === undefined ? undefined : parseDuration(o.logMinDuration, '--log-min-duration'),
   };
 }

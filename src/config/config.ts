@@ -33,6 +33,18 @@ export interface ProxyConfig {
   advertise?: string;
   /** The transactional outbox for committed Redis writes (executor/outbox.ts); defaults when absent. */
   outbox?: { enabled: boolean; replayIntervalMs: number; replayAfterMs: number; markerTtlS: number };
+  /** Refuse clients that do not negotiate TLS (as a `hostssl`-only pg_hba.conf does). */
+  tlsRequired?: boolean;
+  /** Close a connection that has not finished authenticating by then (Postgres's authentication_timeout). */
+  loginTimeoutMs?: number;
+  /** HTTP address for /metrics, /health and /ready; off when absent. */
+  metricsListen?: { host: string; port: number };
+  /** Roles admitted to the admin console besides upstream superusers. */
+  adminUsers?: string[];
+  /** Log statements slower than this; off when absent. */
+  logMinDurationMs?: number;
+  /** Set when the upstream is the embedded Postgres this process runs. */
+  embedded?: { dataDir: string };
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -63,15 +75,21 @@ export function upstreamDefault(env: NodeJS.ProcessEnv = process.env): string {
   return `postgres://${encodeURIComponent(user)}@${hostPart}/${encodeURIComponent(db)}${q}`;
 }
 
+/** A URL for messages, with any password replaced; works on text that does not parse as a URL too. */
+export function maskUrl(s: string): string {
+  // Greedy to the last '@': a password may itself hold '@' or '/' in a URL that does not parse.
+  return s.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):.*@/i, '$1:***@').replace(/([?&]password=)[^&#]*/gi, '$1***');
+}
+
 export function parseUpstreamUrl(s: string): UpstreamTarget {
   let u: URL;
   try {
     u = new URL(s);
   } catch {
-    throw new ConfigError(`--upstream must be a postgres:// URL, got ${JSON.stringify(s)}`);
+    throw new ConfigError(`--upstream must be a postgres:// URL (or "embedded"), got ${JSON.stringify(maskUrl(s))}`);
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new ConfigError(`--upstream must use the postgres:// scheme, got ${JSON.stringify(u.protocol)}`);
+    throw new ConfigError(`--upstream must use the postgres:// scheme (or be "embedded"), got ${JSON.stringify(u.protocol)}`);
   }
   const sslmode = (u.searchParams.get('sslmode') ?? 'disable') as SslMode;
   if (!SSL_MODES.includes(sslmode)) throw new ConfigError(`--upstream sslmode must be one of ${SSL_MODES.join(', ')}, got ${JSON.stringify(sslmode)}`);

@@ -1,7 +1,8 @@
 /**
  * Foreign-data DDL. All of it is stored by upstream (the catalog is Postgres's); the proxy plays the
  * validator, and picks the handler:
- * - CREATE EXTENSION wrappers | redis_fdw_rs | redis_fdw: accepted, nothing to install;
+ * - CREATE EXTENSION wrappers | redis_fdw_rs | redis_fdw: accepted, nothing to install; DROP EXTENSION
+ *   of them likewise (the wrapper, servers and tables are dropped with DROP FOREIGN DATA WRAPPER ... CASCADE);
  * - CREATE FOREIGN DATA WRAPPER ... HANDLER redis_fdw_handler: marked as ours with the option
  *   handler 'redis_fdw_handler'. Callback mode (the proxy knows the address upstream reaches it at, and
  *   upstream has postgres_fdw): the handler is postgres_fdw_handler, no validator. Otherwise none;
@@ -47,6 +48,18 @@ export const DDL_KINDS = new Set([
 export const PASSTHROUGH_DDL = new Set(['DropStmt', 'CommentStmt', 'RenameStmt']);
 
 const OUR_EXTENSIONS = new Set(['wrappers', 'redis_fdw_rs', 'redis_fdw']);
+
+/** DROP EXTENSION of only our extensions: like CREATE EXTENSION of them, nothing to do upstream. */
+function dropsOnlyOurExtensions(n: Node): boolean {
+  if (n.removeType !== 'OBJECT_EXTENSION') return false;
+  const objects = (n.objects as Node[] | undefined) ?? [];
+  return objects.length > 0 && objects.every((o) => OUR_EXTENSIONS.has(String(inner(o).sval)));
+}
+
+/** DDL forwarded as written (only the name index is re-read), unlike the DDL planDdl handles. */
+export function passesThrough(kind: string, n: Node): boolean {
+  return PASSTHROUGH_DDL.has(kind) && !(kind === 'DropStmt' && dropsOnlyOurExtensions(n));
+}
 
 export type DdlAction =
   /** Send the statement as the client wrote it. */
@@ -127,6 +140,9 @@ export async function planDdl(port: SessionPort, kind: string, n: Node): Promise
     case 'AlterTableStmt':
       if (n.objtype !== 'OBJECT_FOREIGN_TABLE') return { kind: 'plain', catalogChanged: false };
       return (await alterForeignTable(port, n)) ?? { kind: 'failed' };
+    case 'DropStmt':
+      if (dropsOnlyOurExtensions(n)) return { kind: 'tag', tag: 'DROP EXTENSION' };
+      return { kind: 'plain', catalogChanged: true };
     default:
       // DROP and COMMENT pass through; a drop may remove a foreign table, so re-read the index.
       return { kind: 'plain', catalogChanged: kind === 'DropStmt' };

@@ -23,7 +23,9 @@ import { forward, Req, type Capture } from '../session/expected-queue.js';
 import type { RedisOp } from '../redis/write.js';
 import type { Interceptor, SessionPort } from '../session/types.js';
 import { failWith, runInternal } from '../upstream/internal-query.js';
-import { DDL_KINDS, PASSTHROUGH_DDL, planDdl, type DdlAction } from './ddl.js';
+import { DDL_KINDS, passesThrough, planDdl, type DdlAction } from './ddl.js';
+import { catalogReloadsTotal, hotCounts, recordStatement, stagedWritesTotal } from '../metrics/metrics.js';
+import { recordRead, recordStatementInfo, secondsSince } from '../metrics/statement-kind.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
 import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
 import { simpleQueryParam } from './upstream-only.js';
@@ -222,6 +224,7 @@ class SessionInterceptor implements Interceptor {
   async refresh(port: SessionPort): Promise<void> {
     const gen = this.fdw.catalog.currentGeneration;
     const r = await runInternal(port, NAME_INDEX_SQL, [], { errorIsReply: false, sync: true });
+    catalogReloadsTotal.inc();
     // On error (e.g. no access to the catalog) remember nothing: statements are then forwarded as is.
     this.fdw.catalog.store(port.database, r.kind === 'rows' ? r.rows.map((row) => row[0]!.toString('utf8')) : [], gen);
     this.created.clear();
@@ -253,6 +256,7 @@ class SessionInterceptor implements Interceptor {
     const stmts = splitStatements(text, d.tree).map((s) => ({ ...s, node: s.node as Node }));
     const infos = stmts.map((s) => analyzeStatement(s.node));
     if (!infos.some((i) => this.needsInterception(i))) {
+      hotCounts.passthrough++;
       for (const i of infos) this.notePassthroughDdl(i);
       port.send(raw, [forward(Req.Query)]);
       return;
@@ -291,7 +295,9 @@ class SessionInterceptor implements Interceptor {
       if (port.inFailedBatch) break;
       const s = stmts[i]!;
       const map: PositionMap = (p) => p + s.offset;
+      const t0 = process.hrtime.bigint();
       const ok = await orFail(port, false, () => this.simpleStatement(port, s.text, s.base, infos[i]!, map, stmts.length === 1));
+      if (ok !== false) recordStatementInfo(infos[i]!, this.names, t0, s.text, port.log, ok === 'local');
       if (ok === 'local') return 'local';
       if (!ok) break;
     }
@@ -307,7 +313,7 @@ class SessionInterceptor implements Interceptor {
   }
 
   private needsInterception(i: StatementInfo): boolean {
-    if (DDL_KINDS.has(i.kind)) return !PASSTHROUGH_DDL.has(i.kind);
+    if (DDL_KINDS.has(i.kind)) return !passesThrough(i.kind, i.node);
     if (i.kind === 'TransactionStmt') return this.tx.active;
     const names = this.names;
     return i.reads.some((r) => names.has(r.relname)) || i.targets.some((r) => names.has(r.relname));
@@ -330,6 +336,7 @@ class SessionInterceptor implements Interceptor {
     if (port.inTransactionBlock || this.implicitQuery) {
       if (!port.inTransactionBlock) this.implicitWrites = true;
       this.tx.stage(target, ops);
+      stagedWritesTotal.inc(ops.length);
       this.watchTxEnd(port);
     } else {
       await applyNow(this.fdw.redis, target, ops);
@@ -446,7 +453,7 @@ class SessionInterceptor implements Interceptor {
    */
   private async planStatement(port: SessionPort, text: string, info: StatementInfo, clientTypes: readonly number[], base: number, resolve?: Resolver): Promise<StatementPlan> {
     if (this.resolutions.size > 0) this.passedThrough(text);
-    if (PASSTHROUGH_DDL.has(info.kind)) {
+    if (passesThrough(info.kind, info.node)) {
       this.notePassthroughDdl(info);
       return PLAIN;
     }
@@ -607,6 +614,7 @@ class SessionInterceptor implements Interceptor {
     if (parsed.length !== 1) return port.send(raw, [forward(Req.Parse)]);
     const info = analyzeStatement(parsed[0]!.stmt as Node);
     if (!this.needsInterception(info)) {
+      hotCounts.passthrough++;
       this.notePassthroughDdl(info);
       return port.send(raw, [forward(Req.Parse)]);
     }
@@ -670,7 +678,8 @@ class SessionInterceptor implements Interceptor {
         if (portal?.kind === 'write') {
           // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
           const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
-          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0));
+          const t0 = process.hrtime.bigint();
+          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordStatement('foreign_write', secondsSince(t0))));
         }
         if (portal?.kind === 'suspended') {
           if (port.inFailedBatch) return;
@@ -725,6 +734,7 @@ class SessionInterceptor implements Interceptor {
     if (st?.kind === 'write') return this.bindWrite(port, m, st);
     if (st?.kind !== 'read') return port.send(raw, [forward(Req.Bind)]);
     const plan = st.plan;
+    const t0 = process.hrtime.bigint();
     await orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
       if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] })), this.fdw.recheckMs))) return;
@@ -733,6 +743,7 @@ class SessionInterceptor implements Interceptor {
         const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes), m.resultFormats);
         if (fast) {
           this.portals.set(m.portal, { kind: 'fast', plan, bind: m, ...fast });
+          recordRead('foreign_read_fast', t0, plan.rewritten.text, port.log);
           return port.reply(BIND_COMPLETE);
         }
       }
@@ -740,6 +751,7 @@ class SessionInterceptor implements Interceptor {
       const explain = explainOptions(plan.info);
       const extra = await fetchReadParams(this.fdw.redis, plan, param, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
       this.portals.set(m.portal, explain?.text ? { kind: 'explain', lines: explainLines(plan, param, this.fastExplain(plan)) } : { kind: 'read', plan });
+      recordRead('foreign_read_upstream', t0, plan.rewritten.text, port.log);
       if (plan.carrier === 'settings') {
         setCarriers(port, plan, extra);
         return port.send(raw, [forward(Req.Bind)]);

@@ -3,6 +3,7 @@
  * Redis in one MULTI/EXEC per Redis server. ROLLBACK drops them; ROLLBACK TO SAVEPOINT drops those
  * made after the savepoint. Reads in the same transaction see them (PendingWrites).
  */
+import { commitApplyFailuresTotal } from '../metrics/metrics.js';
 import { connKey } from '../redis/connection.js';
 import { resolveCancels, touches } from '../redis/overlay.js';
 import { randomUUID } from 'node:crypto';
@@ -196,6 +197,7 @@ export async function applyCommitted(redis: RedisAccess, staged: readonly Staged
         : `the transaction committed, but none of its ${n} Redis writes to ${where} were applied: ${out.error.message}`,
     );
   }
+  if (warnings.length) commitApplyFailuresTotal.inc();
   return warnings;
 }
 

@@ -16,6 +16,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { connKey, describeConn, type RedisConnSpec } from './connection.js';
+import { instrumentRedis } from '../metrics/redis-metrics.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -102,6 +103,11 @@ export class RedisPool {
     return client;
   }
 
+  /** Each pooled server and its connection state, for /ready and the admin console. */
+  servers(): { server: string; status: string; lastError: string | undefined; client: RedisClient }[] {
+    return [...this.entries.values()].map((e) => ({ server: describeConn(e.spec), status: e.client.status, lastError: e.lastError?.message, client: e.client }));
+  }
+
   /** QUIT every client (disconnect those that cannot), and refuse further gets. */
   async close(): Promise<void> {
     this.closed = true;
@@ -175,6 +181,7 @@ export class RedisPool {
   }
 
   private watch(entry: Entry, client: RedisClient): void {
+    instrumentRedis(client, describeConn(entry.spec));
     // Never let an 'error' event go unhandled: record it for the next get's message.
     client.on('error', (err: Error) => {
       entry.lastError = err;

@@ -11,6 +11,13 @@ import { StatementHook } from '../sql/classify.js';
 import { initParser } from '../sql/parser.js';
 import { Session } from '../session/session.js';
 import type { Interceptor, SessionPort } from '../session/types.js';
+import type { RedisPool } from '../redis/pool.js';
+import type { CatalogCache } from '../catalog/catalog.js';
+import { clientConnectionsRefused, clientConnectionsTotal, setMetricsSource } from '../metrics/metrics.js';
+import { refuseClient } from './refuse.js';
+import { ADMIN_DATABASE, runAdminConsole } from '../admin/console.js';
+import type { AdminContext } from '../admin/commands.js';
+
 import type { RedisAccess } from '../executor/select.js';
 import { callbackDatabase } from '../callback/reserved.js';
 import { CallbackSession } from '../callback/session.js';
@@ -18,29 +25,61 @@ import { resolveAdvertise } from '../callback/advertise.js';
 
 export interface ProxyServerOptions {
   /** Serves Redis foreign tables; absent means pure passthrough. */
-  fdw?: { interceptor: (port: SessionPort) => Interceptor; close(): Promise<void>; redis?: RedisAccess };
+  fdw?: { interceptor: (port: SessionPort) => Interceptor; close(): Promise<void>; redis?: RedisAccess; pool?: RedisPool; catalog?: CatalogCache };
   hook?: StatementHook;
+  /** The admin console's commands; absent means no admin database. */
+  admin?: AdminContext;
+}
+
+interface Client {
+  socket: net.Socket;
+  address: string;
+  connectedAt: Date;
 }
 
 export class ProxyServer {
   private readonly server: net.Server;
-  private readonly sessions = new Set<Session>();
+  private readonly sessions = new Map<Session, Client>();
+  private readonly consoles = new Set<net.Socket>();
   private readonly callbacks = new Set<CallbackSession>();
   /** Where upstream's postgres_fdw reaches this proxy, once listening (callback mode). */
   advertise: string | undefined;
   private nextId = 1;
   private closing: Promise<void> | undefined;
   readonly hook: StatementHook;
-  private readonly secureContext: tls.SecureContext | undefined;
+  private secureContext: tls.SecureContext | undefined;
+  /** Bytes of sessions already closed (open ones are read from their sockets when scraped). */
+  private closedBytes = { in: 0, out: 0 };
 
   constructor(
-    private readonly config: ProxyConfig,
+    readonly config: ProxyConfig,
     private readonly log: Logger,
     private readonly options: ProxyServerOptions = {},
   ) {
     this.hook = options.hook ?? new StatementHook();
-    this.secureContext = config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }) : undefined;
+    this.secureContext = config.tls ? ProxyServer.loadTls(config.tls) : undefined;
     this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.accept(s));
+    setMetricsSource({
+      clients: () => this.sessions.size,
+      upstreams: () => [...this.sessions.keys()].filter((s) => s.upstreamOpen).length,
+      bytes: () => {
+        const b = { ...this.closedBytes };
+        for (const c of this.sessions.values()) {
+          b.in += c.socket.bytesRead;
+          b.out += c.socket.bytesWritten;
+        }
+        return b;
+      },
+      parseCache: () => {
+        const p = this.hook.cache.snapshot();
+        return { hits: p.hits, misses: p.misses, size: p.entries };
+      },
+      redisClients: () => this.options.fdw?.pool?.size ?? 0,
+    });
+  }
+
+  static loadTls(t: { cert: string; key: string }): tls.SecureContext {
+    return tls.createSecureContext({ cert: readFileSync(t.cert), key: readFileSync(t.key) });
   }
 
   async listen(): Promise<net.AddressInfo> {
@@ -63,22 +102,65 @@ export class ProxyServer {
     return this.sessions.size;
   }
 
+  /** Redis servers in the pool, for /ready and SHOW SERVERS. */
+  redisServers(): ReturnType<RedisPool['servers']> {
+    return this.options.fdw?.pool?.servers() ?? [];
+  }
+
+  clients(): { id: number; user: string; database: string; address: string; state: string; connectedAt: Date }[] {
+    return [...this.sessions].map(([s, c]) => ({ id: s.id, user: s.user, database: s.database, address: c.address, state: s.database === ADMIN_DATABASE && !s.loggedIn ? 'admin console' : !s.loggedIn ? 'login' : s.idle ? 'idle' : `active (${s.txStatus})`, connectedAt: c.connectedAt }));
+  }
+
+  /** Re-reads the TLS certificate and key (new connections use them); throws if they don't load. */
+  reloadTls(): boolean {
+    if (!this.config.tls) return false;
+    this.secureContext = ProxyServer.loadTls(this.config.tls);
+    return true;
+  }
+
   private accept(socket: net.Socket): void {
     if (this.closing || this.sessions.size >= this.config.maxConnections) {
+      const reason = this.closing ? 'shutdown' : 'too_many';
       const why = this.closing ? new PgError(SqlState.AdminShutdown, 'the proxy is shutting down', { severity: 'FATAL' }) : new PgError(SqlState.TooManyConnections, 'sorry, too many clients already', { severity: 'FATAL' });
-      socket.on('error', () => {});
-      // Postgres answers a refused client's startup packet; writing at once is what clients handle.
-      // The socket is half-open capable, so close it ourselves once the client has read or left.
-      socket.on('end', () => socket.destroy());
-      socket.resume();
-      socket.end(encodeError(why));
-      setTimeout(() => socket.destroy(), 2000).unref();
+      clientConnectionsRefused.inc({ reason });
+      this.log.warn({ client: `${socket.remoteAddress}:${socket.remotePort}`, code: why.code, maxConnections: this.config.maxConnections }, `client refused: ${why.message}`);
+      refuseClient(socket, why, this.secureContext);
       return;
     }
+    clientConnectionsTotal.inc();
     const id = this.nextId++;
-    const s = new Session(socket, { config: this.config, log: this.log.child({ session: id, client: `${socket.remoteAddress}:${socket.remotePort}` }), hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (params) => this.callbackFor(params), advertise: () => this.advertise }, id);
-    this.sessions.add(s);
-    void s.closed.then(() => this.sessions.delete(s));
+    const address = `${socket.remoteAddress}:${socket.remotePort}`;
+    const log = this.log.child({ session: id, client: address });
+    const s = new Session(socket, { config: this.config, log, hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (params) => this.callbackFor(params) ?? this.adminFor(params, socket, log), advertise: () => this.advertise }, id);
+    this.sessions.set(s, { socket, address, connectedAt: new Date() });
+    const loginMs = this.config.loginTimeoutMs ?? 60_000;
+    // Like authentication_timeout: a client that has not logged in by then (silent, or trickling bytes) is closed.
+    const loginTimer = loginMs > 0 ? setTimeout(() => {
+      if (s.loggedIn || socket.destroyed) return;
+      clientConnectionsRefused.inc({ reason: 'login_timeout' });
+      log.warn({ loginTimeoutMs: loginMs }, 'closing a connection that did not log in within --login-timeout');
+      socket.destroy();
+    }, loginMs) : undefined;
+    void s.closed.then(() => {
+      clearTimeout(loginTimer);
+      this.closedBytes.in += socket.bytesRead;
+      this.closedBytes.out += socket.bytesWritten;
+      this.sessions.delete(s);
+    });
+  }
+
+  /** The admin console database: answered by the proxy after a login relayed to upstream. */
+  private adminFor(params: Map<string, string>, raw: net.Socket, log: Logger): ((sock: net.Socket | tls.TLSSocket, rest: Buffer) => void) | undefined {
+    const admin = this.options.admin;
+    if (params.get('database') !== ADMIN_DATABASE || !admin) return undefined;
+    return (sock, rest) => {
+      if (this.config.tlsRequired && !(sock instanceof tls.TLSSocket)) {
+        sock.end(encodeError(new PgError('28000', `no pg_hba.conf entry for host "${raw.remoteAddress ?? ''}", user "${params.get('user') ?? ''}", database "${ADMIN_DATABASE}", no encryption`, { severity: 'FATAL' })));
+        return;
+      }
+      this.consoles.add(raw);
+      void runAdminConsole(sock, params, rest, this.config, log, admin).finally(() => this.consoles.delete(raw));
+    };
   }
 
   /** For the reserved callback database: a session answered by the proxy alone, never relayed upstream. */
@@ -107,14 +189,15 @@ export class ProxyServer {
     this.closing ??= (async () => {
       this.log.info({ sessions: this.sessions.size, graceMs }, 'shutting down');
       const stopped = new Promise<void>((r) => this.server.close(() => r()));
-      for (const s of this.sessions) s.requestShutdown();
-      const all = Promise.all([...this.sessions].map((s) => s.closed));
+      for (const c of this.consoles) c.destroy();
+      for (const s of this.sessions.keys()) s.requestShutdown();
+      const all = Promise.all([...this.sessions.keys()].map((s) => s.closed));
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
-      for (const s of this.sessions) s.terminateForShutdown();
+      for (const s of this.sessions.keys()) s.terminateForShutdown();
       for (const c of this.callbacks) c.close();
-      await Promise.all([...this.sessions].map((s) => s.closed));
+      await Promise.all([...this.sessions.keys()].map((s) => s.closed));
       await stopped;
       await this.options.fdw?.close();
     })();

@@ -21,6 +21,7 @@ import { EMPTY_INDEX, encodingRefusal, statementText, type Decision, type Statem
 import { connectUpstream, sendCancel, type UpstreamSocket } from '../upstream/connect.js';
 import { failWith } from '../upstream/internal-query.js';
 import { ExpectedQueue, forward, Req, type Entry } from './expected-queue.js';
+import { hotCounts } from '../metrics/metrics.js';
 import type { Interceptor, SessionPort } from './types.js';
 
 export interface SessionDeps {
@@ -230,12 +231,17 @@ export class Session implements SessionPort {
           .catch((e: unknown) => this.log.warn({ err: String(e) }, 'cancel request failed'))
           .finally(() => this.client.destroy());
         return;
-      case 'startup':
+      case 'startup': {
         this.user = packet.params.get('user') ?? '';
         this.database = packet.params.get('database') ?? this.user;
         if (this.handOffReserved(packet.params, rest)) return;
+        if (this.deps.config.tlsRequired && !(this.client instanceof tls.TLSSocket)) {
+          // As Postgres answers a client that no hostssl line admits without encryption.
+          return this.fail(new PgError('28000', `no pg_hba.conf entry for host "${this.client.remoteAddress ?? ''}", user "${this.user}", database "${this.database}", no encryption`, { severity: 'FATAL' }));
+        }
         this.startUpstream(Buffer.from(packet.raw), rest);
         return;
+      }
     }
   }
 
@@ -253,6 +259,15 @@ export class Session implements SessionPort {
 
   get callbackAddress(): string | undefined {
     return this.deps.advertise?.();
+  }
+
+  /** Logged in: the login timeout no longer applies. */
+  get loggedIn(): boolean {
+    return this.phase === 'ready';
+  }
+
+  get upstreamOpen(): boolean {
+    return this.upstream !== undefined && !this.upstream.destroyed;
   }
 
   private upgradeToTls(): void {
@@ -319,6 +334,7 @@ export class Session implements SessionPort {
               const raw = buf.subarray(off, next);
               intercept = d instanceof Promise ? () => d.then((later) => this.dispatch(ic, code, raw, later, req)) : () => this.dispatch(ic, code, raw, d, req);
             } else {
+              hotCounts.passthrough++;
               if (code === Frontend.Parse && ic?.ownsAny) ic.forget('S', buf.toString('utf8', off + 5, buf.indexOf(0, off + 5)));
               if (ic?.cachesNames) ic.passedThrough(statementText(code, buf, off, next));
             }

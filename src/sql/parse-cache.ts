@@ -89,6 +89,12 @@ export class ParseCache {
     }
   }
 
+  /** Drops every entry (a reload); the counters go on. */
+  clear(): void {
+    this.map.clear();
+    this.bytes = 0;
+  }
+
   snapshot(): ParseCacheStats {
     return { ...this.stats, entries: this.map.size, bytes: this.bytes };
   }
