@@ -16,8 +16,9 @@ import { bag, connect, pgError, rows, setupSupabase } from '../support/fdw-sql.j
 import { startProxy } from '../harness/proxy.js';
 import { testEnv } from '../harness/env.js';
 import { callbackDbname } from '../../src/callback/reserved.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 2; // own Redis db (fixtures FLUSHDB it)
+const DB = REDIS_DB.callback;
 const run = promisify(execFile);
 
 let f: FdwFixture;

@@ -13,8 +13,9 @@ import { promisify } from 'node:util';
 import { fdwFixture, psql, psqlScript, withDb, type FdwFixture } from '../support/fdw.js';
 import { connect, pgError, rows, setupSupabase } from '../support/fdw-sql.js';
 import { startProxy } from '../harness/proxy.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 0; // own Redis db (fixtures FLUSHDB it)
+const DB = REDIS_DB.callbackFallback;
 const run = promisify(execFile);
 
 let f: FdwFixture;

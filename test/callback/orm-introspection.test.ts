@@ -17,8 +17,9 @@ import { DataSource } from 'typeorm';
 import { DataTypes, Sequelize } from 'sequelize';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, setupSupabase } from '../support/fdw-sql.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 1; // own Redis db (fixtures FLUSHDB it)
+const DB = REDIS_DB.callbackOrm;
 const PY = process.env.TEST_SQLALCHEMY_PYTHON ?? '/usr/bin/python3';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.resolve(here, '../../../test/callback/python/sqlalchemy_inspect.py');

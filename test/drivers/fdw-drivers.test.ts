@@ -10,6 +10,7 @@ import postgres from 'postgres';
 import { existsSync } from 'node:fs';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { errInfo, helperPath, normResult, runJsonProgram, runProgram, withTimeout } from './common.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
 const HASH_N = 200;
@@ -34,7 +35,7 @@ async function ddl(sql: string): Promise<void> {
 }
 
 before(async () => {
-  f = await fdwFixture('drv_fdw', 12);
+  f = await fdwFixture('drv_fdw', REDIS_DB.drivers);
   const r = f.redis;
   const fields: string[] = [];
   for (let i = 0; i < HASH_N; i++) fields.push(hashKey(i), String(i * 3));

@@ -9,10 +9,11 @@ import type pg from 'pg';
 import { fdwFixture, psql, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, pgError, rows, setupSupabase, sleep, type PgErr } from '../support/fdw-sql.js';
 import { freePort } from '../harness/servers.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
 let c: pg.Client;
-const DB = 5;
+const DB = REDIS_DB.ddl;
 
 before(async () => {
   f = await fdwFixture('fdw_ddl', DB);

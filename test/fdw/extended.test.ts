@@ -11,10 +11,11 @@ import postgres from 'postgres';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, rows, setupSupabase } from '../support/fdw-sql.js';
 import { msg, normalize, ProtoConn, urlParts, type Frame } from '../support/proto-client.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
 let c: pg.Client;
-const DB = 7;
+const DB = REDIS_DB.extended;
 
 before(async () => {
   f = await fdwFixture('fdw_extended', DB);

@@ -14,8 +14,9 @@ import { connect } from '../support/fdw-sql.js';
 import { startProxy, type RunningProxy } from '../harness/proxy.js';
 import { msg, ProtoConn, urlParts, type Frame, type Param } from '../support/proto-client.js';
 import { prng } from '../support/frames.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 15;
+const DB = REDIS_DB.fastPath;
 const SEED = Number(process.env.FAST_PATH_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const STATEMENTS = 240;
 

@@ -11,8 +11,9 @@ import type pg from 'pg';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, setupSupabase } from '../support/fdw-sql.js';
 import { prng } from '../support/frames.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 10;
+const DB = REDIS_DB.property;
 const SEED = Number(process.env.PROPERTY_SEED ?? Date.now() % 1_000_000_007);
 const QUERIES = 200;
 const rnd = prng(SEED);

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, rows, setupSupabase } from '../support/fdw-sql.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
 let c: pg.Client;
-const DB = 9;
+const DB = REDIS_DB.scale;
 const MB = 1024 * 1024;
 /**
  * The proxy may grow by at most this much while reading the 1 M-field hash (its data is ~14 MB in Redis; the

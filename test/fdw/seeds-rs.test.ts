@@ -12,11 +12,12 @@ import { fdwFixture, sortedLines, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, pgError, rows } from '../support/fdw-sql.js';
 import { startRedis, type RedisInstance } from '../harness/servers.js';
 import { Redis } from 'ioredis';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
 let c: pg.Client;
 let secured: RedisInstance | undefined;
-const DB = 4;
+const DB = REDIS_DB.seedsRs;
 
 before(async () => {
   f = await fdwFixture('seeds_rs', DB);

@@ -6,11 +6,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fdwFixture, sortedLines, type FdwFixture } from '../support/fdw.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
 
 before(async () => {
-  f = await fdwFixture('seeds_supabase', 3);
+  f = await fdwFixture('seeds_supabase', REDIS_DB.seedsSupabase);
   const r = f.redis;
   await r.rpush('list', 'foo', 'bar', '42');
   await r.sadd('set', 'foo', 'bar', '42');

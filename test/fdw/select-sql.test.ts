@@ -12,10 +12,11 @@ import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, monitorRedis, pgError, rows, settle, setupSupabase } from '../support/fdw-sql.js';
 import { normalize, ProtoConn, urlParts, type Frame } from '../support/proto-client.js';
 import { DEFAULT_FIRST_PAGE } from '../../src/redis/read.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
 let c: pg.Client;
-const DB = 6;
+const DB = REDIS_DB.selectSql;
 
 /** Foreign table name → the ordinary table with the same rows. */
 const PAIRS: Record<string, [string, string]> = {

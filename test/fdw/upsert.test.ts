@@ -17,8 +17,9 @@ import { pgTable, text } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, pgError, rows } from '../support/fdw-sql.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 1; // each fdw test file has its own Redis db
+const DB = REDIS_DB.upsert;
 let f: FdwFixture;
 let c: pg.Client;
 

@@ -11,10 +11,11 @@ import { Redis } from 'ioredis';
 import { fdwFixture, withDb, type FdwFixture } from '../support/fdw.js';
 import { bag, connect, pgError, rows, setupSupabase, sleep } from '../support/fdw-sql.js';
 import { startRedis, type RedisInstance } from '../harness/servers.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
 let c: pg.Client;
-const DB = 8;
+const DB = REDIS_DB.valuesErrors;
 const extra: RedisInstance[] = [];
 
 const NASTY: string[] = [

@@ -27,8 +27,9 @@ import { startRedis, type RedisInstance } from '../harness/servers.js';
 import { startProxy } from '../harness/proxy.js';
 import type { ProxyConfig } from '../../src/config/config.js';
 import { withTimeout } from '../drivers/common.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 13; // each test file has its own Redis db: fixtures FLUSHDB at start (drivers use 12, benches 14)
+const DB = REDIS_DB.writeTx;
 const SEED = Number(process.env.WRITE_TX_SEED ?? Date.now() % 1_000_000_007);
 
 type Sql = postgres.Sql<Record<string, never>>;

@@ -21,8 +21,9 @@ import { bag, connect, monitorRedis, pgError, rows, settle, type PgErr } from '.
 import { spawnProxy } from '../harness/proxy.js';
 import { sleep } from '../support/proto-tools.js';
 import { msg, normalize, ProtoConn } from '../support/proto-client.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 11;
+const DB = REDIS_DB.writes;
 let f: FdwFixture;
 let c: pg.Client;
 

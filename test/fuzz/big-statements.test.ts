@@ -6,8 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { abuseFixture, assertNoStall, type AbuseFixture } from '../support/abuse.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 2;
+const DB = REDIS_DB.bigStatements;
 let x: AbuseFixture;
 
 before(async () => {

@@ -10,8 +10,9 @@ import { abuseFixture, assertNoStall, type AbuseFixture } from '../support/abuse
 import { connect, monitorRedis } from '../support/fdw-sql.js';
 import { msg, normalize, ProtoConn, urlParts, type Frame } from '../support/proto-client.js';
 import { prng } from '../support/frames.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-const DB = 1;
+const DB = REDIS_DB.inputAbuse;
 let x: AbuseFixture;
 
 before(async () => {

@@ -237,7 +237,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
   const port = await freePort();
   const logFile = path.join(dir, 'redis.log');
   const args = [
-    '--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no',
+    '--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--databases', '32',
     '--dir', dir, '--daemonize', 'no', '--logfile', logFile,
     ...(opts.password ? ['--requirepass', opts.password] : []),
   ];

@@ -15,8 +15,9 @@ import { testEnv } from '../harness/env.js';
 import { spawnProxy, type SpawnedProxy } from '../harness/proxy.js';
 import { dataRow, msg, ProtoConn, urlParts } from '../support/proto-client.js';
 import { sleep } from '../support/proto-tools.js';
+import { REDIS_DB as DBS } from '../support/redis-dbs.js';
 
-const REDIS_DB = 2; // each test file that writes Redis has its own db
+const REDIS_DB = DBS.syscalls;
 const env = testEnv();
 const up = urlParts(env.pgUrl);
 const DB = `syscalls_${process.pid}`;
