@@ -48,6 +48,8 @@ async function main(): Promise<void> {
       die(e instanceof EmbeddedError ? e.message : `cannot start the embedded Postgres: ${e instanceof Error ? e.message : String(e)}`);
     }
     config.upstream = embedded.upstream;
+    // Local by construction, and its binaries include postgres_fdw: callback mode needs no flag.
+    config.advertise ??= 'auto';
     log.info({ dataDir: embedded.dataDir, osUser: embedded.osUser, binaries: embedded.binaries, socket: embedded.upstream.host }, 'embedded Postgres running');
   } else {
     try {

@@ -18,7 +18,7 @@ export function buildProgram(): Command {
     .description('PostgreSQL wire-protocol proxy: relays everything to an upstream Postgres and serves Redis foreign tables through ioredis.')
     .version(VERSION, '-V, --version', 'print the version and exit')
     .addOption(opt('-l, --listen <host:port>', 'address to accept Postgres clients on', 'listen').default('127.0.0.1:6432'))
-    .addOption(opt('-u, --upstream <url>', 'upstream Postgres URL; only its host, port, sslmode and sslrootcert are used: clients log in to upstream as themselves. "embedded" runs a Postgres of our own. Default: PGHOST/PGPORT if set, else embedded', 'upstream'))
+    .addOption(opt('-u, --upstream <url>', 'upstream Postgres URL. Clients log in to upstream as themselves; the URL\'s user and password are the proxy\'s own login, for the outbox of committed Redis writes and for callback mode. "embedded" runs a Postgres of our own. Default: PGHOST/PGPORT if set, else embedded', 'upstream'))
     .addOption(opt('--data-dir <dir>', `the embedded Postgres's data directory, created on first start (default: ${defaultDataDir()})`, 'data-dir'))
     .addOption(opt('--tls-cert <file>', 'PEM certificate: answer SSLRequest with TLS (needs --tls-key)', 'tls-cert'))
     .addOption(opt('--tls-key <file>', 'PEM private key for --tls-cert', 'tls-key'))

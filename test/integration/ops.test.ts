@@ -107,6 +107,12 @@ create foreign table ${table} (key text, value text) server ${table}_srv options
 select key, value from ${table} order by key;`, ['-At']);
       assert.equal(ddl.stderr, '');
       assert.match(ddl.stdout, /a\|1\nb\|2/);
+      // Callback mode is on by default here: Postgres itself can evaluate the table (views, information_schema).
+      const pgEval = await psql(url, `select h.handler::regproc from pg_foreign_data_wrapper w join lateral (select w.fdwhandler as handler) h on true where w.fdwname = 'redis_wrapper';
+create view ${table}_v as select * from ${table};
+select string_agg(key || '=' || value, ',' order by key) from ${table}_v;
+select is_insertable_into from information_schema.tables where table_name = '${table}';`, ['-At', '-v', 'ON_ERROR_STOP=1']);
+      assert.equal(pgEval.stdout, 'postgres_fdw_handler\na=1,b=2\nYES\n', pgEval.stderr);
       // Listens only on its own Unix socket, with passwords required.
       const where = await psql(url, `show listen_addresses;\nshow unix_socket_directories;\nselect count(*) from pg_hba_file_rules where auth_method not in ('scram-sha-256');`, ['-At']);
       assert.equal(where.stdout, `\n${path.join(dataDir, 'run')}\n0\n`, where.stderr);
