@@ -504,7 +504,7 @@ class SessionInterceptor implements Interceptor {
     const fields = fastFields(shape, formats);
     if (!fields) return undefined;
     try {
-      const result = await runFast(this.fdw.redis, shape, params);
+      const result = await runFast(this.fdw.redis, shape, params, fields);
       return typeof result === 'string' ? undefined : { fields, result };
     } catch (e) {
       // The upstream path meets the same failure and reports it the way it always has.
