@@ -13,7 +13,8 @@ import { paramFormat, type BindMessage } from '../protocol/frontend.js';
 import { inner, nodeKind, type Node } from '../sql/analyze.js';
 import { exactPins, type ParamText, type Pin } from '../sql/pushdown.js';
 import { checkText } from '../redis/text.js';
-import { pushdownFor, readRows, type ForeignRead, type ReadPlan, type RedisAccess } from './select.js';
+import { countRows, pushdownFor, readRows, type ForeignRead, type ReadPlan, type RedisAccess } from './select.js';
+import { isCountStar } from './count.js';
 
 /** Declared column types the fast path reproduces byte for byte: text out and binary out are the bytes. */
 const FAST_TYPES = new Map<number, string>([
@@ -62,14 +63,6 @@ export function fastSyntax(select: Node): string | undefined {
   return undefined;
 }
 
-/** `count(*)` (or `pg_catalog.count(*)`) as the plain aggregate: no FILTER, OVER, ORDER BY or DISTINCT. */
-function isCountStar(n: unknown): boolean {
-  if (nodeKind(n) !== 'FuncCall') return false;
-  const f = inner(n);
-  const name = ((f.funcname as Node[] | undefined) ?? []).map((x) => String(inner(x).sval)).join('.');
-  return (name === 'count' || name === 'pg_catalog.count') && f.agg_star === true && !f.args && !f.agg_filter && !f.over && !f.agg_order && !f.agg_distinct && !f.agg_within_group && !f.func_variadic;
-}
-
 /** The fast-path shape of a planned read, or why it has none (EXPLAIN prints the reason). */
 export function fastShape(plan: ReadPlan): FastShape | string {
   const select = plan.info.kind === 'ExplainStmt' ? inner(plan.info.node.query) : plan.info.kind === 'SelectStmt' ? plan.info.node : undefined;
@@ -80,7 +73,8 @@ export function fastShape(plan: ReadPlan): FastShape | string {
   const read = plan.reads[0]!;
   const cols = read.table.spec.columns;
   // The catalog's JSON carries oids as strings.
-  const odd = cols.find((c) => FAST_TYPES.get(Number(c.typeOid)) !== c.type);
+  // A count from Redis's length command reads no value, so no type matters.
+  const odd = read.countOnly ? undefined : cols.find((c) => FAST_TYPES.get(Number(c.typeOid)) !== c.type);
   if (odd) return `column ${odd.name} is ${odd.type}`;
   const qualifier = read.ref.alias ?? read.ref.relname;
   const columns: FastShape['columns'] = [];
@@ -230,6 +224,11 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
   if (limit === undefined || offset === undefined) return 'LIMIT or OFFSET';
   // count(*) is one row, which OFFSET and LIMIT apply to; every row read is counted.
   const counting = shape.count !== undefined;
+  if (counting && read.countOnly) {
+    const n = await countRows(redis, read.table, undefined);
+    const rows = (offset ?? 0) === 0 && limit !== 0 ? [encodeDataRow([countValue64(n, fields[0]!.format)])] : [];
+    return { rows, complete: encodeCommandComplete(`SELECT ${rows.length}`) };
+  }
   const end = counting || limit === null ? Infinity : (offset ?? 0) + limit;
   const rows: Buffer[] = [];
   let seen = 0;
