@@ -13,7 +13,8 @@ import { paramFormat, type BindMessage } from '../protocol/frontend.js';
 import { inner, nodeKind, type Node } from '../sql/analyze.js';
 import { exactPins, type ParamText, type Pin } from '../sql/pushdown.js';
 import { checkText } from '../redis/text.js';
-import { pushdownFor, readRows, type ForeignRead, type ReadPlan, type RedisAccess } from './select.js';
+import { countRows, pushdownFor, readRows, type ForeignRead, type ReadPlan, type RedisAccess } from './select.js';
+import { isCountStar } from './count.js';
 
 /** Declared column types the fast path reproduces byte for byte: text out and binary out are the bytes. */
 const FAST_TYPES = new Map<number, string>([
@@ -29,6 +30,8 @@ export interface FastShape {
   read: ForeignRead;
   /** Output columns: the table column each one is, and the name upstream reports for it. */
   columns: { col: number; name: string }[];
+  /** `SELECT count(*)`: the one output column's name (the rows are counted, not shown). */
+  count?: string;
   limit: Node | undefined;
   offset: Node | undefined;
   /** How each client parameter is used: compared as text, or a LIMIT/OFFSET count. */
@@ -50,9 +53,11 @@ export function fastSyntax(select: Node): string | undefined {
   if (from.length !== 1 || nodeKind(from[0]) !== 'RangeVar') return 'not one table in FROM';
   const alias = inner(from[0]).alias as Node | undefined;
   if (alias?.colnames) return 'column aliases on the table';
-  for (const t of (q.targetList as Node[] | undefined) ?? []) {
+  const targets = (q.targetList as Node[] | undefined) ?? [];
+  for (const t of targets) {
     const rt = inner(t);
-    if (nodeKind(rt.val) !== 'ColumnRef' || rt.indirection) return 'an output column that is not a plain column';
+    const countStar = targets.length === 1 && isCountStar(rt.val);
+    if ((nodeKind(rt.val) !== 'ColumnRef' && !countStar) || rt.indirection) return 'an output column that is not a plain column or count(*)';
     if (rt.name !== undefined && Buffer.byteLength(String(rt.name)) > MAX_IDENT_BYTES) return 'a long alias';
   }
   return undefined;
@@ -68,12 +73,18 @@ export function fastShape(plan: ReadPlan): FastShape | string {
   const read = plan.reads[0]!;
   const cols = read.table.spec.columns;
   // The catalog's JSON carries oids as strings.
-  const odd = cols.find((c) => FAST_TYPES.get(Number(c.typeOid)) !== c.type);
+  // A count from Redis's length command reads no value, so no type matters.
+  const odd = read.countOnly ? undefined : cols.find((c) => FAST_TYPES.get(Number(c.typeOid)) !== c.type);
   if (odd) return `column ${odd.name} is ${odd.type}`;
   const qualifier = read.ref.alias ?? read.ref.relname;
   const columns: FastShape['columns'] = [];
+  let count: string | undefined;
   for (const t of (select.targetList as Node[] | undefined) ?? []) {
     const rt = inner(t);
+    if (nodeKind(rt.val) === 'FuncCall') {
+      count = rt.name === undefined ? 'count' : String(rt.name);
+      continue;
+    }
     const fields = ((inner(rt.val).fields as Node[] | undefined) ?? []).map((f) => (nodeKind(f) === 'A_Star' ? '*' : nodeKind(f) === 'String' ? String(inner(f).sval) : undefined));
     const name = fields.length === 1 ? fields[0] : fields.length === 2 && fields[0] === qualifier ? fields[1] : undefined;
     if (name === '*') {
@@ -84,7 +95,7 @@ export function fastShape(plan: ReadPlan): FastShape | string {
     if (name === undefined || i < 0) return 'an unknown or qualified column';
     columns.push({ col: i, name: rt.name === undefined ? cols[i]!.name : String(rt.name) });
   }
-  if (columns.length === 0) return 'no output columns';
+  if (columns.length === 0 && count === undefined) return 'no output columns';
   const params = new Map<number, 'text' | 'count'>();
   const use = (n: number, how: 'text' | 'count'): boolean => {
     if (params.has(n) && params.get(n) !== how) return false;
@@ -102,7 +113,7 @@ export function fastShape(plan: ReadPlan): FastShape | string {
     } else if (k !== 'A_Const' || !(inner(c).isnull || inner(c).ival)) return 'a LIMIT or OFFSET that is not an integer';
   }
   for (let n = 1; n <= plan.clientParams; n++) if (!params.has(n)) return `parameter $${n} is not used`;
-  return { read, columns, limit: select.limitCount as Node | undefined, offset: select.limitOffset as Node | undefined, params };
+  return { read, columns, ...(count === undefined ? {} : { count }), limit: select.limitCount as Node | undefined, offset: select.limitOffset as Node | undefined, params };
 }
 
 function paramRefs(n: unknown, out: number[] = []): number[] {
@@ -173,9 +184,11 @@ function count(n: Node | undefined, params: FastParams): number | null | undefin
 
 /** The row description upstream sends for this shape, with the client's result formats. */
 export function fastFields(shape: FastShape, formats: readonly number[]): FieldDescription[] | undefined {
-  const n = shape.columns.length;
+  const n = shape.count === undefined ? shape.columns.length : 1;
   if (formats.length > 1 && formats.length !== n) return undefined;
   if (formats.some((f) => f !== 0 && f !== 1)) return undefined;
+  // count(*) is bigint, computed: no table or column behind it.
+  if (shape.count !== undefined) return [{ name: shape.count, tableOid: 0, attnum: 0, typeOid: INT8_OID, typeLen: 8, typeMod: -1, format: formats[0] ?? 0 }];
   const { table } = shape.read;
   return shape.columns.map((c, i) => ({
     name: c.name,
@@ -202,14 +215,21 @@ export interface FastResult {
  * bytes for the fast types, so formats don't change the rows. Throws what the upstream path would
  * throw for a bad value (22021); the caller then lets that path run and report it.
  */
-export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams): Promise<FastResult | string> {
+export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams, fields: readonly FieldDescription[]): Promise<FastResult | string> {
   const { read } = shape;
   const pins = exactPins(read.ref, read.table.spec, params.text);
   if (!pins) return 'a parameter the pushdown cannot read';
   const limit = count(shape.limit, params);
   const offset = count(shape.offset, params);
   if (limit === undefined || offset === undefined) return 'LIMIT or OFFSET';
-  const end = limit === null ? Infinity : (offset ?? 0) + limit;
+  // count(*) is one row, which OFFSET and LIMIT apply to; every row read is counted.
+  const counting = shape.count !== undefined;
+  if (counting && read.countOnly) {
+    const n = await countRows(redis, read.table, undefined);
+    const rows = (offset ?? 0) === 0 && limit !== 0 ? [encodeDataRow([countValue64(n, fields[0]!.format)])] : [];
+    return { rows, complete: encodeCommandComplete(`SELECT ${rows.length}`) };
+  }
+  const end = counting || limit === null ? Infinity : (offset ?? 0) + limit;
   const rows: Buffer[] = [];
   let seen = 0;
   const table = read.table.display;
@@ -218,6 +238,10 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
       // Every value read is checked, shown or not, as the upstream path checks all it ships.
       for (const v of values) if (Buffer.isBuffer(v)) checkText(v, key, table);
       if (seen >= end || !passes(pins, values)) return;
+      if (counting) {
+        seen++;
+        return;
+      }
       const out: (Buffer | null)[] = [];
       for (const c of shape.columns) {
         const v = values[c.col] ?? null;
@@ -226,7 +250,15 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
       if (seen++ >= (offset ?? 0)) rows.push(encodeDataRow(out));
     },
   });
+  if (counting && (offset ?? 0) === 0 && limit !== 0) rows.push(encodeDataRow([countValue64(seen, fields[0]!.format)]));
   return { rows, complete: encodeCommandComplete(`SELECT ${rows.length}`) };
+}
+
+function countValue64(n: number, format: number): Buffer {
+  if (format === 0) return Buffer.from(String(n), 'latin1');
+  const b = Buffer.alloc(8);
+  b.writeBigInt64BE(BigInt(n));
+  return b;
 }
 
 function passes(pins: readonly Pin[], values: readonly (Buffer | string | null)[]): boolean {

@@ -75,7 +75,8 @@ async function orFail<T, F>(port: SessionPort, failed: F, fn: () => Promise<T> |
 }
 
 type OwnedStatement =
-  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string }
+  /** `generation`: the catalog's when planned; after DDL through this proxy the fast path leaves it to upstream. */
+  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean }
   | { kind: 'tag'; tag: string }
   | { kind: 'write'; plan: WritePlan; checkedAt: number }
   | { kind: 'tx'; cmd: TxCommand }
@@ -554,7 +555,7 @@ class SessionInterceptor implements Interceptor {
     const fields = fastFields(shape, formats);
     if (!fields) return undefined;
     try {
-      const result = await runFast(this.fdw.redis, shape, params);
+      const result = await runFast(this.fdw.redis, shape, params, fields);
       return typeof result === 'string' ? undefined : { fields, result };
     } catch (e) {
       // The upstream path meets the same failure and reports it the way it always has.
@@ -639,7 +640,7 @@ class SessionInterceptor implements Interceptor {
         this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now() });
         return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
       case 'read':
-        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan) });
+        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
     }
   }
@@ -739,7 +740,7 @@ class SessionInterceptor implements Interceptor {
       checkParamCount(m, plan.clientParams);
       if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] })), this.fdw.recheckMs))) return;
       // Only the unnamed portal: a named one outlives the batch, and the fast path answers per batch.
-      if (m.portal === '' && typeof st.fast !== 'string') {
+      if (m.portal === '' && typeof st.fast !== 'string' && !st.changed && st.generation === this.fdw.catalog.currentGeneration) {
         const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes), m.resultFormats);
         if (fast) {
           this.portals.set(m.portal, { kind: 'fast', plan, bind: m, ...fast });
@@ -773,7 +774,7 @@ function checkParamCount(m: BindMessage, expected: number): void {
  * execution; asking upstream each time would add a round trip to every Bind, so this asks at most once
  * per `ttlMs`. Resolves false when upstream's answer was an error (already sent on its way).
  */
-async function privilegesHold(port: SessionPort, st: { checkedAt: number }, needs: { ref: RangeVarRef; table: ForeignTable; privileges: readonly Privilege[] }[], ttlMs: number): Promise<boolean> {
+async function privilegesHold(port: SessionPort, st: { checkedAt: number; changed?: boolean }, needs: { ref: RangeVarRef; table: ForeignTable; privileges: readonly Privilege[] }[], ttlMs: number): Promise<boolean> {
   if (Date.now() - st.checkedAt <= ttlMs) return true;
   const res = await resolveTables(port, needs.map((n) => n.ref));
   if (res.kind === 'failed') return false;
@@ -781,6 +782,9 @@ async function privilegesHold(port: SessionPort, st: { checkedAt: number }, need
     const now = res.tables.find((t) => t?.resolved.oid === n.table.resolved.oid);
     if (!now) throw new PgError(SqlState.UndefinedTable, `foreign table ${n.table.display} no longer exists`, { hint: 'Prepare the statement again.' });
     for (const p of n.privileges) checkPrivilege(now, p);
+    // Altered since planned (by any client): upstream's own answer (a replan, or an error) must decide.
+    const shape = (t: ForeignTable): string => JSON.stringify([t.resolved.columns, t.resolved.table, t.resolved.server, t.resolved.mapping]);
+    if (shape(now) !== shape(n.table)) st.changed = true;
   }
   st.checkedAt = Date.now();
   return true;

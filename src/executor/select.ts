@@ -21,6 +21,9 @@ import type { Pushdown, RowSink, TableSpec } from '../redis/table-spec.js';
 import { readWithPending } from '../redis/overlay.js';
 import type { RedisOp } from '../redis/write.js';
 import { runInternal } from '../upstream/internal-query.js';
+import { countCommand, countsOnly, int8Param, redisCount } from './count.js';
+
+const INT8_OID = 20;
 import type { SessionPort } from '../session/types.js';
 import type { NameIndex } from '../sql/classify.js';
 import { CALLBACK_SECRET_OPTION } from '../callback/reserved.js';
@@ -44,6 +47,8 @@ export interface ForeignRead {
   firstParam: number;
   /** The statement names the whole row (`SELECT h FROM t h`): it must have the table's row type. */
   wholeRow?: boolean;
+  /** The statement only counts this reference's rows: one bigint parameter carries the count (count.ts). */
+  countOnly?: boolean;
 }
 
 export interface ReadPlan {
@@ -138,6 +143,12 @@ export async function planRead(port: SessionPort, names: NameIndex, text: string
     if (!table) return;
     checkPrivilege(table, 'select');
     const ref = candidates[i]!;
+    if (carrier === 'params' && countsOnly(info, table.spec)) {
+      reads.push({ ref, table, firstParam: next, countOnly: true });
+      next += 1;
+      paramTypes.push(INT8_OID);
+      return;
+    }
     reads.push({ ref, table, firstParam: next, ...(whole.has(ref.alias ?? ref.relname) ? { wholeRow: true } : {}) });
     next += table.spec.columns.length;
     if (carrier === 'params') for (let c = 0; c < table.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
@@ -194,8 +205,12 @@ export function withSources(plan: ReadPlan, buf: Buffer, start: number, end: num
 
 /** `(SELECT CAST(t.c1 AS type) AS "name", ... FROM (SELECT unnest($n::text[]) AS c1, ...) AS t) AS alias` */
 function derivedTable(r: ForeignRead, carrier: ReadPlan['carrier']): string {
-  const array = (n: number): string => (carrier === 'params' ? `$${n}::pg_catalog.text[]` : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
   const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
+  if (r.countOnly) {
+    const cols = r.table.spec.columns.map((c) => `CAST(NULL AS ${c.type}) AS ${quoteIdent(c.name)}`);
+    return `(SELECT ${cols.join(', ')} FROM pg_catalog.generate_series(1::pg_catalog.int8, $${r.firstParam}::pg_catalog.int8))${alias}`;
+  }
+  const array = (n: number): string => (carrier === 'params' ? `$${n}::pg_catalog.text[]` : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
   return `${r.wholeRow ? rowTypedRows(r.table, r.firstParam, array) : derivedRows(r.table, r.firstParam, array, undefined)}${alias}`;
 }
 
@@ -247,6 +262,10 @@ export interface RedisAccess {
 export async function fetchReadParams(redis: RedisAccess, plan: Pick<ReadPlan, 'reads' | 'carrier'>, param: ParamText, opts: { empty?: boolean; pending?: PendingWrites } = {}): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (const r of plan.reads) {
+    if (r.countOnly) {
+      out.push(int8Param(opts.empty ? 0 : await countRows(redis, r.table, opts.pending)));
+      continue;
+    }
     const arrays = r.table.spec.columns.map(() => (plan.carrier === 'params' ? new TextArrayBuilder() : new TextArrayLiteralBuilder()));
     if (!opts.empty) {
       const table = r.table.display;
@@ -263,6 +282,16 @@ export async function fetchReadParams(redis: RedisAccess, plan: Pick<ReadPlan, '
     for (const a of arrays) out.push(a.finish());
   }
   return out;
+}
+
+/** A table's row count: Redis's length command, or the rows read with the transaction's pending writes. */
+export async function countRows(redis: RedisAccess, table: ForeignTable, pending: PendingWrites | undefined): Promise<number> {
+  if (pending && pending.on(table).length > 0) {
+    let n = 0;
+    await readRows(redis, table, {}, pending, { row: () => void n++ });
+    return n;
+  }
+  return redisCount(await redis.client(table.conn), table.spec);
 }
 
 /** Writes of the current transaction not yet applied to Redis, for read-your-writes. */
@@ -287,6 +316,7 @@ export function pushdownFor(r: ForeignRead, param: ParamText): Pushdown {
 export function explainLines(plan: ReadPlan, param: ParamText, fastPath: string): string[] {
   return [
     ...plan.reads.flatMap((r) => {
+      if (r.countOnly) return [`Redis count on ${r.table.display}${r.ref.alias ? ` ${r.ref.alias}` : ''}: ${countCommand(r.table.spec)}`];
       const [first, ...rest] = explainRead(r.table.spec, pushdownFor(r, param));
       return [`Redis scan on ${r.table.display}${r.ref.alias ? ` ${r.ref.alias}` : ''}: ${first ?? ''}`, ...rest.map((l) => `  ${l}`)];
     }),
