@@ -112,7 +112,7 @@ select key, value from ${table} order by key;`, ['-At']);
 create view ${table}_v as select * from ${table};
 select string_agg(key || '=' || value, ',' order by key) from ${table}_v;
 select is_insertable_into from information_schema.tables where table_name = '${table}';`, ['-At', '-v', 'ON_ERROR_STOP=1']);
-      assert.equal(pgEval.stdout, 'postgres_fdw_handler\na=1,b=2\nYES\n', pgEval.stderr);
+      assert.equal(pgEval.stdout, 'postgres_fdw_handler\nCREATE VIEW\na=1,b=2\nYES\n', pgEval.stderr);
       // Listens only on its own Unix socket, with passwords required.
       const where = await psql(url, `show listen_addresses;\nshow unix_socket_directories;\nselect count(*) from pg_hba_file_rules where auth_method not in ('scram-sha-256');`, ['-At']);
       assert.equal(where.stdout, `\n${path.join(dataDir, 'run')}\n0\n`, where.stderr);
