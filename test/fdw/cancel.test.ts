@@ -1,0 +1,280 @@
+/**
+ * Cancelling foreign-table statements where the proxy itself waits: a CancelRequest (as psql's Ctrl-C
+ * and drivers send it) and statement_timeout stop a statement that is paging a 1,000,000-field hash
+ * (building its parameters as it goes) or waiting on a paused Redis, with 57014 as Postgres words it,
+ * and leave the transaction as a cancelled Postgres statement leaves it. A cancel racing a big write
+ * leaves all of it or none of it in Redis. One session's big scan leaves another's `SELECT 1` answered
+ * promptly. Bounds are generous (1 s for a cancel to be answered); the measured figures are printed.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import pg from 'pg';
+import { fdwFixture, type FdwFixture } from '../support/fdw.js';
+import { connect, pgError, rows, setupSupabase } from '../support/fdw-sql.js';
+import { startRedis, type RedisInstance } from '../harness/servers.js';
+
+const DB = 15;
+const N = 1_000_000;
+/** A cancel must be answered within this (the issue asks 100 ms; CI machines are shared and slow). */
+const CANCEL_BOUND_MS = 1000;
+// The full scan, not HLEN: max(value) needs every row.
+const BIG_SCAN = 'select count(*), max(value) from big';
+
+let f: FdwFixture;
+let c: pg.Client;
+let paused: RedisInstance;
+
+before(async () => {
+  f = await fdwFixture('fdw_cancel', DB);
+  c = await connect(f.url);
+  await setupSupabase(c, f.redisUrl);
+  paused = await startRedis();
+  await c.query(`
+    create foreign table big (key text, value text) server redis_server options (src_type 'hash', src_key 'cancel:big');
+    create foreign table w (key text, value text) server redis_server options (src_type 'hash', src_key 'cancel:w');
+    create server paused_server foreign data wrapper redis_wrapper options (conn_url '${paused.url}');
+    create foreign table p (key text, value text) server paused_server options (src_type 'hash', src_key 'p');`);
+  for (let start = 0; start < N; start += 10_000) {
+    const pipe = f.redis.pipeline();
+    for (let i = start; i < start + 10_000; i += 1000) {
+      const args: string[] = [];
+      for (let j = i; j < i + 1000; j++) args.push(`f${j}`, `v${j}`);
+      pipe.hset('cancel:big', ...args);
+    }
+    await pipe.exec();
+  }
+});
+
+after(async () => {
+  paused?.resume();
+  await f?.redis.flushdb().catch(() => {});
+  await c?.end().catch(() => {});
+  await f?.close();
+  await paused?.stop();
+});
+
+/** Sends a CancelRequest for `client`'s session to the proxy, as libpq does (a fresh connection). */
+function cancel(client: pg.Client): Promise<void> {
+  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(processID, 8);
+  packet.writeInt32BE(secretKey, 12);
+  return new Promise((resolve, reject) => {
+    const s = net.connect(f.proxy.port, '127.0.0.1', () => s.end(packet));
+    s.on('error', reject);
+    s.on('close', () => resolve());
+  });
+}
+
+/** Waits (polling the in-process proxy) until some session's statement is in the proxy's hands. */
+async function inProxy(): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (f.proxy.server.statementsInProgress === 0) {
+    if (Date.now() > deadline) throw new Error('no statement reached the proxy within 10 s');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** Runs `sql` on `client`, cancels it once the proxy works on it; the error and how long the cancel took. */
+async function cancelled(client: pg.Client, query: Promise<unknown>): Promise<{ code: string | undefined; message: string; ms: number }> {
+  const err = pgError(query);
+  await inProxy();
+  const t0 = performance.now();
+  await cancel(client);
+  const e = await err;
+  return { code: e.code, message: e.message, ms: Math.round(performance.now() - t0) };
+}
+
+describe('CancelRequest', () => {
+  it('stops a scan of a 1,000,000-field hash (paging and building parameters): 57014, session usable', async () => {
+    const a = await connect(f.url);
+    try {
+      const t0 = Date.now();
+      const r = await cancelled(a, a.query(BIG_SCAN));
+      console.log(`[cancel] simple-query scan of ${N} fields: cancel answered in ${r.ms} ms (statement ran ${Date.now() - t0} ms)`);
+      assert.equal(r.code, '57014');
+      assert.equal(r.message, 'canceling statement due to user request');
+      assert.ok(r.ms < CANCEL_BOUND_MS, `cancel took ${r.ms} ms`);
+      assert.deepEqual(await rows(a, 'select 1'), [['1']]);
+      // The same statement runs to the end when nobody cancels it.
+      assert.deepEqual(await rows(a, BIG_SCAN), [[String(N), 'v999999']]);
+    } finally {
+      await a.end();
+    }
+  });
+
+  it('stops a prepared statement at Bind (extended protocol)', async () => {
+    const a = await connect(f.url);
+    try {
+      const r = await cancelled(a, a.query({ name: 'big_scan', text: BIG_SCAN }));
+      console.log(`[cancel] prepared scan: cancel answered in ${r.ms} ms`);
+      assert.equal(r.code, '57014');
+      assert.ok(r.ms < CANCEL_BOUND_MS, `cancel took ${r.ms} ms`);
+      assert.deepEqual(await rows(a, 'select count(*) from big where key = $1', ['f7']), [['1']]);
+    } finally {
+      await a.end();
+    }
+  });
+
+  it('inside BEGIN leaves the transaction failed, exactly as a cancelled Postgres statement does', async () => {
+    const outcome = async (url: string, stmt: string, viaProxy: boolean): Promise<string[]> => {
+      const a = await connect(url);
+      try {
+        await a.query('begin');
+        const err = pgError(a.query(stmt));
+        if (viaProxy) await inProxy();
+        else await waitForPgSleep(url);
+        await (viaProxy ? cancel(a) : cancelDirect(url, a));
+        const e = await err;
+        const next = await pgError(a.query('select 1'));
+        await a.query('rollback');
+        return [e.code ?? '', next.code ?? '', (await rows(a, 'select 1'))[0]![0]!];
+      } finally {
+        await a.end();
+      }
+    };
+    const direct = await outcome(f.directUrl, 'select pg_sleep(30)', false);
+    const proxied = await outcome(f.url, BIG_SCAN, true);
+    assert.deepEqual(direct, ['57014', '25P02', '1']);
+    assert.deepEqual(proxied, direct);
+  });
+
+  it('stops a statement waiting on a paused Redis', async () => {
+    const a = await connect(f.url);
+    try {
+      await a.query(`insert into p values ('k', 'v')`);
+      paused.pause();
+      try {
+        const r = await cancelled(a, a.query('select * from p'));
+        console.log(`[cancel] read waiting on a paused Redis: cancel answered in ${r.ms} ms`);
+        assert.equal(r.code, '57014');
+        assert.ok(r.ms < CANCEL_BOUND_MS, `cancel took ${r.ms} ms`);
+        assert.deepEqual(await rows(a, 'select 1'), [['1']]);
+      } finally {
+        paused.resume();
+      }
+      // Redis answers again: the next read works (its reply may wait for the reconnect).
+      assert.deepEqual(await eventually(() => rows(a, 'select * from p')), [['k', 'v']]);
+    } finally {
+      await a.end();
+    }
+  });
+
+  it('a cancel racing a 20,000-row INSERT leaves all of its writes or none, never part', async () => {
+    const a = await connect(f.url);
+    const outcomes: string[] = [];
+    try {
+      for (let i = 0; i < 6; i++) {
+        await f.redis.del('cancel:w');
+        const q = a.query(`insert into w select 'k' || g, 'v' || g from generate_series(1, 20000) g`).then(
+          () => 'applied',
+          (e: { code?: string }) => e.code ?? String(e),
+        );
+        await inProxy();
+        // Spread the cancel over the statement's phases (upstream evaluation, commands, MULTI/EXEC).
+        await new Promise((r) => setTimeout(r, i * 40));
+        await cancel(a);
+        const o = await q;
+        const n = await f.redis.hlen('cancel:w');
+        outcomes.push(`${o}:${n}`);
+        if (o === 'applied') assert.equal(n, 20000, `applied, yet Redis holds ${n} of 20000`);
+        else {
+          assert.equal(o, '57014');
+          assert.equal(n, 0, `cancelled, yet Redis holds ${n} of 20000`);
+        }
+      }
+      console.log(`[cancel] INSERT of 20,000 rows with a cancel at 0-200 ms: ${outcomes.join(', ')}`);
+    } finally {
+      await a.end();
+    }
+  });
+});
+
+describe('statement_timeout', () => {
+  it('stops a scan of the big hash at the session\'s statement_timeout with 57014', async () => {
+    const a = await connect(f.url);
+    try {
+      await a.query(`set statement_timeout = '300ms'`);
+      const t0 = performance.now();
+      const e = await pgError(a.query(BIG_SCAN));
+      const ms = Math.round(performance.now() - t0);
+      console.log(`[cancel] statement_timeout 300ms: answered after ${ms} ms`);
+      assert.equal(e.code, '57014');
+      assert.equal(e.message, 'canceling statement due to statement timeout');
+      assert.ok(ms < 300 + CANCEL_BOUND_MS, `took ${ms} ms`);
+      await a.query('reset statement_timeout');
+      assert.deepEqual(await rows(a, BIG_SCAN), [[String(N), 'v999999']]);
+    } finally {
+      await a.end();
+    }
+  });
+});
+
+describe('no stalls', () => {
+  it('another session\'s SELECT 1 is answered promptly while one session scans the big hash', async () => {
+    const a = await connect(f.url);
+    const b = await connect(f.url);
+    try {
+      const loop = async (until: () => boolean): Promise<{ max: number; n: number }> => {
+        let max = 0;
+        let n = 0;
+        do {
+          const t0 = performance.now();
+          await b.query('select 1');
+          max = Math.max(max, performance.now() - t0);
+          n++;
+        } while (!until());
+        return { max: Math.round(max), n };
+      };
+      const baseline = await loop(((end) => () => Date.now() > end)(Date.now() + 1000));
+      let done = false;
+      const scan = rows(a, BIG_SCAN).finally(() => (done = true));
+      await inProxy();
+      const during = await loop(() => done);
+      assert.deepEqual(await scan, [[String(N), 'v999999']]);
+      console.log(`[cancel] SELECT 1 latency in another session: max ${during.max} ms over ${during.n} queries during the scan; max ${baseline.max} ms over ${baseline.n} without it`);
+      assert.ok(during.max < Math.max(50, 2 * baseline.max), `SELECT 1 waited ${during.max} ms during the scan (baseline max ${baseline.max} ms)`);
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+});
+
+async function eventually<T>(f: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Waits until a pg_sleep is running in the database (the direct side's "statement is in progress"). */
+async function waitForPgSleep(url: string): Promise<void> {
+  const m = await connect(url);
+  try {
+    for (;;) {
+      const r = await rows(m, `select count(*) from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'`);
+      if (r[0]![0] !== '0') return;
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  } finally {
+    await m.end();
+  }
+}
+
+async function cancelDirect(url: string, client: pg.Client): Promise<void> {
+  const m = await connect(url);
+  try {
+    await m.query('select pg_cancel_backend($1)', [(client as unknown as { processID: number }).processID]);
+  } finally {
+    await m.end();
+  }
+}
