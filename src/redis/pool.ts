@@ -316,7 +316,10 @@ function isNetworkError(err: Error): boolean {
 }
 
 function connectFailed(spec: RedisConnSpec, err: Error): PgError {
-  let reason = err.message || String(err);
+  // ioredis's own wording names its option; say what happened in the proxy's terms.
+  let reason = /^(Socket timeout|Command timed out)/.test(err.message)
+    ? 'the server did not answer within the command timeout (--redis-timeout)'
+    : err.message || String(err);
   const last = (err as { lastNodeError?: Error }).lastNodeError;
   if (last?.message) reason += ` (${last.message})`;
   if (spec.password) reason = reason.split(spec.password).join('***');

