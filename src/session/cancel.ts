@@ -96,6 +96,14 @@ export class StatementScope {
   }
 }
 
+/** Signals whose abort has failed a statement (so a pending cancel has been used up). */
+const tookEffect = new WeakSet<AbortSignal>();
+
+/** Whether the signal's abort made some wait fail (rather than firing after the work was done). */
+export function cancelTookEffect(signal: AbortSignal): boolean {
+  return tookEffect.has(signal);
+}
+
 /**
  * Settles as `p` does, unless `signal` aborts first: then rejects at once with its reason. `p` itself
  * runs on (a Redis reply still arrives and is dropped), so this is for waits whose late result is
@@ -105,10 +113,14 @@ export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Pr
   if (!signal) return p;
   if (signal.aborted) {
     p.catch(() => {});
+    tookEffect.add(signal);
     return Promise.reject(signal.reason as Error);
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
+    const onAbort = (): void => {
+      tookEffect.add(signal);
+      reject(signal.reason as Error);
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(
       (v) => {
@@ -125,7 +137,10 @@ export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Pr
 
 /** Throws the signal's reason (a 57014 PgError) when it has fired. */
 export function throwIfCanceled(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw signal.reason as Error;
+  if (signal?.aborted) {
+    tookEffect.add(signal);
+    throw signal.reason as Error;
+  }
 }
 
 /**

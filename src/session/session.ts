@@ -20,7 +20,7 @@ import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js
 import { EMPTY_INDEX, encodingRefusal, statementText, type Decision, type StatementHook } from '../sql/classify.js';
 import { connectUpstream, sendCancel, type UpstreamSocket } from '../upstream/connect.js';
 import { failWith, runInternal } from '../upstream/internal-query.js';
-import { parseStatementTimeout, StatementScope, type CancelRegistry } from './cancel.js';
+import { cancelTookEffect, parseStatementTimeout, StatementScope, type CancelRegistry } from './cancel.js';
 import { ExpectedQueue, forward, Req, type Entry } from './expected-queue.js';
 import { hotCounts } from '../metrics/metrics.js';
 import type { Interceptor, SessionPort } from './types.js';
@@ -94,6 +94,12 @@ export class Session implements SessionPort {
   private closeWhenIdle = false;
   /** The intercepted message in progress, which a CancelRequest or statement_timeout can abort. */
   private scope: StatementScope | undefined;
+  /**
+   * A CancelRequest arrived while this batch of client messages was being handled: like Postgres's
+   * pending cancel, it stops the next statement of the batch that waits (a Parse is intercepted but
+   * the Redis read happens at Bind), and lapses once the session waits for the client again.
+   */
+  private cancelPending = false;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -390,6 +396,7 @@ export class Session implements SessionPort {
       this.flushRun(buf, runStart, end);
       this.inbox.shift();
     }
+    if (!this.busy && this.inbox.length === 0) this.cancelPending = false;
     this.updateClientFlow();
     this.endUpstreamIfDrained();
   }
@@ -424,6 +431,12 @@ export class Session implements SessionPort {
     return ['S', buf.toString('utf8', portalEnd + 1, nul(portalEnd + 1))];
   }
 
+  private onCancelRequest(): void {
+    if (this.scope) this.scope.cancel();
+    // Messages of the same batch still to handle: the cancel is theirs.
+    if (this.busy || this.inbox.length > 0) this.cancelPending = true;
+  }
+
   /**
    * `query`: fn handles a simple Query, which is owed a ReadyForQuery even when it fails.
    * `statement`: the message is a client statement, subject to cancel and statement_timeout.
@@ -433,8 +446,11 @@ export class Session implements SessionPort {
     this.updateClientFlow();
     const scope = statement ? new StatementScope(this.probeStatementTimeout) : undefined;
     this.scope = scope;
+    if (scope && this.cancelPending) scope.cancel();
     const done = (): void => {
       scope?.end();
+      // One cancel fails one statement, as in Postgres.
+      if (scope && cancelTookEffect(scope.signal)) this.cancelPending = false;
       if (this.scope === scope) this.scope = undefined;
       this.busy = false;
       this.drainInbox();
@@ -561,7 +577,7 @@ export class Session implements SessionPort {
       } else if (code === Backend.ErrorResponse) this.authFailed = true;
       else if (code === Backend.BackendKeyData) {
         this.backendKey = Buffer.from(buf.subarray(off + 5, next));
-        this.deps.cancels?.register(this.backendKey, () => this.scope?.cancel());
+        this.deps.cancels?.register(this.backendKey, () => this.onCancelRequest());
       }
     });
   }
