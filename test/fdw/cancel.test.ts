@@ -1,6 +1,6 @@
 /**
  * Cancelling foreign-table statements where the proxy itself waits: a CancelRequest (as psql's Ctrl-C
- * and drivers send it) and statement_timeout stop a statement that is paging a 1,000,000-field hash
+ * and drivers send it) and statement_timeout stop a statement that is paging a 400,000-field hash
  * (building its parameters as it goes) or waiting on a paused Redis, with 57014 as Postgres words it,
  * and leave the transaction as a cancelled Postgres statement leaves it. A cancel racing a big write
  * leaves all of it or none of it in Redis. One session's big scan leaves another's `SELECT 1` answered
@@ -13,10 +13,15 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import pg from 'pg';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, pgError, rows, setupSupabase } from '../support/fdw-sql.js';
+import { Redis } from 'ioredis';
 import { startRedis, type RedisInstance } from '../harness/servers.js';
 
-const DB = 15;
-const N = 1_000_000;
+// The tables live on a Redis of this file's own (every shared db number is taken, and one test
+// pauses it); the fixture's db on the shared server holds nothing.
+const DB = 1;
+// Big enough that a scan takes seconds; 1,000,000 made this file and scale.test.ts, run side by side,
+// push each other past the per-file limit on a loaded machine.
+const N = 400_000;
 /** A cancel must be answered within this (the issue asks 100 ms; CI machines are shared and slow). */
 const CANCEL_BOUND_MS = 1000;
 // The full scan, not HLEN: max(value) needs every row.
@@ -25,19 +30,20 @@ const BIG_SCAN = 'select count(*), max(value) from big';
 let f: FdwFixture;
 let c: pg.Client;
 let paused: RedisInstance;
+let redis: Redis;
 
 before(async () => {
+  paused = await startRedis();
+  redis = new Redis(paused.url);
   f = await fdwFixture('fdw_cancel', DB);
   c = await connect(f.url);
-  await setupSupabase(c, f.redisUrl);
-  paused = await startRedis();
+  await setupSupabase(c, paused.url);
   await c.query(`
     create foreign table big (key text, value text) server redis_server options (src_type 'hash', src_key 'cancel:big');
     create foreign table w (key text, value text) server redis_server options (src_type 'hash', src_key 'cancel:w');
-    create server paused_server foreign data wrapper redis_wrapper options (conn_url '${paused.url}');
-    create foreign table p (key text, value text) server paused_server options (src_type 'hash', src_key 'p');`);
+    create foreign table p (key text, value text) server redis_server options (src_type 'hash', src_key 'p');`);
   for (let start = 0; start < N; start += 10_000) {
-    const pipe = f.redis.pipeline();
+    const pipe = redis.pipeline();
     for (let i = start; i < start + 10_000; i += 1000) {
       const args: string[] = [];
       for (let j = i; j < i + 1000; j++) args.push(`f${j}`, `v${j}`);
@@ -49,7 +55,7 @@ before(async () => {
 
 after(async () => {
   paused?.resume();
-  await f?.redis.flushdb().catch(() => {});
+  redis?.disconnect();
   await c?.end().catch(() => {});
   await f?.close();
   await paused?.stop();
@@ -90,7 +96,7 @@ async function cancelled(client: pg.Client, query: Promise<unknown>): Promise<{ 
 }
 
 describe('CancelRequest', () => {
-  it('stops a scan of a 1,000,000-field hash (paging and building parameters): 57014, session usable', async () => {
+  it('stops a scan of a 400,000-field hash (paging and building parameters): 57014, session usable', async () => {
     const a = await connect(f.url);
     try {
       const t0 = Date.now();
@@ -100,8 +106,7 @@ describe('CancelRequest', () => {
       assert.equal(r.message, 'canceling statement due to user request');
       assert.ok(r.ms < CANCEL_BOUND_MS, `cancel took ${r.ms} ms`);
       assert.deepEqual(await rows(a, 'select 1'), [['1']]);
-      // The same statement runs to the end when nobody cancels it.
-      assert.deepEqual(await rows(a, BIG_SCAN), [[String(N), 'v999999']]);
+      // (The same statement runs to the end when nobody cancels it: the no-stall test below.)
     } finally {
       await a.end();
     }
@@ -169,7 +174,7 @@ describe('CancelRequest', () => {
     const outcomes: string[] = [];
     try {
       for (let i = 0; i < 6; i++) {
-        await f.redis.del('cancel:w');
+        await redis.del('cancel:w');
         const q = a.query(`insert into w select 'k' || g, 'v' || g from generate_series(1, 20000) g`).then(
           () => 'applied',
           (e: { code?: string }) => e.code ?? String(e),
@@ -179,7 +184,7 @@ describe('CancelRequest', () => {
         await new Promise((r) => setTimeout(r, i * 40));
         await cancel(a);
         const o = await q;
-        const n = await f.redis.hlen('cancel:w');
+        const n = await redis.hlen('cancel:w');
         outcomes.push(`${o}:${n}`);
         if (o === 'applied') assert.equal(n, 20000, `applied, yet Redis holds ${n} of 20000`);
         else {
@@ -207,7 +212,7 @@ describe('statement_timeout', () => {
       assert.equal(e.message, 'canceling statement due to statement timeout');
       assert.ok(ms < 300 + CANCEL_BOUND_MS, `took ${ms} ms`);
       await a.query('reset statement_timeout');
-      assert.deepEqual(await rows(a, BIG_SCAN), [[String(N), 'v999999']]);
+      assert.deepEqual(await rows(a, `select value from big where key = 'f5'`), [['v5']]);
     } finally {
       await a.end();
     }
@@ -243,7 +248,7 @@ describe('no stalls', () => {
       await inProxy();
       const during = await loop(() => done);
       gc.disconnect();
-      assert.deepEqual(await scan, [[String(N), 'v999999']]);
+      assert.deepEqual(await scan, [[String(N), 'v99999']]);
       console.log(`[cancel] SELECT 1 latency in another session: max ${during.max} ms over ${during.n} queries during the scan (longest GC pause ${Math.round(gcMax)} ms); max ${baseline.max} ms over ${baseline.n} without it`);
       // The issue's target is 50 ms. On a shared 2-core CI machine (load average ~20 when measured) the
       // baseline alone reaches 25-45 ms, so the bound is generous; it still fails on the multi-second
