@@ -572,8 +572,9 @@ class SessionInterceptor implements Interceptor {
       const result = await runFast(this.readsFor(port), shape, params);
       return typeof result === 'string' ? undefined : { fields, result };
     } catch (e) {
-      // The upstream path meets the same failure and reports it the way it always has.
-      if (isPgError(e)) return undefined;
+      // The upstream path meets the same failure and reports it the way it always has; but a Redis
+      // that did not answer, or a cancel, fails now: trying again would double the wait.
+      if (isPgError(e) && e.code !== SqlState.FdwUnableToEstablishConnection && e.code !== SqlState.QueryCanceled) return undefined;
       throw e;
     }
   }

@@ -37,7 +37,7 @@ export interface RedisPoolOptions {
   /**
    * A connection with commands outstanding that receives nothing for this long is considered dead and is
    * reset (its commands fail with HV00N). Guards against a hung (not crashed) server. Default: the command
-   * timeout (or 30000 when that is off); 0 = off.
+   * timeout + 1 s (or 30000 when that is off); 0 = off.
    */
   socketTimeoutMs?: number;
   /** CLIENT SETNAME for the pool's connections. Default `redis-fdw-proxy`. */
@@ -70,7 +70,8 @@ export class RedisPool {
       getTimeoutMs: opts.getTimeoutMs ?? connectTimeoutMs + 1000,
       maxRetryDelayMs: opts.maxRetryDelayMs ?? 1000,
       commandTimeoutMs,
-      socketTimeoutMs: opts.socketTimeoutMs ?? (commandTimeoutMs > 0 ? commandTimeoutMs : 30_000),
+      // A little past the command timeout, so a command fails as timed out before its connection is reset.
+      socketTimeoutMs: opts.socketTimeoutMs ?? (commandTimeoutMs > 0 ? commandTimeoutMs + 1000 : 30_000),
       connectionName: opts.connectionName ?? 'redis-fdw-proxy',
       onError: opts.onError,
     };
