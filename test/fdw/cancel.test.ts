@@ -15,10 +15,10 @@ import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, pgError, rows, setupSupabase } from '../support/fdw-sql.js';
 import { Redis } from 'ioredis';
 import { startRedis, type RedisInstance } from '../harness/servers.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
-// The tables live on a Redis of this file's own (every shared db number is taken, and one test
-// pauses it); the fixture's db on the shared server holds nothing.
-const DB = 1;
+// The tables live on a Redis of this file's own (one test pauses it); the fixture's db holds nothing.
+const DB = REDIS_DB.cancel;
 // Big enough that a scan takes seconds; 1,000,000 made this file and scale.test.ts, run side by side,
 // push each other past the per-file limit on a loaded machine.
 const N = 400_000;
