@@ -32,6 +32,8 @@ export function buildProgram(): Command {
     .addOption(opt('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, how long open sessions may finish their transactions', 'shutdown-timeout').default('30s'))
     .addOption(opt('--max-connections <n>', 'client connections accepted at once', 'max-connections').default('1000'))
     .addOption(opt('--max-value-bytes <n>', 'largest value an INSERT/UPDATE may write to Redis (Redis\'s own proto-max-bulk-len is 512 MB)', 'max-value-bytes').default('536870912'))
+    .addOption(opt('--redis-timeout <duration>', 'a Redis command with no reply within this long fails with HV00N (0 = no per-command bound; a connection silent for 30 s is still reset)', 'redis-timeout').default('5s'))
+    .addOption(opt('--redis-connect-timeout <duration>', 'connecting to a Redis server gives up after this long', 'redis-connect-timeout').default('2s'))
     .addOption(opt('--fast-path <on|off>', 'answer single-table reads of text columns from Redis without an upstream round trip (off: always through upstream)', 'fast-path').choices(['on', 'off']).default('on'))
     .addOption(opt('--advertise <host:port|auto>', 'address upstream Postgres reaches this proxy at: Redis foreign tables then get postgres_fdw\'s handler and work wherever Postgres evaluates them (views, functions, information_schema); auto = the listen address when it and upstream are local', 'advertise'))
     .addOption(opt('--no-outbox', 'apply committed Redis writes without the transactional outbox (no redis_fdw_proxy schema upstream; a proxy crash between upstream COMMIT and Redis EXEC then loses them)', 'outbox'))
@@ -63,6 +65,13 @@ interface RawOptions {
   outbox?: boolean;
   outboxReplayInterval?: string;
   outboxReplayAfter?: string;
+  redisTimeout?: string;
+  redisConnectTimeout?: string;
+}
+
+function positive(ms: number, what: string): number {
+  if (ms <= 0) throw new ConfigError(`${what} must be more than 0`);
+  return ms;
 }
 
 /** No --upstream and no libpq PGHOST/PGPORT means the embedded Postgres, as does --upstream embedded. */
@@ -123,5 +132,7 @@ export function toConfig(o: RawOptions, env: NodeJS.ProcessEnv = process.env): P
     metricsListen,
     adminUsers,
     logMinDurationMs: o.logMinDuration === undefined ? undefined : parseDuration(o.logMinDuration, '--log-min-duration'),
+    redisTimeoutMs: parseDuration(o.redisTimeout ?? '5s', '--redis-timeout'),
+    redisConnectTimeoutMs: positive(parseDuration(o.redisConnectTimeout ?? '2s', '--redis-connect-timeout'), '--redis-connect-timeout'),
   };
 }

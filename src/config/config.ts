@@ -45,6 +45,10 @@ export interface ProxyConfig {
   logMinDurationMs?: number;
   /** Set when the upstream is the embedded Postgres this process runs. */
   embedded?: { dataDir: string };
+  /** A Redis command with no reply within this long fails with HV00N; 0 = no per-command bound (default 5 s). */
+  redisTimeoutMs?: number;
+  /** Connecting to a Redis server (TCP, TLS) gives up after this long (default 2 s). */
+  redisConnectTimeoutMs?: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

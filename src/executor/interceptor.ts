@@ -18,11 +18,12 @@ import { analyzeStatement, inner, type Node, type RangeVarRef, type StatementInf
 import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
 import { splitStatements } from '../sql/statements.js';
 import type { ParamText } from '../sql/pushdown.js';
-import { RedisPool } from '../redis/pool.js';
+import { RedisPool, type RedisPoolOptions } from '../redis/pool.js';
 import { forward, Req, type Capture } from '../session/expected-queue.js';
 import type { RedisOp } from '../redis/write.js';
 import type { Interceptor, SessionPort } from '../session/types.js';
 import { failWith, runInternal } from '../upstream/internal-query.js';
+import { abortable, throwIfCanceled } from '../session/cancel.js';
 import { DDL_KINDS, passesThrough, planDdl, type DdlAction } from './ddl.js';
 import { catalogReloadsTotal, hotCounts, recordStatement, stagedWritesTotal } from '../metrics/metrics.js';
 import { recordRead, recordStatementInfo, secondsSince } from '../metrics/statement-kind.js';
@@ -96,7 +97,7 @@ type OwnedPortal =
 /** What every session shares: the catalog cache and the Redis clients. */
 export class RedisFdw {
   readonly catalog: CatalogCache;
-  readonly pool = new RedisPool();
+  readonly pool: RedisPool;
   readonly redis: RedisAccess = { client: (c) => this.pool.getClient(c) };
   /** Committed transactions' Redis writes, kept upstream until applied (see outbox.ts). */
   readonly outbox: Outbox;
@@ -112,8 +113,10 @@ export class RedisFdw {
     readonly recheckMs = PRIVILEGE_TTL_MS,
     upstream?: ProxyConfig['upstream'],
     outbox: OutboxConfig = OUTBOX_DEFAULTS,
+    poolOptions: RedisPoolOptions = {},
   ) {
     this.catalog = new CatalogCache(catalogTtlMs);
+    this.pool = new RedisPool(poolOptions);
     this.outbox = new Outbox(upstream!, this.redis, log, upstream ? outbox : { ...outbox, enabled: false });
   }
 
@@ -128,7 +131,7 @@ export class RedisFdw {
 
 /** `opts` lengthen the catalog's and privileges' re-check intervals (tests that count round trips). */
 export function createRedisFdw(config: ProxyConfig, log: Logger, opts: { recheckMs?: number } = {}): RedisFdw {
-  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS);
+  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs });
 }
 
 const textParam =
@@ -344,6 +347,15 @@ class SessionInterceptor implements Interceptor {
     }
   }
 
+  /**
+   * Redis access for the statement in progress: its reads stop with 57014 when it is cancelled.
+   * Writes use `fdw.redis` directly: once sent, a MULTI/EXEC applies whole, so the statement waits for it.
+   */
+  private readsFor(port: SessionPort): RedisAccess {
+    const signal = port.signal;
+    return signal ? { client: (c) => abortable(this.fdw.pool.getClient(c), signal), signal } : this.fdw.redis;
+  }
+
   /** A COMMIT the proxy didn't see coming (a named prepared COMMIT) still applies the writes. */
   private watchTxEnd(port: SessionPort): void {
     port.onTxEnd = (tag) => {
@@ -378,6 +390,8 @@ class SessionInterceptor implements Interceptor {
     }
     return orFail(port, false, async () => {
       const out = await writeOutcome(this.fdw.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes);
+      // The last point where a cancel takes the statement back whole; past it the writes are sent.
+      throwIfCanceled(port.signal);
       await this.commitOrStage(port, plan.target, out.ops);
       const { reply, rest } = fetchRows(out.returning, out.tag, plan.returning ? (page?.maxRows ?? 0) : 0);
       if (rest && page) this.portals.set(page.portal, { kind: 'suspended', plan, rest });
@@ -391,6 +405,7 @@ class SessionInterceptor implements Interceptor {
     const r = await awaitExecute(port, send, { keepTag: false });
     if (r.kind !== 'done') return false;
     return orFail(port, false, async () => {
+      throwIfCanceled(port.signal);
       for (const t of plan.tables) await this.commitOrStage(port, t, truncateOps(t));
       port.reply(encodeCommandComplete('TRUNCATE TABLE'));
       return true;
@@ -508,7 +523,7 @@ class SessionInterceptor implements Interceptor {
         return this.runTruncate(port, p.plan, (execute) => sendSimple(port, NO_OP, [], [], map, execute));
       case 'write': {
         const write = p.plan;
-        const prepared = await prepareWrite(this.fdw.redis, write, NO_PARAMS, this.pending);
+        const prepared = await prepareWrite(this.readsFor(port), write, NO_PARAMS, this.pending);
         const wmap: PositionMap = (pos) => map(write.toOriginal(pos));
         const describe = passCapture(Req.Describe, [Backend.NoData], wmap, { rewrite: (c, buf, st, e) => (c === Backend.RowDescription ? clientRowDescription(write, buf, st, e) : undefined) });
         const parseError = writeParseError(write);
@@ -525,7 +540,7 @@ class SessionInterceptor implements Interceptor {
           }
         }
         const explain = explainOptions(info);
-        const params = await fetchReadParams(this.fdw.redis, plan, NO_PARAMS, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
+        const params = await fetchReadParams(this.readsFor(port), plan, NO_PARAMS, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
         const rmap: PositionMap = (pos) => map(plan.rewritten.toOriginal(pos));
         const execute = explain?.text ? explainCapture(explainLines(plan, NO_PARAMS, this.fastExplain(plan)), rmap) : undefined;
         const describe = passCapture(Req.Describe, [Backend.NoData], rmap, { rewrite: (c, buf, s, e) => (c === Backend.RowDescription ? withSources(plan, buf, s, e) : undefined) });
@@ -555,11 +570,12 @@ class SessionInterceptor implements Interceptor {
     const fields = fastFields(shape, formats);
     if (!fields) return undefined;
     try {
-      const result = await runFast(this.fdw.redis, shape, params, fields);
+      const result = await runFast(this.readsFor(port), shape, params, fields);
       return typeof result === 'string' ? undefined : { fields, result };
     } catch (e) {
-      // The upstream path meets the same failure and reports it the way it always has.
-      if (isPgError(e)) return undefined;
+      // The upstream path meets the same failure and reports it the way it always has; but a Redis
+      // that did not answer, or a cancel, fails now: trying again would double the wait.
+      if (isPgError(e) && e.code !== SqlState.FdwUnableToEstablishConnection && e.code !== SqlState.QueryCanceled) return undefined;
       throw e;
     }
   }
@@ -600,7 +616,7 @@ class SessionInterceptor implements Interceptor {
   private async materialize(port: SessionPort, name: string, portal: OwnedPortal & { kind: 'fast' }): Promise<void> {
     const { plan, bind } = portal;
     this.portals.set(name, { kind: 'read', plan });
-    const extra = await fetchReadParams(this.fdw.redis, plan, textParam(bind, plan.paramTypes), { pending: this.pending });
+    const extra = await fetchReadParams(this.readsFor(port), plan, textParam(bind, plan.paramTypes), { pending: this.pending });
     const formats = bind.params.map((_, i) => paramFormat(bind, i));
     port.send(encodeBind({ ...bind, paramFormats: [...formats, ...extra.map(() => 1)], params: [...bind.params, ...extra] }), [passCapture(Req.Bind, [Backend.BindComplete], undefined)]);
   }
@@ -712,7 +728,7 @@ class SessionInterceptor implements Interceptor {
       checkParamCount(m, plan.clientParams);
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
-      const prepared = await prepareWrite(this.fdw.redis, plan, textParam(m, plan.paramTypes), this.pending);
+      const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes), this.pending);
       const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
       this.portals.set(m.portal, { kind: 'write', plan, prepared, early });
       const formats = m.params.map((_, i) => paramFormat(m, i));
@@ -750,7 +766,7 @@ class SessionInterceptor implements Interceptor {
       }
       const param = textParam(m, plan.paramTypes);
       const explain = explainOptions(plan.info);
-      const extra = await fetchReadParams(this.fdw.redis, plan, param, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
+      const extra = await fetchReadParams(this.readsFor(port), plan, param, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
       this.portals.set(m.portal, explain?.text ? { kind: 'explain', lines: explainLines(plan, param, this.fastExplain(plan)) } : { kind: 'read', plan });
       recordRead('foreign_read_upstream', t0, plan.rewritten.text, port.log);
       if (plan.carrier === 'settings') {

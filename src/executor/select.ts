@@ -28,6 +28,7 @@ import type { SessionPort } from '../session/types.js';
 import type { NameIndex } from '../sql/classify.js';
 import { CALLBACK_SECRET_OPTION } from '../callback/reserved.js';
 import { wholeRowNames } from '../sql/whole-row.js';
+import { abortable, throwIfCanceled } from '../session/cancel.js';
 
 export type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'truncate';
 
@@ -253,6 +254,8 @@ export function derivedRows(table: ForeignTable, firstParam: number, array: (n: 
 
 export interface RedisAccess {
   client(conn: RedisConnSpec): Promise<RedisClient>;
+  /** The statement's cancel signal: reads stop (57014) as soon as it fires. */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -262,6 +265,7 @@ export interface RedisAccess {
 export async function fetchReadParams(redis: RedisAccess, plan: Pick<ReadPlan, 'reads' | 'carrier'>, param: ParamText, opts: { empty?: boolean; pending?: PendingWrites } = {}): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (const r of plan.reads) {
+    throwIfCanceled(redis.signal);
     if (r.countOnly) {
       out.push(int8Param(opts.empty ? 0 : await countRows(redis, r.table, opts.pending)));
       continue;
@@ -302,10 +306,12 @@ export interface PendingWrites {
 
 /** Reads a table's rows, with the transaction's pending writes applied when it has any. */
 export async function readRows(redis: RedisAccess, table: ForeignTable, pushdown: Pushdown, pending: PendingWrites | undefined, sink: RowSink): Promise<void> {
-  const client = await redis.client(table.conn);
+  const signal = redis.signal;
+  const client = await abortable(redis.client(table.conn), signal);
   const ops = pending?.on(table) ?? [];
-  if (ops.length) return readWithPending(client, table.spec, ops, sink);
-  return readTable(client, table.spec, pushdown, sink);
+  // The reader also stops paging once the signal fires; abortable() answers without waiting for it.
+  if (ops.length) return abortable(readWithPending(client, table.spec, ops, sink), signal);
+  return abortable(readTable(client, table.spec, pushdown, sink, { signal }), signal);
 }
 
 export function pushdownFor(r: ForeignRead, param: ParamText): Pushdown {

@@ -57,6 +57,11 @@ export function isConnectionError(e: unknown): boolean {
   return CONNECTION_MESSAGES.test(e.message) || CONNECTION_REPLIES.test(e.message);
 }
 
+/** No reply within the command timeout, or a connection reset for staying silent that long. */
+export function isTimeout(e: unknown): boolean {
+  return !isPgError(e) && e instanceof Error && /^(Command timed out|Socket timeout)/.test(e.message);
+}
+
 /** Where a client connects, for messages: `host:port`, the socket path, or `cluster host:port,…`. */
 export function serverOf(client: Redis | Cluster): string {
   const c = client as unknown as {
@@ -97,6 +102,18 @@ export function mapRedisError(e: unknown, ctx: RedisErrorContext): PgError {
     return new PgError(SqlState.WrongObjectType, `Redis key "${key}"${is}${expected}`, {
       detail: `Redis said: ${msg}`,
     });
+  }
+  if (isTimeout(e)) {
+    const where = ctx.server ? ` at ${ctx.server}` : '';
+    return new PgError(
+      SqlState.FdwUnableToEstablishConnection,
+      `Redis${where} did not answer within the command timeout (--redis-timeout) while accessing key "${key}" of foreign table ${ctx.table}`,
+      {
+        detail: msg,
+        // The command may be sitting in a paused server's socket buffer: it can still run later.
+        hint: 'The server may be paused or overloaded. A write sent before the timeout may still be applied when it answers.',
+      },
+    );
   }
   if (isConnectionError(e)) {
     const where = ctx.server ? ` at ${ctx.server}` : '';

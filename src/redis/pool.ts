@@ -3,7 +3,9 @@
  *
  * `getClient()` / `get()` hand out a ready client or fail with HV00N within a bounded time; they never wait
  * for Redis indefinitely. Commands fail fast too (no offline queue, one retry, in-flight commands rejected
- * when the connection drops), so a dead Redis surfaces as an error, not a hung query. Once a client has been
+ * when the connection drops), so a dead Redis surfaces as an error, not a hung query. A hung one (paused,
+ * overloaded, a black-holed network) is bounded by the command timeout: each command gets a reply within
+ * it or fails, and a connection that stays silent that long with commands outstanding is reset. Once a client has been
  * ready it stays in the pool and keeps reconnecting in the background, so a restarted Redis is picked up by
  * the next call. A client that never became ready, or whose login the server refused, is dropped so the next
  * call starts afresh.
@@ -20,6 +22,9 @@ import { instrumentRedis } from '../metrics/redis-metrics.js';
 
 export type RedisClient = Redis | Cluster;
 
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
+
 export interface RedisPoolOptions {
   /** TCP connect + handshake budget per attempt, ms. Default 2000. */
   connectTimeoutMs?: number;
@@ -27,9 +32,12 @@ export interface RedisPoolOptions {
   getTimeoutMs?: number;
   /** Background reconnect backoff ceiling, ms. Default 1000. */
   maxRetryDelayMs?: number;
+  /** A command with no reply within this long fails with HV00N (ioredis `commandTimeout`). Default 5000; 0 = off. */
+  commandTimeoutMs?: number;
   /**
    * A connection with commands outstanding that receives nothing for this long is considered dead and is
-   * reset (its commands fail with HV00N). Guards against a hung (not crashed) server. Default 30000; 0 = off.
+   * reset (its commands fail with HV00N). Guards against a hung (not crashed) server. Default: the command
+   * timeout + 1 s (or 30000 when that is off); 0 = off.
    */
   socketTimeoutMs?: number;
   /** CLIENT SETNAME for the pool's connections. Default `redis-fdw-proxy`. */
@@ -55,12 +63,15 @@ export class RedisPool {
   private closed = false;
 
   constructor(opts: RedisPoolOptions = {}) {
-    const connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
+    const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.opts = {
       connectTimeoutMs,
       getTimeoutMs: opts.getTimeoutMs ?? connectTimeoutMs + 1000,
       maxRetryDelayMs: opts.maxRetryDelayMs ?? 1000,
-      socketTimeoutMs: opts.socketTimeoutMs ?? 30_000,
+      commandTimeoutMs,
+      // A little past the command timeout, so a command fails as timed out before its connection is reset.
+      socketTimeoutMs: opts.socketTimeoutMs ?? (commandTimeoutMs > 0 ? commandTimeoutMs + 1000 : 30_000),
       connectionName: opts.connectionName ?? 'redis-fdw-proxy',
       onError: opts.onError,
     };
@@ -132,6 +143,7 @@ export class RedisPool {
       connectionName: this.opts.connectionName,
       disableClientInfo: true,
       socketTimeout: this.opts.socketTimeoutMs > 0 ? this.opts.socketTimeoutMs : undefined,
+      commandTimeout: this.opts.commandTimeoutMs > 0 ? this.opts.commandTimeoutMs : undefined,
     };
     if (spec.tls) options.tls = spec.tlsInsecure ? { rejectUnauthorized: false } : { servername: spec.host };
     return options;
@@ -160,14 +172,14 @@ export class RedisPool {
   private createCluster(entry: Entry): Cluster {
     const { spec } = entry;
     const maxDelay = this.opts.maxRetryDelayMs;
-    const { username, password, connectTimeout, protocol, connectionName, disableClientInfo, socketTimeout, tls, maxRetriesPerRequest, autoResendUnfulfilledCommands } =
+    const { username, password, connectTimeout, protocol, connectionName, disableClientInfo, socketTimeout, commandTimeout, tls, maxRetriesPerRequest, autoResendUnfulfilledCommands } =
       this.baseOptions(spec);
     const options: ClusterOptions = {
       lazyConnect: true,
       enableOfflineQueue: false,
       clusterRetryStrategy: (times) => Math.min(times * 100, maxDelay),
       slotsRefreshTimeout: this.opts.connectTimeoutMs,
-      redisOptions: { username, password, connectTimeout, protocol, connectionName, disableClientInfo, socketTimeout, tls, maxRetriesPerRequest, autoResendUnfulfilledCommands },
+      redisOptions: { username, password, connectTimeout, protocol, connectionName, disableClientInfo, socketTimeout, commandTimeout, tls, maxRetriesPerRequest, autoResendUnfulfilledCommands },
     };
     const cluster = new Cluster([{ host: spec.host, port: spec.port }], options);
     this.watch(entry, cluster);
@@ -305,7 +317,10 @@ function isNetworkError(err: Error): boolean {
 }
 
 function connectFailed(spec: RedisConnSpec, err: Error): PgError {
-  let reason = err.message || String(err);
+  // ioredis's own wording names its option; say what happened in the proxy's terms.
+  let reason = /^(Socket timeout|Command timed out)/.test(err.message)
+    ? 'the server did not answer within the command timeout (--redis-timeout)'
+    : err.message || String(err);
   const last = (err as { lastNodeError?: Error }).lastNodeError;
   if (last?.message) reason += ` (${last.message})`;
   if (spec.password) reason = reason.split(spec.password).join('***');

@@ -63,6 +63,8 @@ export const DEFAULT_KEY_BATCH = 10_000;
  */
 export const DEFAULT_FIRST_PAGE = 100_000;
 export const DEFAULT_KEYS_PER_PIPELINE = 100;
+/** Rows emitted from one page before the reader lets the event loop run other sessions. */
+const ROWS_PER_TURN = 5000;
 
 const OPENERS: Record<RedisType, OpenCursor> = {
   hash: openHash,
@@ -242,9 +244,11 @@ class TableReader {
     let items = pre?.items;
     for (;;) {
       if (items) {
-        for (const item of items) {
-          this.em.row(keyLabel, keyValue, item);
+        for (let i = 0; i < items.length; i++) {
+          this.em.row(keyLabel, keyValue, items[i]!);
           if (this.em.full) return;
+          // A big page is emitted in chunks: other sessions, and a cancel, get a turn in between.
+          if (i % ROWS_PER_TURN === ROWS_PER_TURN - 1) await this.nextTurn();
         }
       }
       const cmd = cur.command(this.em.remaining);
@@ -343,6 +347,11 @@ class TableReader {
 
   private errCtx(key: RedisKey): { key: RedisKey; table: string; server: string; expected: RedisType } {
     return { key, table: this.spec.table, server: this.server, expected: this.spec.type };
+  }
+
+  private async nextTurn(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.checkCanceled();
   }
 
   private checkCanceled(): void {

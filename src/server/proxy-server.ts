@@ -10,6 +10,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { StatementHook } from '../sql/classify.js';
 import { initParser } from '../sql/parser.js';
 import { Session } from '../session/session.js';
+import { CancelRegistry } from '../session/cancel.js';
 import type { Interceptor, SessionPort } from '../session/types.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { CatalogCache } from '../catalog/catalog.js';
@@ -50,6 +51,7 @@ export class ProxyServer {
   private secureContext: tls.SecureContext | undefined;
   /** Bytes of sessions already closed (open ones are read from their sockets when scraped). */
   private closedBytes = { in: 0, out: 0 };
+  private readonly cancels = new CancelRegistry();
 
   constructor(
     readonly config: ProxyConfig,
@@ -118,6 +120,13 @@ export class ProxyServer {
     return true;
   }
 
+  /** Sessions whose current statement is in the proxy's hands (planning, Redis, writes): cancellable here. */
+  get statementsInProgress(): number {
+    let n = 0;
+    for (const s of this.sessions.keys()) if (s.signal) n++;
+    return n;
+  }
+
   private accept(socket: net.Socket): void {
     if (this.closing || this.sessions.size >= this.config.maxConnections) {
       const reason = this.closing ? 'shutdown' : 'too_many';
@@ -131,7 +140,7 @@ export class ProxyServer {
     const id = this.nextId++;
     const address = `${socket.remoteAddress}:${socket.remotePort}`;
     const log = this.log.child({ session: id, client: address });
-    const s = new Session(socket, { config: this.config, log, hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (params) => this.callbackFor(params) ?? this.adminFor(params, socket, log), advertise: () => this.advertise }, id);
+    const s = new Session(socket, { config: this.config, log, hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (params) => this.callbackFor(params) ?? this.adminFor(params, socket, log), advertise: () => this.advertise, cancels: this.cancels }, id);
     this.sessions.set(s, { socket, address, connectedAt: new Date() });
     const loginMs = this.config.loginTimeoutMs ?? 60_000;
     // Like authentication_timeout: a client that has not logged in by then (silent, or trickling bytes) is closed.

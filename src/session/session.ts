@@ -19,7 +19,8 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js';
 import { EMPTY_INDEX, encodingRefusal, statementText, type Decision, type StatementHook } from '../sql/classify.js';
 import { connectUpstream, sendCancel, type UpstreamSocket } from '../upstream/connect.js';
-import { failWith } from '../upstream/internal-query.js';
+import { failWith, runInternal } from '../upstream/internal-query.js';
+import { cancelTookEffect, parseStatementTimeout, StatementScope, type CancelRegistry } from './cancel.js';
 import { ExpectedQueue, forward, Req, type Entry } from './expected-queue.js';
 import { hotCounts } from '../metrics/metrics.js';
 import type { Interceptor, SessionPort } from './types.js';
@@ -35,6 +36,8 @@ export interface SessionDeps {
   reserved?: (params: Map<string, string>) => ((socket: net.Socket | tls.TLSSocket, rest: Buffer) => void) | undefined;
   /** The address upstream's postgres_fdw reaches this proxy at, when known. */
   advertise?: () => string | undefined;
+  /** Sessions by BackendKeyData, so a CancelRequest also stops the proxy's own part of a statement. */
+  cancels?: CancelRegistry;
 }
 
 type Phase = 'startup' | 'connecting' | 'auth' | 'ready' | 'closed';
@@ -89,6 +92,14 @@ export class Session implements SessionPort {
   /** Upstream's BackendKeyData frame, to cancel a running query when the client vanishes. */
   private backendKey: Buffer | undefined;
   private closeWhenIdle = false;
+  /** The intercepted message in progress, which a CancelRequest or statement_timeout can abort. */
+  private scope: StatementScope | undefined;
+  /**
+   * A CancelRequest arrived while this batch of client messages was being handled: like Postgres's
+   * pending cancel, it stops the next statement of the batch that waits (a Parse is intercepted but
+   * the Redis read happens at Bind), and lapses once the session waits for the client again.
+   */
+  private cancelPending = false;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -131,6 +142,10 @@ export class Session implements SessionPort {
 
   get batchOpen(): boolean {
     return this.openBatch;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return this.scope?.signal;
   }
 
   get upstreamSettled(): boolean {
@@ -227,6 +242,8 @@ export class Session implements SessionPort {
         return this.upgradeToTls();
       case 'cancel':
         this.phase = 'closed';
+        // The proxy's own wait (Redis) stops here; upstream's part stops by the relayed request.
+        this.deps.cancels?.cancel(packet.raw.subarray(8));
         sendCancel(this.deps.config.upstream, Buffer.from(packet.raw))
           .catch((e: unknown) => this.log.warn({ err: String(e) }, 'cancel request failed'))
           .finally(() => this.client.destroy());
@@ -326,7 +343,7 @@ export class Session implements SessionPort {
               // Read the catalog again first; this same message is handled right after.
               this.flushRun(buf, runStart, off);
               item.off = off;
-              this.runIntercepted(() => ic.refresh(this));
+              this.runIntercepted(() => ic.refresh(this), false, false);
               return;
             }
             const d = hook.classifyFrame(code, buf, off, next, ic ? ic.names : EMPTY_INDEX, ic !== undefined, ic?.inspectAll, this.queue.clientEncoding);
@@ -379,6 +396,7 @@ export class Session implements SessionPort {
       this.flushRun(buf, runStart, end);
       this.inbox.shift();
     }
+    if (!this.busy && this.inbox.length === 0) this.cancelPending = false;
     this.updateClientFlow();
     this.endUpstreamIfDrained();
   }
@@ -413,11 +431,27 @@ export class Session implements SessionPort {
     return ['S', buf.toString('utf8', portalEnd + 1, nul(portalEnd + 1))];
   }
 
-  /** `query`: fn handles a simple Query, which is owed a ReadyForQuery even when it fails. */
-  private runIntercepted(fn: () => Promise<void> | void, query = false): void {
+  private onCancelRequest(): void {
+    if (this.scope) this.scope.cancel();
+    // Messages of the same batch still to handle: the cancel is theirs.
+    if (this.busy || this.inbox.length > 0) this.cancelPending = true;
+  }
+
+  /**
+   * `query`: fn handles a simple Query, which is owed a ReadyForQuery even when it fails.
+   * `statement`: the message is a client statement, subject to cancel and statement_timeout.
+   */
+  private runIntercepted(fn: () => Promise<void> | void, query = false, statement = true): void {
     this.busy = true;
     this.updateClientFlow();
+    const scope = statement ? new StatementScope(this.probeStatementTimeout) : undefined;
+    this.scope = scope;
+    if (scope && this.cancelPending) scope.cancel();
     const done = (): void => {
+      scope?.end();
+      // One cancel fails one statement, as in Postgres.
+      if (scope && cancelTookEffect(scope.signal)) this.cancelPending = false;
+      if (this.scope === scope) this.scope = undefined;
       this.busy = false;
       this.drainInbox();
     };
@@ -437,6 +471,19 @@ export class Session implements SessionPort {
       failed(e);
     }
   }
+
+  /**
+   * The session's statement_timeout, asked of upstream only for a statement still running in the
+   * proxy after PROBE_AFTER_MS (it is not a reported GUC, and asking every time would cost a round
+   * trip per statement). It ends with Flush: a client batch, or the proxy's simple-query batch, is
+   * open around every intercepted statement, and its Sync closes it.
+   */
+  private readonly probeStatementTimeout = async (): Promise<number | undefined> => {
+    if (this.phase !== 'ready' || this.queue.inFailedBatch) return undefined;
+    const r = await runInternal(this, "SELECT pg_catalog.current_setting('statement_timeout')", [], { errorIsReply: false });
+    const text = r.kind === 'rows' ? r.rows[0]?.[0]?.toString('utf8') : undefined;
+    return text === undefined ? undefined : parseStatementTimeout(text);
+  };
 
   /** An interceptor bug must cost one connection, never the process. */
   private internalFailure(e: unknown): void {
@@ -528,7 +575,10 @@ export class Session implements SessionPort {
         this.log.debug({ user: this.user, database: this.database }, 'session ready');
         queueMicrotask(() => this.drainInbox());
       } else if (code === Backend.ErrorResponse) this.authFailed = true;
-      else if (code === Backend.BackendKeyData) this.backendKey = Buffer.from(buf.subarray(off + 5, next));
+      else if (code === Backend.BackendKeyData) {
+        this.backendKey = Buffer.from(buf.subarray(off + 5, next));
+        this.deps.cancels?.register(this.backendKey, () => this.onCancelRequest());
+      }
     });
   }
 
@@ -633,6 +683,8 @@ export class Session implements SessionPort {
     // next writes. Cancel it so it stops now (then the Terminate below ends the session).
     if (this.phase === 'ready' && !this.queue.idle && !this.clientEnded && this.backendKey && reason === 'client closed') this.cancelRunningQuery(this.backendKey);
     this.phase = 'closed';
+    if (this.backendKey) this.deps.cancels?.unregister(this.backendKey);
+    this.scope?.cancel();
     this.log.debug({ reason }, 'session closed');
     this.interceptor?.close();
     this.queue.clear();

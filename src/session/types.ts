@@ -20,6 +20,8 @@ export interface SessionPort {
   readonly inFailedBatch: boolean;
   /** Extended-protocol messages were sent since the last Sync: the proxy must not Sync on its own. */
   readonly batchOpen: boolean;
+  /** Fires (reason: a 57014 PgError) when the client cancels the statement in progress or it hits statement_timeout. */
+  readonly signal?: AbortSignal | undefined;
   /** No Sync or Query sent upstream still awaits its ReadyForQuery: `txStatus` is upstream's current one. */
   readonly upstreamSettled: boolean;
   /** No reply at all is owed by upstream. */

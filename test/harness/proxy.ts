@@ -27,6 +27,8 @@ export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> 
     shutdownTimeoutMs: 2000,
     maxConnections: 1000,
     maxValueBytes: 512 * 1024 * 1024,
+    redisTimeoutMs: 5000,
+    redisConnectTimeoutMs: 2000,
     ...overrides,
   };
   const log = pino({ level: config.logLevel });

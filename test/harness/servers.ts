@@ -18,6 +18,10 @@ export interface PgInstance {
   /** Directory of its Unix socket (`.s.PGSQL.<port>`). */
   socketDir: string;
   stop(): Promise<void>;
+  /** Immediate shutdown (like a crash: no checkpoint, sessions dropped); the data dir is kept for start(). */
+  kill(): Promise<void>;
+  /** Start again on the same port after kill(). */
+  start(): Promise<void>;
 }
 
 export interface RedisInstance {
@@ -35,6 +39,10 @@ export interface RedisInstance {
   restart(): Promise<void>;
   /** Sends a signal to the server process (SIGSTOP/SIGCONT for fault tests). */
   signal(sig: NodeJS.Signals): void;
+  /** SIGSTOP: the server keeps its sockets but answers nothing (a hung, not crashed, server). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 const HOST = '127.0.0.1';
@@ -196,7 +204,13 @@ export async function startPostgres(): Promise<PgInstance> {
     } finally {
       await client.end();
     }
-    return { url, host: HOST, port, dataDir, bindir, socketDir: root, stop };
+    const kill = async (): Promise<void> => {
+      await run(pgCtl, ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], asPg);
+    };
+    const start = async (): Promise<void> => {
+      await mustRun(pgCtl, ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start'], asPg);
+    };
+    return { url, host: HOST, port, dataDir, bindir, socketDir: root, stop, kill, start };
   } catch (err) {
     await stop().catch(() => {});
     throw err;
@@ -292,5 +306,11 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
       await launch();
     },
     signal: (sig) => void child?.kill(sig),
+    pause: () => {
+      child?.kill('SIGSTOP');
+    },
+    resume: () => {
+      child?.kill('SIGCONT');
+    },
   };
 }

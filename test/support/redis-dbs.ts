@@ -26,4 +26,7 @@ export const REDIS_DB = {
   bigStatements: 19,
   inputAbuse: 20,
   upsert: 21,
+  // Their tables live on a Redis of their own (they pause and kill it); the fixture's db holds nothing.
+  faults: 22,
+  cancel: 23,
 } as const;
