@@ -262,6 +262,7 @@ async function main(): Promise<void> {
   }
   for (const [w, n] of [['insert10k', 10_000], ['insert100k', 100_000]] as const) {
     if (!need(w)) continue;
+    await redis.del('ins'); // the previous workload's rows
     await compare(`INSERT … SELECT ${n / 1000}k rows into a hash`, (s) => s.client.query(`insert into ${s.t('ins')} select g::text, 'value-' || g from generate_series(1, ${n}) g`),
       (s, r) => {
         if (r.rowCount !== n) problem(`${w} through ${s.label}: INSERT ${r.rowCount}, expected ${n}`);
