@@ -29,6 +29,7 @@
 //   BENCH_SECONDS    pgbench -T for the lookups (default 5)    BENCH_CLIENTS  pgbench -c (default 4)
 //   BENCH_THREADS    pgbench -j (default 2)                     BENCH_REDIS_DB (default 13)
 //   BENCH_SKIP / BENCH_ONLY   comma lists of workload names above
+//   BENCH_PROXY_ARGS extra proxy flags, e.g. "--fast-path off"; BENCH_PROXY_NODE_ARGS node flags (--cpu-prof)
 //
 // Everything shares this machine's cores, so absolute numbers move with load; compare the ratios.
 import { spawn } from 'node:child_process';
