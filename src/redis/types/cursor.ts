@@ -18,8 +18,8 @@ export interface Item {
   element?: Buffer;
   /** zset score exactly as Redis printed it. */
   score?: string;
-  /** 0-based list index. */
-  index?: string;
+  /** 0-based list index (made text only for a table that has the index column). */
+  index?: number;
   /** stream entry id. */
   id?: Buffer;
   /** stream entry fields and values, flat [f1, v1, f2, v2, ...]. */
