@@ -524,7 +524,9 @@ export async function fdwBenchServers(name: string, redisDb: number): Promise<{ 
  * the same name.
  */
 export async function fdwBenchProxy(upstreamUrl: string, dbName: string, redisUrl: string, hashTables: string[]): Promise<{ proxy: ProxyProcess; proxyUrl: string; client: pg.Client }> {
-  const proxy = await startProxyCli(upstreamUrl, ['--log-level', 'warn']);
+  // e.g. BENCH_PROXY_ARGS="--fast-path off" to measure the proxy with one of its features turned off.
+  const extra = (process.env.BENCH_PROXY_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const proxy = await startProxyCli(upstreamUrl, ['--log-level', 'warn', ...extra]);
   const proxyUrl = withDatabase(proxy.url, dbName);
   console.log(`[bench] proxy: pid ${proxy.pid} on 127.0.0.1:${proxy.port}, database ${dbName}`);
   const client = new pg.Client({ connectionString: proxyUrl });

@@ -29,6 +29,7 @@
 //   BENCH_SECONDS    pgbench -T for the lookups (default 5)    BENCH_CLIENTS  pgbench -c (default 4)
 //   BENCH_THREADS    pgbench -j (default 2)                     BENCH_REDIS_DB (default 13)
 //   BENCH_SKIP / BENCH_ONLY   comma lists of workload names above
+//   BENCH_PROXY_ARGS extra proxy flags, e.g. "--fast-path off"; BENCH_PROXY_NODE_ARGS node flags (--cpu-prof)
 //
 // Everything shares this machine's cores, so absolute numbers move with load; compare the ratios.
 import { spawn } from 'node:child_process';
@@ -262,6 +263,7 @@ async function main(): Promise<void> {
   }
   for (const [w, n] of [['insert10k', 10_000], ['insert100k', 100_000]] as const) {
     if (!need(w)) continue;
+    await redis.del('ins'); // the previous workload's rows
     await compare(`INSERT … SELECT ${n / 1000}k rows into a hash`, (s) => s.client.query(`insert into ${s.t('ins')} select g::text, 'value-' || g from generate_series(1, ${n}) g`),
       (s, r) => {
         if (r.rowCount !== n) problem(`${w} through ${s.label}: INSERT ${r.rowCount}, expected ${n}`);

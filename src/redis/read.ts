@@ -140,7 +140,7 @@ class Emitter {
       case 'score':
         return item.score ?? null;
       case 'index':
-        return item.index ?? null;
+        return item.index === undefined ? null : String(item.index);
       case 'id':
         return item.id ?? null;
       case 'items':

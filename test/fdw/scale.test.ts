@@ -71,13 +71,10 @@ describe('large keys', () => {
     }
     assert.equal(await f.redis.hlen('big:hash'), N);
     const loadMs = Date.now() - t0;
-    // The filtered count first, on a fresh process heap: the bound is about one read's memory.
-    const filtered = await withPeakRss(() => rows(c, `select count(*) from big_hash where value like '%99'`));
-    console.log(`[scale] 1M-field hash: count(*) … where value like '%99' in ${filtered.ms} ms, proxy RSS growth ${filtered.growthMb.toFixed(0)} MB (bound ${RSS_BOUND_MB} MB)`);
-    assert.deepEqual(filtered.value, [[String(N / 100)]]);
-    assert.ok(filtered.growthMb < RSS_BOUND_MB, `count(*) … where: RSS grew by ${filtered.growthMb.toFixed(0)} MB`);
-    const r = await withPeakRss(() => rows(c, 'select count(*), count(distinct key), min(value), max(value) from big_hash'));
-    console.log(`[scale] 1M-field hash: loaded in ${loadMs} ms, counted in ${r.ms} ms, proxy RSS growth ${r.growthMb.toFixed(0)} MB (bound ${RSS_BOUND_MB} MB)`);
+    // count(*) … WHERE: the WHERE is upstream's, so every field is read; 'v%' keeps them all, so the
+    // distinct count also proves each field came once.
+    const r = await withPeakRss(() => rows(c, `select count(*), count(distinct key), min(value), max(value) from big_hash where value like 'v%'`));
+    console.log(`[scale] 1M-field hash: loaded in ${loadMs} ms, count(*) … where in ${r.ms} ms, proxy RSS growth ${r.growthMb.toFixed(0)} MB (bound ${RSS_BOUND_MB} MB)`);
     assert.deepEqual(r.value, [[String(N), String(N), 'v0', 'v999999']]);
     assert.ok(r.growthMb < RSS_BOUND_MB, `RSS grew by ${r.growthMb.toFixed(0)} MB`);
     // A second read of the same key does not keep growing (nothing is retained between statements).

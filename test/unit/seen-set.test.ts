@@ -13,6 +13,15 @@ describe('SeenSet', () => {
     assert.equal(s.add(Buffer.from('a')), true);
   });
 
+  test('held members count once a later page brings members', () => {
+    const s = new SeenSet();
+    s.hold([Buffer.from('a'), Buffer.from('b')]);
+    assert.equal(s.add(Buffer.from('b')), false);
+    assert.equal(s.add(Buffer.from('c')), true);
+    assert.equal(s.add(Buffer.from('a')), false);
+    assert.equal(s.add(Buffer.from('c')), false);
+  });
+
   test('agrees with a Set over 200,000 values with repeats, empty, binary and long ones', () => {
     const s = new SeenSet();
     s.enable();

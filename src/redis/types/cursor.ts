@@ -18,8 +18,8 @@ export interface Item {
   element?: Buffer;
   /** zset score exactly as Redis printed it. */
   score?: string;
-  /** 0-based list index. */
-  index?: string;
+  /** 0-based list index (made text only for a table that has the index column). */
+  index?: number;
   /** stream entry id. */
   id?: Buffer;
   /** stream entry fields and values, flat [f1, v1, f2, v2, ...]. */
@@ -97,6 +97,7 @@ export class SeenSet {
   private arena = Buffer.alloc(0);
   private used = 0;
   private count = 0;
+  private held: Buffer[] | undefined;
 
   /** Call once the walk is known to span several pages. */
   enable(): void {
@@ -106,8 +107,23 @@ export class SeenSet {
     this.arena = Buffer.allocUnsafe(1 << 16);
   }
 
-  /** true if new (and records it); always true while disabled. */
+  /**
+   * The members of a first page that has more pages after it. They are recorded only when a later page
+   * brings members: HSCAN COUNT n often returns all n members of an n-member key with a cursor that then
+   * yields an empty page, and such a walk needs no set at all.
+   */
+  hold(members: Buffer[]): void {
+    this.held = members;
+  }
+
+  /** true if new (and records it); always true while disabled and holding nothing. */
   add(b: Buffer): boolean {
+    if (!this.slots && this.held) {
+      const held = this.held;
+      this.held = undefined;
+      this.enable();
+      for (const m of held) this.add(m);
+    }
     let slots = this.slots;
     if (!slots) return true;
     const h = hash32(b);

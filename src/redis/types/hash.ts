@@ -19,13 +19,19 @@ function hscanCursor(key: RedisKey, firstBatch: number, batch: number): KeyCurso
     accept(reply) {
       const r = scanReply(reply, 'HSCAN');
       cursor = r.cursor === '0' ? undefined : r.cursor;
-      if (first && cursor !== undefined) seen.enable();
+      const isFirst = first;
       first = false;
+      // A first page is new by definition; if more pages follow, its fields are held for the dedupe.
+      const held: Buffer[] | undefined = isFirst && cursor !== undefined ? [] : undefined;
       const items: Item[] = [];
       for (let i = 0; i + 1 < r.elements.length; i += 2) {
         const field = asBuffer(r.elements[i]);
-        if (seen.add(field)) items.push({ field, value: asBuffer(r.elements[i + 1]) });
+        if (isFirst || seen.add(field)) {
+          items.push({ field, value: asBuffer(r.elements[i + 1]) });
+          held?.push(field);
+        }
       }
+      if (held) seen.hold(held);
       return items;
     },
   };

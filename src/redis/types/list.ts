@@ -14,7 +14,7 @@ export function openList(key: RedisKey, params: CursorParams): KeyCursor {
     accept(reply) {
       const els = asArray(reply, 'LRANGE');
       const base = start ?? 0;
-      const items: Item[] = els.map((e, i) => ({ element: asBuffer(e), index: String(base + i) }));
+      const items: Item[] = els.map((e, i) => ({ element: asBuffer(e), index: base + i }));
       start = els.length < asked ? undefined : base + els.length;
       return items;
     },

@@ -11,13 +11,18 @@ export function openSet(key: RedisKey, params: CursorParams): KeyCursor {
     accept(reply) {
       const r = scanReply(reply, 'SSCAN');
       cursor = r.cursor === '0' ? undefined : r.cursor;
-      if (first && cursor !== undefined) seen.enable();
+      const isFirst = first;
       first = false;
+      const held: Buffer[] | undefined = isFirst && cursor !== undefined ? [] : undefined;
       const items: Item[] = [];
       for (const e of r.elements) {
         const element = asBuffer(e);
-        if (seen.add(element)) items.push({ element });
+        if (isFirst || seen.add(element)) {
+          items.push({ element });
+          held?.push(element);
+        }
       }
+      if (held) seen.hold(held);
       return items;
     },
   };
