@@ -5,6 +5,7 @@
  * Both run against the real CLI process, so the proxy's event loop carries only the proxy's work and
  * the timings are the proxy's own. The bounds are the generous ones the issues ask for.
  */
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -119,10 +120,7 @@ describe('a big COMMIT gives way: CPU time between event-loop turns', () => {
       await cl.query(`create foreign table cp_cpu (key text, value text) server redis_server options (src_type 'hash', src_key 'cp:cpu')`);
       await cl.query('begin');
       await cl.query(insert('cp_cpu', ROWS));
-      const cpu = (): number => {
-        const u = process.cpuUsage();
-        return (u.user + u.system) / 1000;
-      };
+      const cpu = mainThreadCpuMs;
       let worst = 0;
       let last = cpu();
       let on = true;
@@ -138,7 +136,7 @@ describe('a big COMMIT gives way: CPU time between event-loop turns', () => {
       const r = new Redis(redis.url);
       assert.equal(await r.hlen('cp:cpu'), ROWS);
       r.disconnect();
-      console.log(`# longest CPU stretch between event-loop turns during the COMMIT: ${worst.toFixed(1)} ms (GC threads included)`);
+      console.log(`# longest main-thread CPU stretch between event-loop turns during the COMMIT: ${worst.toFixed(1)} ms`);
       assert.ok(worst < 50, `a stretch of ${worst.toFixed(1)} ms of CPU without giving way`);
     } finally {
       await cl.end();
@@ -147,3 +145,19 @@ describe('a big COMMIT gives way: CPU time between event-loop turns', () => {
     }
   });
 });
+
+/**
+ * CPU time of the main thread alone, in ms: what holds the event loop. process.cpuUsage() also counts
+ * V8's concurrent GC and compiler threads, which run beside the loop (a loaded run measured 95 ms
+ * "stretches" that way). Linux's per-thread counters tick every 10 ms (USER_HZ 100).
+ */
+function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10; // utime, stime: fields 14 and 15
+  } catch {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+}
