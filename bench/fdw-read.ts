@@ -26,6 +26,7 @@
 //   BENCH_CLIENTS    pgbench -c and HGET loops in C (default 8)   BENCH_THREADS  pgbench -j (default 2)
 //   BENCH_REDIS_DB   Redis database number (default 15)
 //   BENCH_C_CAST=1   scenario C scripts say `key = :k::text` instead of `key = :k`
+//   BENCH_C_LITERAL=1 scenario C scripts say `key = '4242'` (a literal key) instead of `key = :k`
 //
 // Everything shares this machine's cores (Postgres, Redis, the proxy, pgbench, this script), so
 // absolute numbers move with machine load; the ratios from the same run are what to compare.
@@ -351,7 +352,7 @@ async function main(): Promise<void> {
     // `:k` alone: with -M prepared pgbench sends it as $1 of unspecified type, which Postgres infers as
     // text from `key`, and the proxy pushes `key = $1` down to HMGET (checked by EXPLAIN above).
     // BENCH_C_CAST=1 writes `:k::text` instead (an explicit text parameter).
-    const keyExpr = process.env.BENCH_C_CAST === '1' ? ':k::text' : ':k';
+    const keyExpr = process.env.BENCH_C_LITERAL === '1' ? "'4242'" : process.env.BENCH_C_CAST === '1' ? ':k::text' : ':k';
     const fdwScript = path.join(dir, 'fdw-lookup.sql');
     const realScript = path.join(dir, 'real-lookup.sql');
     await writeFile(fdwScript, `\\set k random(1, ${H100K})\nselect value from h100k where key = ${keyExpr};\n`);

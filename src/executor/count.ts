@@ -1,13 +1,20 @@
 /**
  * `SELECT count(*) FROM ft` with no WHERE, answered by Redis's own length commands (HLEN, LLEN,
- * SCARD, ZCARD, XLEN) rather than by reading every element: the foreign reference becomes a derived
- * table of that many rows, generated upstream from one bigint parameter, and the fast path sends the
- * same number itself. Either way no value is read, so none is checked: a count never fails on a
- * value that isn't UTF-8, as a count over a real table never fails on its contents.
+ * SCARD, ZCARD, XLEN; STRLEN with EXISTS for a string key) rather than by reading every element, and
+ * for a multi-key table whose rows are one per key by a counted SCAN: the foreign reference becomes a
+ * derived table of that many rows, generated upstream from one bigint parameter, and the fast path
+ * sends the same number itself. The SELECT may sit anywhere in a larger statement (a subquery, a
+ * CTE): only its own FROM is replaced. Either way no value is read, so none is checked: a count never
+ * fails on a value that isn't UTF-8, as a count over a real table never fails on its contents.
  */
-import { inner, nodeKind, type Node, type StatementInfo } from '../sql/analyze.js';
+import { inner, nodeKind, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import { mapRedisErrorWithType, serverOf } from '../redis/errors.js';
+import { isCluster } from '../redis/exclusive.js';
+import { globLiteral } from '../redis/glob.js';
 import type { RedisClient } from '../redis/pool.js';
+import { PgError } from '../protocol/pg-error.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import type { Cluster } from 'ioredis';
 import type { RedisType, TableSpec } from '../redis/table-spec.js';
 
 const LENGTH: Partial<Record<RedisType, string>> = { hash: 'hlen', list: 'llen', set: 'scard', zset: 'zcard', stream: 'xlen' };
@@ -21,33 +28,108 @@ export function isCountStar(n: unknown): boolean {
 }
 
 /**
- * Whether the statement is `SELECT count(*) FROM <this one-key table>` and nothing else (LIMIT and
- * OFFSET aside, which upstream applies to the one row): then only the number of rows matters.
+ * Whether Redis can say how many rows the table has without reading them: a one-key table of a type
+ * with a length command (or a string key, one row or none); a multi-key table whose rows are one per
+ * matching key — Supabase multi_* (hash, list, set, zset: never empty while they exist) and
+ * redis_fdw_rs string globs. Other glob tables have a row per element, which only a read counts.
  */
-export function countsOnly(info: StatementInfo, spec: TableSpec): boolean {
-  // EXPLAIN of such a statement shows the count (and EXPLAIN ANALYZE runs it).
-  const explained = info.kind === 'ExplainStmt' && nodeKind(info.node.query) === 'SelectStmt';
-  const q = explained ? inner(info.node.query) : info.node;
-  if ((info.kind !== 'SelectStmt' && !explained) || info.reads.length !== 1 || spec.multi !== 'none' || LENGTH[spec.type] === undefined) return false;
-  if (q.op !== 'SETOP_NONE' || q.withClause || q.intoClause || q.valuesLists || q.whereClause || q.groupClause || q.havingClause) return false;
-  if (q.distinctClause || q.windowClause || q.sortClause || q.lockingClause || q.limitOption === 'LIMIT_OPTION_WITH_TIES') return false;
-  const from = (q.fromClause as Node[] | undefined) ?? [];
-  const targets = (q.targetList as Node[] | undefined) ?? [];
-  return from.length === 1 && nodeKind(from[0]) === 'RangeVar' && targets.length === 1 && isCountStar(inner(targets[0]).val) && !inner(targets[0]).indirection;
+function countable(spec: TableSpec): boolean {
+  if (spec.multi === 'none') return LENGTH[spec.type] !== undefined || spec.type === 'string';
+  if (spec.multi === 'aggregate') return LENGTH[spec.type] !== undefined && spec.type !== 'stream';
+  return spec.type === 'string';
 }
 
-/** The table's row count from Redis's length command; Redis errors become the reader's own. */
+/**
+ * Whether the SELECT whose FROM is this reference is `SELECT count(*) FROM <ref>` and nothing else
+ * (LIMIT and OFFSET aside, which upstream applies to the one row): then only the number of rows
+ * matters. That SELECT may be the statement or any subquery or CTE of it.
+ */
+export function countsOnly(info: StatementInfo, ref: Pick<RangeVarRef, 'location'>, spec: TableSpec): boolean {
+  // EXPLAIN of such a statement shows the count (and EXPLAIN ANALYZE runs it).
+  const explained = info.kind === 'ExplainStmt' && nodeKind(info.node.query) === 'SelectStmt';
+  if ((info.kind !== 'SelectStmt' && !explained) || !countable(spec)) return false;
+  const top = explained ? inner(info.node.query) : info.node;
+  const q = fromIs(top, ref.location) ? top : selectOf(top, ref.location);
+  if (!q) return false;
+  if (q.op !== 'SETOP_NONE' || q.withClause || q.intoClause || q.valuesLists || q.whereClause || q.groupClause || q.havingClause) return false;
+  if (q.distinctClause || q.windowClause || q.sortClause || q.lockingClause || q.limitOption === 'LIMIT_OPTION_WITH_TIES') return false;
+  const targets = (q.targetList as Node[] | undefined) ?? [];
+  return targets.length === 1 && isCountStar(inner(targets[0]).val) && !inner(targets[0]).indirection;
+}
+
+function fromIs(select: Node, location: number): boolean {
+  const from = (select.fromClause as Node[] | undefined) ?? [];
+  return from.length === 1 && nodeKind(from[0]) === 'RangeVar' && Number(inner(from[0]).location ?? 0) === location;
+}
+
+/** The SELECT (its body) whose FROM is exactly the table reference at `location`, anywhere in `n`. */
+function selectOf(n: unknown, location: number): Node | undefined {
+  if (Array.isArray(n)) {
+    for (const x of n) {
+      const hit = selectOf(x, location);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+  if (!n || typeof n !== 'object') return undefined;
+  if (nodeKind(n) === 'SelectStmt' && fromIs(inner(n), location)) return inner(n);
+  for (const v of Object.values(n)) {
+    const hit = selectOf(v, location);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+/** The table's row count from Redis; Redis errors become the reader's own. */
 export async function redisCount(client: RedisClient, spec: TableSpec): Promise<number> {
-  const cmd = LENGTH[spec.type]!;
   try {
-    return Number(await client.call(cmd, spec.key));
+    if (spec.multi !== 'none') return await keyCount(client, spec);
+    if (spec.type === 'string') {
+      // STRLEN fails on another type as the reader's GET does; an empty string is still a row.
+      const [, exists] = await Promise.all([client.call('strlen', spec.key), client.call('exists', spec.key)]);
+      return Number(exists);
+    }
+    return Number(await client.call(LENGTH[spec.type]!, spec.key));
   } catch (e) {
+    if (e instanceof PgError) throw e;
     throw await mapRedisErrorWithType(e, { key: spec.key, table: spec.table, server: serverOf(client), expected: spec.type }, client);
   }
 }
 
+const SCAN_COUNT = 1000;
+
+/**
+ * Keys of the table's type matching its pattern, as the reader finds them: SCAN … TYPE on every
+ * master (keys of other types are not the table's), a key SCAN returns twice counted once; a pattern
+ * with no wildcard is that one key, if it has the type.
+ */
+async function keyCount(client: RedisClient, spec: TableSpec): Promise<number> {
+  const literal = globLiteral(spec.key);
+  if (literal !== null) return String(await client.call('type', literal)) === spec.type ? 1 : 0;
+  const nodes = isCluster(client) ? (client as Cluster).nodes('master') : [client];
+  if (nodes.length === 0) {
+    throw new PgError(SqlState.FdwUnableToEstablishConnection, `could not reach any Redis Cluster master at ${serverOf(client)} for foreign table ${spec.table}`);
+  }
+  const seen = new Set<string>();
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = (await node.callBuffer('scan', cursor, 'MATCH', spec.key, 'COUNT', SCAN_COUNT, 'TYPE', spec.type)) as [Buffer, Buffer[]];
+      cursor = next.toString('latin1');
+      for (const k of keys) seen.add(k.toString('latin1'));
+    } while (cursor !== '0');
+  }
+  return seen.size;
+}
+
 /** The command EXPLAIN shows. */
-export const countCommand = (spec: TableSpec): string => `${LENGTH[spec.type]!.toUpperCase()} ${spec.key}`;
+export function countCommand(spec: TableSpec): string {
+  if (spec.multi !== 'none') {
+    const literal = globLiteral(spec.key);
+    return literal !== null ? `TYPE ${literal}` : `SCAN 0 MATCH ${spec.key} COUNT ${SCAN_COUNT} TYPE ${spec.type} (keys counted, on every master)`;
+  }
+  return spec.type === 'string' ? `EXISTS ${spec.key}` : `${LENGTH[spec.type]!.toUpperCase()} ${spec.key}`;
+}
 
 /** A count as a binary int8 parameter. */
 export function int8Param(n: number): Buffer {

@@ -3,9 +3,10 @@
  * the pushdown applies exactly, is answered by the proxy from Redis with no upstream round trip.
  *
  * Its bytes must be those the upstream path sends, so the shape is narrow on purpose: every declared
- * column is `text` or `character varying` (no typmod), whose text and binary forms are both the UTF-8
- * bytes themselves and whose cast from text can't fail; anything else is planned the usual way. The
- * differential test (test/fdw/fast-path.test.ts) holds the two paths byte for byte.
+ * column is of a type fast-types.ts reproduces (text, varchar, varchar(n), char(n), smallint, integer,
+ * bigint, boolean), and a value not already in its type's canonical output form sends the statement
+ * upstream; anything else is planned the usual way. The differential test
+ * (test/fdw/fast-path.test.ts) holds the two paths byte for byte.
  */
 import { isUtf8 } from 'node:buffer';
 import { encodeCommandComplete, encodeDataRow, encodeRowDescription, type FieldDescription } from '../protocol/backend.js';
@@ -15,12 +16,8 @@ import { exactPins, type ParamText, type Pin } from '../sql/pushdown.js';
 import { checkText } from '../redis/text.js';
 import { countRows, pushdownFor, readRows, type ForeignRead, type ReadPlan, type RedisAccess } from './select.js';
 import { isCountStar } from './count.js';
+import { fastType, isPlainText, type FastType } from './fast-types.js';
 
-/** Declared column types the fast path reproduces byte for byte: text out and binary out are the bytes. */
-const FAST_TYPES = new Map<number, string>([
-  [25, 'text'],
-  [1043, 'character varying'],
-]);
 const TEXT_PARAM_TYPES = new Set([0, 25, 1043]);
 const INT8_OID = 20;
 /** Postgres truncates longer identifiers (with a NOTICE the fast path doesn't make). */
@@ -32,6 +29,9 @@ export interface FastShape {
   columns: { col: number; name: string }[];
   /** `SELECT count(*)`: the one output column's name (the rows are counted, not shown). */
   count?: string;
+  /** Each table column's type handling; `typed` lists the columns whose values need checking. */
+  types: FastType[];
+  typed: number[];
   limit: Node | undefined;
   offset: Node | undefined;
   /** How each client parameter is used: compared as text, or a LIMIT/OFFSET count. */
@@ -74,8 +74,13 @@ export function fastShape(plan: ReadPlan): FastShape | string {
   const cols = read.table.spec.columns;
   // The catalog's JSON carries oids as strings.
   // A count from Redis's length command reads no value, so no type matters.
-  const odd = read.countOnly ? undefined : cols.find((c) => FAST_TYPES.get(Number(c.typeOid)) !== c.type);
-  if (odd) return `column ${odd.name} is ${odd.type}`;
+  const types: FastType[] = [];
+  for (const c of cols) {
+    const t = read.countOnly ? undefined : fastType(Number(c.typeOid), c.type);
+    if (t) types.push(t);
+    else if (!read.countOnly) return `column ${c.name} is ${c.type}`;
+  }
+  const typed = types.flatMap((t, i) => (isPlainText(t) ? [] : [i]));
   const qualifier = read.ref.alias ?? read.ref.relname;
   const columns: FastShape['columns'] = [];
   let count: string | undefined;
@@ -113,7 +118,7 @@ export function fastShape(plan: ReadPlan): FastShape | string {
     } else if (k !== 'A_Const' || !(inner(c).isnull || inner(c).ival)) return 'a LIMIT or OFFSET that is not an integer';
   }
   for (let n = 1; n <= plan.clientParams; n++) if (!params.has(n)) return `parameter $${n} is not used`;
-  return { read, columns, ...(count === undefined ? {} : { count }), limit: select.limitCount as Node | undefined, offset: select.limitOffset as Node | undefined, params };
+  return { read, columns, ...(count === undefined ? {} : { count }), types, typed, limit: select.limitCount as Node | undefined, offset: select.limitOffset as Node | undefined, params };
 }
 
 function paramRefs(n: unknown, out: number[] = []): number[] {
@@ -195,8 +200,8 @@ export function fastFields(shape: FastShape, formats: readonly number[]): FieldD
     tableOid: table.resolved.oid,
     attnum: c.col + 1,
     typeOid: Number(table.spec.columns[c.col]!.typeOid),
-    typeLen: -1,
-    typeMod: -1,
+    typeLen: shape.types[c.col]!.typeLen,
+    typeMod: shape.types[c.col]!.typeMod,
     format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : formats[i]!,
   }));
 }
@@ -211,9 +216,9 @@ export interface FastResult {
 }
 
 /**
- * Reads the rows from Redis and shapes them as upstream would. Text and binary formats are the same
- * bytes for the fast types, so formats don't change the rows. Throws what the upstream path would
- * throw for a bad value (22021); the caller then lets that path run and report it.
+ * Reads the rows from Redis and shapes them as upstream would. Throws what the upstream path would
+ * throw for a bad value (22021), and says so for a value its type's output would print otherwise;
+ * the caller then lets the upstream path run and report or convert it.
  */
 export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams, fields: readonly FieldDescription[]): Promise<FastResult | string> {
   const { read } = shape;
@@ -232,26 +237,44 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
   const end = counting || limit === null ? Infinity : (offset ?? 0) + limit;
   const rows: Buffer[] = [];
   let seen = 0;
+  let odd = false;
   const table = read.table.display;
+  const { types, typed } = shape;
   await readRows(redis, read.table, pushdownFor(read, params.text), undefined, {
     row(key, values) {
       // Every value read is checked, shown or not, as the upstream path checks all it ships.
       for (const v of values) if (Buffer.isBuffer(v)) checkText(v, key, table);
-      if (seen >= end || !passes(pins, values)) return;
+      // Upstream may never cast a value it doesn't show; the fast path doesn't guess which.
+      for (const c of typed) {
+        const v = values[c];
+        if (v !== null && v !== undefined && types[c]!.text(bytesOf(v)) === undefined) odd = true;
+      }
+      if (odd || seen >= end || !passes(pins, values)) return;
       if (counting) {
         seen++;
         return;
       }
+      if (seen++ < (offset ?? 0)) return;
       const out: (Buffer | null)[] = [];
-      for (const c of shape.columns) {
-        const v = values[c.col] ?? null;
-        out.push(v === null ? null : typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
+      for (let i = 0; i < shape.columns.length; i++) {
+        const c = shape.columns[i]!.col;
+        out.push(cell(types[c]!, values[c] ?? null, fields[i]!.format));
       }
-      if (seen++ >= (offset ?? 0)) rows.push(encodeDataRow(out));
+      rows.push(encodeDataRow(out));
     },
   });
+  if (odd) return 'a value not in its type\'s canonical form';
   if (counting && (offset ?? 0) === 0 && limit !== 0) rows.push(encodeDataRow([countValue64(seen, fields[0]!.format)]));
   return { rows, complete: encodeCommandComplete(`SELECT ${rows.length}`) };
+}
+
+const bytesOf = (v: Buffer | string): Buffer => (typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
+
+/** One value as upstream sends it: its type's text output, or binary send form. */
+function cell(t: FastType, v: Buffer | string | null, format: number): Buffer | null {
+  if (v === null) return null;
+  const out = t.text(bytesOf(v))!;
+  return format === 0 ? out : t.binary(out);
 }
 
 function countValue64(n: number, format: number): Buffer {

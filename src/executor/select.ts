@@ -144,7 +144,7 @@ export async function planRead(port: SessionPort, names: NameIndex, text: string
     if (!table) return;
     checkPrivilege(table, 'select');
     const ref = candidates[i]!;
-    if (carrier === 'params' && countsOnly(info, table.spec)) {
+    if (carrier === 'params' && countsOnly(info, ref, table.spec)) {
       reads.push({ ref, table, firstParam: next, countOnly: true });
       next += 1;
       paramTypes.push(INT8_OID);
