@@ -22,7 +22,7 @@ import { RedisPool, type RedisPoolOptions } from '../redis/pool.js';
 import { forward, Req, type Capture } from '../session/expected-queue.js';
 import type { RedisOp } from '../redis/write.js';
 import type { Interceptor, SessionPort } from '../session/types.js';
-import { failWith, runInternal } from '../upstream/internal-query.js';
+import { closeOwnBatch, failWith, runInternal } from '../upstream/internal-query.js';
 import { abortable, throwIfCanceled } from '../session/cancel.js';
 import { DDL_KINDS, passesThrough, planDdl, type DdlAction } from './ddl.js';
 import { catalogReloadsTotal, hotCounts, recordStatement, stagedWritesTotal } from '../metrics/metrics.js';
@@ -535,6 +535,9 @@ class SessionInterceptor implements Interceptor {
         if (mayBeFast && port.upstreamIdle) {
           const fast = await this.fastAnswer(port, fastShape(plan), NO_FAST_PARAMS, []);
           if (fast) {
+            // Answered here, but an internal query (names, the statement_timeout probe) may have opened a
+            // batch upstream meanwhile: close it first, so the reply leaves with upstream idle again.
+            if (port.sentSinceSync) closeOwnBatch(port);
             port.replyReady(Buffer.concat([encodeRowDescription(fast.fields), ...fast.result.rows, fast.result.complete]));
             return 'local';
           }

@@ -383,7 +383,7 @@ export class Session implements SessionPort {
           runStart = off = next;
           continue;
         }
-        this.sentSinceSync = code !== Frontend.Sync;
+        this.sentSinceSync = code !== Frontend.Sync && code !== Frontend.Query;
         if (req >= 0) this.queue.push(forward(req));
         else if (code === Frontend.CopyDone || code === Frontend.CopyFail) this.queue.markCopyEnd();
         if (code === Frontend.Terminate) {
@@ -505,7 +505,7 @@ export class Session implements SessionPort {
   // ---- SessionPort ----
 
   send(bytes: Buffer | Buffer[], entries: Entry[]): void {
-    this.sentSinceSync = true;
+    this.sentSinceSync = !closesBatch(Array.isArray(bytes) ? bytes[bytes.length - 1] : bytes);
     for (const e of entries) this.queue.push(e);
     this.corkUpstreamForTurn();
     if (Array.isArray(bytes)) {
@@ -698,4 +698,15 @@ export class Session implements SessionPort {
     setTimeout(() => this.client.destroy(), 1000).unref();
     this.resolveClosed();
   }
+}
+
+/**
+ * Whether these messages end with a Sync or a simple Query: after either, upstream has no extended
+ * batch open (a Query ends any implicit transaction the batch began). Walks frame headers only.
+ */
+function closesBatch(bytes: Buffer | undefined): boolean {
+  if (!bytes || bytes.length < 5) return false;
+  let last = 0;
+  for (let off = 0; off + 5 <= bytes.length; off += 1 + bytes.readInt32BE(off + 1)) last = bytes[off]!;
+  return last === Frontend.Sync || last === Frontend.Query;
 }

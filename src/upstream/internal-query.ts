@@ -92,4 +92,13 @@ export function failWith(port: SessionPort, reply: Buffer): void {
   port.send(serialize.parse({ name: `${INTERNAL_STATEMENT}_fail`, text: 'redis_fdw_proxy_error' }), [capture]);
 }
 
+/**
+ * Closes a batch the proxy's own Flush-ended queries opened upstream, when no client Sync will: a
+ * simple Query answered locally. Its ReadyForQuery is the proxy's, not the client's.
+ */
+export function closeOwnBatch(port: SessionPort): void {
+  port.send(serialize.sync(), [{ kind: 'capture', req: Req.Sync, onFrame: () => null, onDone: () => {} }]);
+  port.syncedUpstream();
+}
+
 export { forward };

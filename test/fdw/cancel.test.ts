@@ -217,6 +217,36 @@ describe('statement_timeout', () => {
       await a.end();
     }
   });
+
+  it('a fast-path read that outlasts the statement_timeout probe leaves no transaction open upstream', async () => {
+    // The probe (an internal query, Flush-ended) goes upstream while the read waits on Redis; the
+    // fast path then answers the simple Query locally. Upstream's batch must still be closed with a
+    // Sync, or the backend sits "idle in transaction" and the client's next statement joins it.
+    const a = await connect(f.url);
+    const direct = new pg.Client({ connectionString: f.directUrl });
+    await direct.connect();
+    try {
+      await redis.hset('p', 'fast', 'yes');
+      const pid = Number((await rows(a, 'select pg_backend_pid()'))[0]![0]);
+      const stateOf = async (): Promise<{ state: string; query: string }> => {
+        const r = await direct.query('select state, query from pg_stat_activity where pid = $1', [pid]);
+        return r.rows[0] as { state: string; query: string };
+      };
+      paused.pause();
+      let read: Promise<(string | null)[][]>;
+      try {
+        read = rows(a, `select value from p where key = 'fast'`);
+        await until(async () => (await stateOf()).query.includes("current_setting('statement_timeout')"), 'the statement_timeout probe');
+      } finally {
+        paused.resume();
+      }
+      assert.deepEqual(await read, [['yes']]);
+      await until(async () => (await stateOf()).state === 'idle', 'the backend to be idle (not idle in transaction)');
+    } finally {
+      await direct.end();
+      await a.end();
+    }
+  });
 });
 
 describe('no stalls', () => {
@@ -294,5 +324,14 @@ async function cancelDirect(url: string, client: pg.Client): Promise<void> {
     await m.query('select pg_cancel_backend($1)', [(client as unknown as { processID: number }).processID]);
   } finally {
     await m.end();
+  }
+}
+
+/** Waits until `cond` holds (polling the servers' own view of it), failing after 5 s. */
+async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
