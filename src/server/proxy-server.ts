@@ -36,6 +36,8 @@ interface Client {
   socket: net.Socket;
   address: string;
   connectedAt: Date;
+  /** The session's logger: a reload's new log level is set on it too (a pino child keeps its own). */
+  log: Logger;
 }
 
 export class ProxyServer {
@@ -104,6 +106,25 @@ export class ProxyServer {
     return this.sessions.size;
   }
 
+  /** Every database a client has logged in to since start, and upstream's own, for /ready's catalog read. */
+  databasesSeen(): string[] {
+    const dbs = new Set(this.options.fdw?.catalog?.databases() ?? []);
+    dbs.add(this.config.upstream.database);
+    for (const s of this.sessions.keys()) if (s.loggedIn && s.database !== ADMIN_DATABASE) dbs.add(s.database);
+    return [...dbs];
+  }
+
+  /** The shared Redis pool and the catalog's generation (bumped by DDL seen here), for /ready. */
+  get fdw(): { pool?: RedisPool; generation: number } {
+    return { pool: this.options.fdw?.pool, generation: this.options.fdw?.catalog?.currentGeneration ?? 0 };
+  }
+
+  /** A reload's log level: the server's logger and every open session's. */
+  setLogLevel(level: string): void {
+    this.log.level = level;
+    for (const c of this.sessions.values()) c.log.level = level;
+  }
+
   /** Redis servers in the pool, for /ready and SHOW SERVERS. */
   redisServers(): ReturnType<RedisPool['servers']> {
     return this.options.fdw?.pool?.servers() ?? [];
@@ -141,7 +162,7 @@ export class ProxyServer {
     const address = `${socket.remoteAddress}:${socket.remotePort}`;
     const log = this.log.child({ session: id, client: address });
     const s = new Session(socket, { config: this.config, log, hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (params) => this.callbackFor(params) ?? this.adminFor(params, socket, log), advertise: () => this.advertise, cancels: this.cancels }, id);
-    this.sessions.set(s, { socket, address, connectedAt: new Date() });
+    this.sessions.set(s, { socket, address, connectedAt: new Date(), log });
     const loginMs = this.config.loginTimeoutMs ?? 60_000;
     // Like authentication_timeout: a client that has not logged in by then (silent, or trickling bytes) is closed.
     const loginTimer = loginMs > 0 ? setTimeout(() => {
