@@ -27,7 +27,7 @@ export function buildProgram(): Command {
     .addOption(opt('--login-timeout <duration>', 'close connections that have not logged in by then (like authentication_timeout)', 'login-timeout').default('60s'))
     .addOption(opt('--metrics-listen <host:port>', 'serve /metrics (Prometheus), /health and /ready over HTTP here; off unless given', 'metrics-listen'))
     .addOption(opt('--admin-users <roles>', 'comma-separated roles admitted to the admin console (database redis_fdw_proxy) besides upstream superusers', 'admin-users'))
-    .addOption(opt('--log-min-duration <duration>', 'log each foreign-table statement slower than this (kind, duration, SQL cut short; never parameter values)', 'log-min-duration'))
+    .addOption(opt('--log-min-duration <duration>', 'log each foreign-table statement slower than this (kind, duration, Redis commands and rows, the client\'s SQL cut short; never parameter values). Passthrough statements are left to upstream\'s log_min_duration_statement', 'log-min-duration'))
     .addOption(opt('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'log-level').default('info'))
     .addOption(opt('--log-format <format>', 'json or pretty', 'log-format').default('json'))
     .addOption(opt('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, how long open sessions may finish their transactions', 'shutdown-timeout').default('30s'))
