@@ -58,12 +58,11 @@ export function createLogger(level: LogLevel, fmt: 'json' | 'pretty'): Logger {
  * warnings become JSON log lines too, so every line on stderr is one the log format promised.
  */
 export function routeStrayOutput(log: Logger): void {
-  // On the root logger itself, not a child: a reload's log level then applies here too.
-  const lib = { source: 'console' };
-  console.log = (...a: unknown[]) => log.info(lib, format(...a));
-  console.info = (...a: unknown[]) => log.info(lib, format(...a));
-  console.warn = (...a: unknown[]) => log.warn(lib, format(...a).replace(/^\[(WARN|ERROR)\]\s*/, ''));
-  console.error = (...a: unknown[]) => log.error(lib, format(...a));
+  const lib = log.child({ source: 'console' });
+  console.log = (...a: unknown[]) => lib.info(format(...a));
+  console.info = (...a: unknown[]) => lib.info(format(...a));
+  console.warn = (...a: unknown[]) => lib.warn(format(...a).replace(/^\[(WARN|ERROR)\]\s*/, ''));
+  console.error = (...a: unknown[]) => lib.error(format(...a));
   process.removeAllListeners('warning');
   process.on('warning', (w) => log.warn({ source: 'node', name: w.name }, w.message));
   // A closed stdout (nothing is written there, but a library might) must not kill the process.

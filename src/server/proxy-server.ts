@@ -36,8 +36,6 @@ interface Client {
   socket: net.Socket;
   address: string;
   connectedAt: Date;
-  /** The session's logger: a reload's new log level is set on it too (a pino child keeps its own). */
-  log: Logger;
 }
 
 export class ProxyServer {
@@ -119,10 +117,12 @@ export class ProxyServer {
     return { pool: this.options.fdw?.pool, generation: this.options.fdw?.catalog?.currentGeneration ?? 0 };
   }
 
-  /** A reload's log level: the server's logger and every open session's. */
+  /**
+   * A reload's log level. Open sessions' loggers are pino children with no level of their own, so
+   * they follow it (test/integration/ops-live checks that through the CLI); never give them one.
+   */
   setLogLevel(level: string): void {
     this.log.level = level;
-    for (const c of this.sessions.values()) c.log.level = level;
   }
 
   /** Redis servers in the pool, for /ready and SHOW SERVERS. */
@@ -162,7 +162,7 @@ export class ProxyServer {
     const address = `${socket.remoteAddress}:${socket.remotePort}`;
     const log = this.log.child({ session: id, client: address });
     const s = new Session(socket, { config: this.config, log, hook: this.hook, secureContext: this.secureContext, interceptor: this.options.fdw?.interceptor, reserved: (params) => this.callbackFor(params) ?? this.adminFor(params, socket, log), advertise: () => this.advertise, cancels: this.cancels }, id);
-    this.sessions.set(s, { socket, address, connectedAt: new Date(), log });
+    this.sessions.set(s, { socket, address, connectedAt: new Date() });
     const loginMs = this.config.loginTimeoutMs ?? 60_000;
     // Like authentication_timeout: a client that has not logged in by then (silent, or trickling bytes) is closed.
     const loginTimer = loginMs > 0 ? setTimeout(() => {
