@@ -8,12 +8,12 @@ import { PgError } from '../protocol/pg-error.js';
 
 const mask = (v: string | undefined): string => (v === undefined ? '' : '********');
 
-export function adminContext(getServer: () => ProxyServer, config: ProxyConfig, log: Logger, version: string, extra: { catalog?: Reloadable['catalog'] & { currentGeneration: number; ttlMs: number }; embeddedDataDir?: string }): AdminContext {
+export function adminContext(getServer: () => ProxyServer, config: ProxyConfig, log: Logger, version: string, extra: { catalog?: Reloadable['catalog'] & { currentGeneration: number; ttlMs: number }; embeddedDataDir?: string; rereadConfig?: Reloadable['config'] }): AdminContext {
   const live: Record<string, (v: string) => void> = {
     log_level: (v) => {
       if (!LOG_LEVELS.includes(v as LogLevel)) throw new PgError('22023', `log_level must be one of ${LOG_LEVELS.join(', ')}`);
       config.logLevel = v as LogLevel;
-      log.level = v;
+      getServer().setLogLevel(v);
     },
     max_connections: (v) => {
       const n = Number(v);
@@ -69,7 +69,7 @@ export function adminContext(getServer: () => ProxyServer, config: ProxyConfig, 
       log.info({ setting: name, value }, `setting ${name} changed`);
       return `${name} set to ${value}`;
     },
-    reload: (source) => reload({ server: getServer(), catalog: extra.catalog }, log, source),
+    reload: (source) => reload({ server: getServer(), catalog: extra.catalog, config: extra.rereadConfig }, log, source),
     version: () => [
       ['redis-fdw-proxy', version],
       ['node', process.version],

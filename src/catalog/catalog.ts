@@ -169,6 +169,11 @@ export class CatalogCache {
     this.dbs.set(db, { index: new NameSet(new Set(names)), loadedAt: Date.now(), generation: generationAtStart });
   }
 
+  /** Databases whose index was read: every database sessions have run statements in (for /ready). */
+  databases(): string[] {
+    return [...this.dbs.keys()];
+  }
+
   get currentGeneration(): number {
     return this.generation;
   }

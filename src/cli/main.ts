@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** Entry point: parse flags, start or check upstream, serve until SIGTERM/SIGINT; SIGHUP reloads. */
-import { buildProgram, toConfig, VERSION } from './program.js';
+import { VERSION } from './program.js';
+import { applyLive, loadConfig } from './config-file.js';
 import { ConfigError, type ProxyConfig } from '../config/config.js';
 import { createLogger, routeStrayOutput } from '../server/logger.js';
 import { ProxyServer } from '../server/proxy-server.js';
@@ -27,12 +28,10 @@ function unreachableHint(e: unknown): string {
 }
 
 async function main(): Promise<void> {
-  const program = buildProgram();
-  program.exitOverride((e) => process.exit(e.exitCode));
-  program.parse();
   let config: ProxyConfig;
+  let configFile: string | undefined;
   try {
-    config = toConfig(program.opts());
+    ({ config, file: configFile } = loadConfig(process.argv));
   } catch (e) {
     if (e instanceof ConfigError) die(e.message);
     throw e;
@@ -61,7 +60,9 @@ async function main(): Promise<void> {
 
   configureSlowLog(config, log);
   const fdw = createRedisFdw(config, log);
-  const admin = adminContext(() => server, config, log, VERSION, { catalog: fdw.catalog, embeddedDataDir: embedded?.dataDir });
+  // Without --config there is nothing to re-read: flags and env vars can't change in a running process.
+  const rereadConfig = configFile === undefined ? undefined : () => applyLive(config, loadConfig(process.argv).config);
+  const admin = adminContext(() => server, config, log, VERSION, { catalog: fdw.catalog, embeddedDataDir: embedded?.dataDir, rereadConfig });
   const server: ProxyServer = new ProxyServer(config, log, { fdw, admin });
   // Committed Redis writes a crashed proxy left in the outbox are applied now, then periodically.
   fdw.outbox.start();
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    void reload({ server, catalog: fdw.catalog }, log, 'SIGHUP');
+    void reload({ server, catalog: fdw.catalog, config: rereadConfig }, log, 'SIGHUP');
   });
   let addr;
   try {

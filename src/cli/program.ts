@@ -17,6 +17,7 @@ export function buildProgram(): Command {
   return new Command('redis-fdw-proxy')
     .description('PostgreSQL wire-protocol proxy: relays everything to an upstream Postgres and serves Redis foreign tables through ioredis.')
     .version(VERSION, '-V, --version', 'print the version and exit')
+    .addOption(opt('--config <file>', 'JSON object of settings keyed by long flag name, e.g. {"log-level": "debug", "max-connections": 500}; flags and env vars win over it. SIGHUP and the console\'s RELOAD re-read it and apply log-level, max-connections, login-timeout, shutdown-timeout, log-min-duration and the TLS files live; other changes are named in a warning and wait for a restart', 'config'))
     .addOption(opt('-l, --listen <host:port>', 'address to accept Postgres clients on', 'listen').default('127.0.0.1:6432'))
     .addOption(opt('-u, --upstream <url>', 'upstream Postgres URL. Clients log in to upstream as themselves; the URL\'s user and password are the proxy\'s own login, for the outbox of committed Redis writes and for callback mode. "embedded" runs a Postgres of our own. Default: PGHOST/PGPORT if set, else embedded', 'upstream'))
     .addOption(opt('--data-dir <dir>', `the embedded Postgres's data directory, created on first start (default: ${defaultDataDir()})`, 'data-dir'))
@@ -26,7 +27,7 @@ export function buildProgram(): Command {
     .addOption(opt('--login-timeout <duration>', 'close connections that have not logged in by then (like authentication_timeout)', 'login-timeout').default('60s'))
     .addOption(opt('--metrics-listen <host:port>', 'serve /metrics (Prometheus), /health and /ready over HTTP here; off unless given', 'metrics-listen'))
     .addOption(opt('--admin-users <roles>', 'comma-separated roles admitted to the admin console (database redis_fdw_proxy) besides upstream superusers', 'admin-users'))
-    .addOption(opt('--log-min-duration <duration>', 'log each foreign-table statement slower than this (kind, duration, SQL cut short; never parameter values)', 'log-min-duration'))
+    .addOption(opt('--log-min-duration <duration>', 'log each foreign-table statement slower than this (kind, duration, Redis commands and rows, the client\'s SQL cut short; never parameter values). Passthrough statements are left to upstream\'s log_min_duration_statement', 'log-min-duration'))
     .addOption(opt('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'log-level').default('info'))
     .addOption(opt('--log-format <format>', 'json or pretty', 'log-format').default('json'))
     .addOption(opt('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, how long open sessions may finish their transactions', 'shutdown-timeout').default('30s'))
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
 }
 
 interface RawOptions {
+  config?: string;
   listen: string;
   upstream?: string;
   dataDir?: string;

@@ -25,8 +25,9 @@ import type { Interceptor, SessionPort } from '../session/types.js';
 import { closeOwnBatch, failWith, runInternal } from '../upstream/internal-query.js';
 import { abortable, throwIfCanceled } from '../session/cancel.js';
 import { DDL_KINDS, passesThrough, planDdl, type DdlAction } from './ddl.js';
-import { catalogReloadsTotal, hotCounts, recordStatement, stagedWritesTotal } from '../metrics/metrics.js';
-import { recordRead, recordStatementInfo, secondsSince } from '../metrics/statement-kind.js';
+import { catalogReloadsTotal, hotCounts, stagedWritesTotal } from '../metrics/metrics.js';
+import { recordRead, recordStatementInfo, recordWrite } from '../metrics/statement-kind.js';
+import { attributedAccess, StatementStats } from '../metrics/statement-stats.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
 import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
 import { simpleQueryParam } from './upstream-only.js';
@@ -77,9 +78,9 @@ async function orFail<T, F>(port: SessionPort, failed: F, fn: () => Promise<T> |
 
 type OwnedStatement =
   /** `generation`: the catalog's when planned; after DDL through this proxy the fast path leaves it to upstream. */
-  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean }
+  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean; sql: string }
   | { kind: 'tag'; tag: string }
-  | { kind: 'write'; plan: WritePlan; checkedAt: number }
+  | { kind: 'write'; plan: WritePlan; checkedAt: number; sql: string }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
 type OwnedPortal =
@@ -89,7 +90,7 @@ type OwnedPortal =
   /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
   | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
   /** `early`: its batch began with it, so upstream's side may end with the proxy's own Sync (see runWrite). */
-  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean }
+  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean; sql: string }
   | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
@@ -190,10 +191,16 @@ class SessionInterceptor implements Interceptor {
   /** Name resolutions (with privileges) for the fast path, good for `recheckMs` as prepared statements' are. */
   private readonly resolutions = new Map<string, { at: number; generation: number; res: Resolution }>();
 
+  /** The current statement's Redis commands and rows, for the slow-statement log. */
+  private readonly stats = new StatementStats();
+  private readonly redis: RedisAccess;
+
   constructor(
     private readonly fdw: RedisFdw,
     private readonly port: SessionPort,
-  ) {}
+  ) {
+    this.redis = attributedAccess(fdw.redis, this.stats);
+  }
 
   get names(): NameIndex {
     const base = this.fdw.catalog.index(this.port.database);
@@ -290,7 +297,7 @@ class SessionInterceptor implements Interceptor {
       return;
     }
     if (port.inTransactionBlock) return;
-    await orFail(port, undefined, () => applyStaged(this.fdw.redis, this.tx.take()));
+    await orFail(port, undefined, () => applyStaged(this.redis, this.tx.take()));
   }
 
   /** Runs the statements of an intercepted simple Query; 'local' when the fast path answered all of it. */
@@ -299,9 +306,10 @@ class SessionInterceptor implements Interceptor {
       if (port.inFailedBatch) break;
       const s = stmts[i]!;
       const map: PositionMap = (p) => p + s.offset;
+      this.stats.reset();
       const t0 = process.hrtime.bigint();
       const ok = await orFail(port, false, () => this.simpleStatement(port, s.text, s.base, infos[i]!, map, stmts.length === 1));
-      if (ok !== false) recordStatementInfo(infos[i]!, this.names, t0, s.text, port.log, ok === 'local');
+      if (ok !== false) recordStatementInfo(infos[i]!, this.names, t0, s.text, port.log, ok === 'local', this.stats);
       if (ok === 'local') return 'local';
       if (!ok) break;
     }
@@ -343,17 +351,17 @@ class SessionInterceptor implements Interceptor {
       stagedWritesTotal.inc(ops.length);
       this.watchTxEnd(port);
     } else {
-      await applyNow(this.fdw.redis, target, ops);
+      await applyNow(this.redis, target, ops);
     }
   }
 
   /**
    * Redis access for the statement in progress: its reads stop with 57014 when it is cancelled.
-   * Writes use `fdw.redis` directly: once sent, a MULTI/EXEC applies whole, so the statement waits for it.
+   * Writes use `this.redis`, without the signal: once sent, a MULTI/EXEC applies whole, so the statement waits for it.
    */
   private readsFor(port: SessionPort): RedisAccess {
     const signal = port.signal;
-    return signal ? { client: (c) => abortable(this.fdw.pool.getClient(c), signal), signal } : this.fdw.redis;
+    return signal ? { client: (c) => abortable(this.redis.client(c), signal), signal, stats: this.redis.stats } : this.redis;
   }
 
   /** A COMMIT the proxy didn't see coming (a named prepared COMMIT) still applies the writes. */
@@ -389,7 +397,8 @@ class SessionInterceptor implements Interceptor {
       return false;
     }
     return orFail(port, false, async () => {
-      const out = await writeOutcome(this.fdw.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes);
+      const out = await writeOutcome(this.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes);
+      this.stats.addRows(Number(/\d+$/.exec(out.tag)?.[0] ?? 0));
       // The last point where a cancel takes the statement back whole; past it the writes are sent.
       throwIfCanceled(port.signal);
       await this.commitOrStage(port, plan.target, out.ops);
@@ -440,7 +449,7 @@ class SessionInterceptor implements Interceptor {
     const tag = r.tag;
     let notices = Buffer.alloc(0);
     if (tag === 'COMMIT') {
-      const warnings = outboxed ? await this.fdw.outbox.applyCommitted(port.database, outboxed.txid, outboxed.parts) : await applyCommitted(this.fdw.redis, this.tx.peek());
+      const warnings = outboxed ? await this.fdw.outbox.applyCommitted(port.database, outboxed.txid, outboxed.parts) : await applyCommitted(this.redis, this.tx.peek());
       this.tx.clear();
       notices = Buffer.concat(warnings.map((w) => encodeError(new PgError(SqlState.FdwError, w, { severity: 'WARNING' }), true)));
     } else this.tx.clear();
@@ -574,7 +583,9 @@ class SessionInterceptor implements Interceptor {
     if (!fields) return undefined;
     try {
       const result = await runFast(this.readsFor(port), shape, params, fields);
-      return typeof result === 'string' ? undefined : { fields, result };
+      if (typeof result === 'string') return undefined;
+      this.stats.rows = result.rows.length;
+      return { fields, result };
     } catch (e) {
       // The upstream path meets the same failure and reports it the way it always has; but a Redis
       // that did not answer, or a cancel, fails now: trying again would double the wait.
@@ -656,10 +667,10 @@ class SessionInterceptor implements Interceptor {
         this.statements.set(m.name, { kind: 'truncate', plan: p.plan });
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
       case 'write':
-        this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now() });
+        this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: m.text });
         return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
       case 'read':
-        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration });
+        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: m.text });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
     }
   }
@@ -699,7 +710,7 @@ class SessionInterceptor implements Interceptor {
           // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
           const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
           const t0 = process.hrtime.bigint();
-          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordStatement('foreign_write', secondsSince(t0))));
+          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordWrite(t0, portal.sql, port.log, this.stats)));
         }
         if (portal?.kind === 'suspended') {
           if (port.inFailedBatch) return;
@@ -725,15 +736,16 @@ class SessionInterceptor implements Interceptor {
     }
   }
 
-  private async bindWrite(port: SessionPort, m: BindMessage, st: { plan: WritePlan; checkedAt: number }): Promise<void> {
+  private async bindWrite(port: SessionPort, m: BindMessage, st: { plan: WritePlan; checkedAt: number; sql: string }): Promise<void> {
     const plan = st.plan;
+    this.stats.reset();
     await orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
       const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes), this.pending);
       const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
-      this.portals.set(m.portal, { kind: 'write', plan, prepared, early });
+      this.portals.set(m.portal, { kind: 'write', plan, prepared, early, sql: st.sql });
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...prepared.extra], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
     });
@@ -754,6 +766,7 @@ class SessionInterceptor implements Interceptor {
     if (st?.kind === 'write') return this.bindWrite(port, m, st);
     if (st?.kind !== 'read') return port.send(raw, [forward(Req.Bind)]);
     const plan = st.plan;
+    this.stats.reset();
     const t0 = process.hrtime.bigint();
     await orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
@@ -763,7 +776,7 @@ class SessionInterceptor implements Interceptor {
         const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes), m.resultFormats);
         if (fast) {
           this.portals.set(m.portal, { kind: 'fast', plan, bind: m, ...fast });
-          recordRead('foreign_read_fast', t0, plan.rewritten.text, port.log);
+          recordRead('foreign_read_fast', t0, st.sql, port.log, this.stats);
           return port.reply(BIND_COMPLETE);
         }
       }
@@ -771,7 +784,7 @@ class SessionInterceptor implements Interceptor {
       const explain = explainOptions(plan.info);
       const extra = await fetchReadParams(this.readsFor(port), plan, param, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
       this.portals.set(m.portal, explain?.text ? { kind: 'explain', lines: explainLines(plan, param, this.fastExplain(plan)) } : { kind: 'read', plan });
-      recordRead('foreign_read_upstream', t0, plan.rewritten.text, port.log);
+      recordRead('foreign_read_upstream', t0, st.sql, port.log, this.stats);
       if (plan.carrier === 'settings') {
         setCarriers(port, plan, extra);
         return port.send(raw, [forward(Req.Bind)]);

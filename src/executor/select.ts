@@ -256,6 +256,8 @@ export interface RedisAccess {
   client(conn: RedisConnSpec): Promise<RedisClient>;
   /** The statement's cancel signal: reads stop (57014) as soon as it fires. */
   signal?: AbortSignal | undefined;
+  /** Counts the rows read, for the slow-statement log (a session's access has it). */
+  readonly stats?: { addRows(n: number): void };
 }
 
 /**
@@ -264,6 +266,7 @@ export interface RedisAccess {
  */
 export async function fetchReadParams(redis: RedisAccess, plan: Pick<ReadPlan, 'reads' | 'carrier'>, param: ParamText, opts: { empty?: boolean; pending?: PendingWrites } = {}): Promise<Buffer[]> {
   const out: Buffer[] = [];
+  let rows = 0;
   for (const r of plan.reads) {
     throwIfCanceled(redis.signal);
     if (r.countOnly) {
@@ -275,6 +278,7 @@ export async function fetchReadParams(redis: RedisAccess, plan: Pick<ReadPlan, '
       const table = r.table.display;
       await readRows(redis, r.table, pushdownFor(r, param), opts.pending, {
         row(key, values) {
+          rows++;
           for (let i = 0; i < arrays.length; i++) {
             const v = values[i] ?? null;
             if (Buffer.isBuffer(v)) checkText(v, key, table);
@@ -285,6 +289,7 @@ export async function fetchReadParams(redis: RedisAccess, plan: Pick<ReadPlan, '
     }
     for (const a of arrays) out.push(a.finish());
   }
+  redis.stats?.addRows(rows);
   return out;
 }
 

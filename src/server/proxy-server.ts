@@ -104,6 +104,27 @@ export class ProxyServer {
     return this.sessions.size;
   }
 
+  /** Every database a client has logged in to since start, and upstream's own, for /ready's catalog read. */
+  databasesSeen(): string[] {
+    const dbs = new Set(this.options.fdw?.catalog?.databases() ?? []);
+    dbs.add(this.config.upstream.database);
+    for (const s of this.sessions.keys()) if (s.loggedIn && s.database !== ADMIN_DATABASE) dbs.add(s.database);
+    return [...dbs];
+  }
+
+  /** The shared Redis pool and the catalog's generation (bumped by DDL seen here), for /ready. */
+  get fdw(): { pool?: RedisPool; generation: number } {
+    return { pool: this.options.fdw?.pool, generation: this.options.fdw?.catalog?.currentGeneration ?? 0 };
+  }
+
+  /**
+   * A reload's log level. Open sessions' loggers are pino children with no level of their own, so
+   * they follow it (test/integration/ops-live checks that through the CLI); never give them one.
+   */
+  setLogLevel(level: string): void {
+    this.log.level = level;
+  }
+
   /** Redis servers in the pool, for /ready and SHOW SERVERS. */
   redisServers(): ReturnType<RedisPool['servers']> {
     return this.options.fdw?.pool?.servers() ?? [];

@@ -29,4 +29,5 @@ export const REDIS_DB = {
   // Their tables live on a Redis of their own (they pause and kill it); the fixture's db holds nothing.
   faults: 22,
   cancel: 23,
+  opsLive: 24,
 } as const;
