@@ -8,7 +8,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
-import type { UpstreamTarget } from '../config/config.js';
+import type { OwnConnections } from '../upstream/own-connection.js';
 import { Frontend } from '../protocol/codes.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, encodeCommandComplete, encodeError, encodeReadyForQuery, NO_DATA, PARSE_COMPLETE, type TxStatus } from '../protocol/backend.js';
 import { decodeBind, decodeExecute, decodeParse, decodeQuery, decodeTarget } from '../protocol/frontend.js';
@@ -27,7 +27,8 @@ import { UpstreamLink } from './upstream-link.js';
 import { CallbackTx } from './writes.js';
 
 export interface CallbackDeps {
-  upstream: UpstreamTarget;
+  /** The proxy's own upstream connections (the --upstream credentials). */
+  own: OwnConnections;
   redis: RedisAccess;
   log: Logger;
   maxValueBytes: number;
@@ -132,7 +133,7 @@ export class CallbackSession {
 
   private async login(password: string): Promise<void> {
     try {
-      this.link = await UpstreamLink.open(this.deps.upstream, this.database || this.deps.upstream.database);
+      this.link = await UpstreamLink.open(this.deps.own, this.database || this.deps.own.upstream.database);
       this.catalog = new CallbackCatalog(this.link);
       if (!(await this.catalog.authenticate(password))) throw new PgError('28P01', 'password authentication failed for the redis-fdw-proxy callback', { hint: 'The password must be that of a user mapping of a Redis foreign server.' });
     } catch (e) {
