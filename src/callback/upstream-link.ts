@@ -26,6 +26,8 @@ export class UpstreamLink {
   private closed = false;
   /** The client running this link's statement, to cancel it. */
   private running: OwnClient | undefined;
+  /** The callback statement in progress: once it is cancelled, what the link runs for it is too. */
+  signal: AbortSignal | undefined;
 
   private constructor(
     private readonly own: OwnConnections,
@@ -59,6 +61,13 @@ export class UpstreamLink {
     } catch (e) {
       throw pgError(e);
     }
+    const signal = this.signal;
+    if (signal?.aborted) {
+      c.release();
+      throw signal.reason as Error;
+    }
+    const onAbort = (): void => void this.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
     this.running = c;
     try {
       // pg sends `types` as Parse's parameter types and asks it for each column's parser: an array
@@ -72,6 +81,7 @@ export class UpstreamLink {
       throw pgError(e);
     } finally {
       this.running = undefined;
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 

@@ -185,7 +185,7 @@ export class ProxyServer {
         return;
       }
       const log = this.log.child({ callback: db });
-      const s = new CallbackSession(sock, db, { own, redis, log, maxValueBytes: this.config.maxValueBytes }, log);
+      const s = new CallbackSession(sock, db, { own, redis, log, maxValueBytes: this.config.maxValueBytes, cancels: this.cancels }, log);
       this.callbacks.add(s);
       sock.once('close', () => this.callbacks.delete(s));
       s.start(rest);
