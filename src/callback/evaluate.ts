@@ -25,6 +25,9 @@ import { derivedRows, fetchReadParams, readRows, type ForeignRead, type ForeignT
 import { mapRedisErrorWithType } from '../redis/errors.js';
 import { checkText } from '../redis/text.js';
 import type { CallbackCatalog } from './catalog.js';
+import { DEFAULT_KEY_BATCH, readTable } from '../redis/read.js';
+import type { RowSink } from '../redis/table-spec.js';
+import { RowStream } from './row-stream.js';
 import type { UpstreamLink } from './upstream-link.js';
 
 export interface RowSet {
@@ -154,10 +157,20 @@ function localShape(q: Node, tables: ForeignTable[]): LocalShape {
 }
 
 async function scanRows(ctx: EvalContext, t: ForeignTable, columns: (number | null)[]): Promise<RowSet> {
-  const cols = t.spec.columns;
   const rows: Buffer[] = [];
+  await readRows(ctx.redis, t, {}, ctx.pending, scanSink(t, columns, (r) => void rows.push(r)));
+  return { rowDescription: scanDescription(t, columns), rows };
+}
+
+function scanDescription(t: ForeignTable, columns: (number | null)[]): Buffer {
+  const cols = t.spec.columns;
+  return encodeRowDescription(columns.map((c) => (c === null ? field('?column?', 25) : field(cols[c]!.name, cols[c]!.typeOid))));
+}
+
+/** The scan's DataRows: the chosen columns of each Redis row (null for `SELECT NULL`), text checked. */
+function scanSink(t: ForeignTable, columns: (number | null)[], push: (row: Buffer) => void): RowSink {
   const values = new Array<Buffer | null>(columns.length);
-  await readRows(ctx.redis, t, {}, ctx.pending, {
+  return {
     row(key, vs) {
       for (let i = 0; i < columns.length; i++) {
         const c = columns[i]!;
@@ -165,11 +178,32 @@ async function scanRows(ctx: EvalContext, t: ForeignTable, columns: (number | nu
         if (Buffer.isBuffer(v)) checkText(v, key, t.display);
         values[i] = v === null ? null : typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
       }
-      rows.push(encodeDataRow(values));
+      push(encodeDataRow(values));
     },
-  });
-  const desc = encodeRowDescription(columns.map((c) => (c === null ? field('?column?', 25) : field(cols[c]!.name, cols[c]!.typeOid))));
-  return { rowDescription: desc, rows };
+  };
+}
+
+/**
+ * Redis page of a streamed scan, the first one included: a read-ahead bounded by the FETCHes would
+ * otherwise still start with a 100,000-field first page (DEFAULT_FIRST_PAGE).
+ */
+const STREAM_PAGE = DEFAULT_KEY_BATCH;
+
+/**
+ * A cursor's plain scan read while it is fetched (see row-stream.ts); undefined when the cursor's query
+ * is anything else, or its table has writes pending in this transaction (evaluateSelect answers those).
+ */
+export async function openStream(ctx: EvalContext, stmt: Node): Promise<{ rowDescription: Buffer; stream: RowStream } | undefined> {
+  const info = analyzeStatement(stmt);
+  if (info.reads.length !== 1) return undefined;
+  const ref = info.reads[0]!;
+  const t = await ctx.catalog.table(ref.schemaname ?? 'public', ref.relname);
+  const local = localShape(inner(stmt), [t]);
+  if (local?.kind !== 'scan' || ctx.pending.on(t).length) return undefined;
+  const client = await ctx.redis.client(t.conn);
+  const stream = new RowStream();
+  stream.follow(readTable(client, t.spec, {}, scanSink(t, local.columns, (r) => stream.push(r)), { signal: stream.signal, pace: stream.pace, batchSize: STREAM_PAGE }));
+  return { rowDescription: scanDescription(t, local.columns), stream };
 }
 
 const COUNT_COMMAND = { hash: 'hlen', list: 'llen', set: 'scard', zset: 'zcard', stream: 'xlen' } as const;
@@ -200,6 +234,7 @@ async function viaUpstream(ctx: EvalContext, text: string, refs: RangeVarRef[], 
     const v = bound.values[n - 1];
     return v === undefined ? undefined : v === null ? null : v.toString('utf8');
   };
+  // ctx.redis carries the statement's signal: a cancel answers at once, and the read stops paging.
   const arrays = await fetchReadParams(ctx.redis, { reads, carrier: 'params' }, param, { pending: ctx.pending });
   const rewritten = rewriteText(
     text,

@@ -8,7 +8,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
-import type { UpstreamTarget } from '../config/config.js';
+import type { OwnConnections } from '../upstream/own-connection.js';
 import { Frontend } from '../protocol/codes.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, encodeCommandComplete, encodeError, encodeReadyForQuery, NO_DATA, PARSE_COMPLETE, type TxStatus } from '../protocol/backend.js';
 import { decodeBind, decodeExecute, decodeParse, decodeQuery, decodeTarget } from '../protocol/frontend.js';
@@ -20,14 +20,18 @@ import { parseSql } from '../sql/parser.js';
 import { inner, nodeKind, type Node } from '../sql/analyze.js';
 import type { RedisAccess } from '../executor/select.js';
 import { CallbackCatalog } from './catalog.js';
-import { evaluateSelect, explainEstimate, unsupported, type Bound, type EvalContext, type RowSet } from './evaluate.js';
+import { evaluateSelect, explainEstimate, openStream, unsupported, type Bound, type EvalContext, type RowSet } from './evaluate.js';
 import { directModify } from './modify.js';
 import { truncateOps } from '../executor/truncate.js';
 import { UpstreamLink } from './upstream-link.js';
 import { CallbackTx } from './writes.js';
+import type { CancelRegistry } from '../session/cancel.js';
 
 export interface CallbackDeps {
-  upstream: UpstreamTarget;
+  /** The proxy's own upstream connections (the --upstream credentials). */
+  own: OwnConnections;
+  /** Where the session registers its BackendKeyData, so a CancelRequest stops its statement. */
+  cancels: Pick<CancelRegistry, 'register' | 'unregister'>;
   redis: RedisAccess;
   log: Logger;
   maxValueBytes: number;
@@ -45,8 +49,24 @@ interface Portal {
 }
 type Outcome = { tag: string; set?: RowSet };
 interface Cursor {
-  set: RowSet;
-  pos: number;
+  rowDescription: Buffer;
+  /** Up to n more rows (fewer only at the end); `signal`: the FETCH's cancel. */
+  take(n: number, signal: AbortSignal): Promise<Buffer[]>;
+  close(): void;
+}
+
+/** A cursor over rows computed at DECLARE (anything but a plain scan). */
+function heldCursor(set: RowSet): Cursor {
+  let pos = 0;
+  return {
+    rowDescription: set.rowDescription,
+    take: async (n) => {
+      const rows = set.rows.slice(pos, pos + n);
+      pos += rows.length;
+      return rows;
+    },
+    close: () => {},
+  };
 }
 
 const TX_TAGS: Record<string, string> = {
@@ -74,6 +94,10 @@ export class CallbackSession {
   private readonly cursors = new Map<string, Cursor>();
   private chain: Promise<void> = Promise.resolve();
   private readonly writes: CallbackTx;
+  /** BackendKeyData's payload (process id, secret), registered for cancel once logged in. */
+  private readonly key = Buffer.alloc(8);
+  /** The statement in progress: a CancelRequest aborts it. */
+  private scope: AbortController | undefined;
 
   constructor(
     private readonly sock: net.Socket | tls.TLSSocket,
@@ -113,6 +137,22 @@ export class CallbackSession {
       if (code !== 0x70) return this.fatal(new PgError(SqlState.ProtocolViolation, 'expected a password message'));
       return this.login(m.toString('utf8', 5, m.indexOf(0, 5)));
     }
+    this.scope = new AbortController();
+    this.link!.signal = this.scope.signal;
+    try {
+      await this.message(code, m);
+    } finally {
+      this.scope = undefined;
+      this.link!.signal = undefined;
+    }
+  }
+
+  /** A CancelRequest naming this session: stops the statement in progress with 57014, if any. */
+  private cancel(): void {
+    this.scope?.abort(new PgError(SqlState.QueryCanceled, 'canceling statement due to user request'));
+  }
+
+  private async message(code: number, m: Buffer): Promise<void> {
     if (code === Frontend.Sync) {
       this.skipToSync = false;
       return this.send(encodeReadyForQuery(this.tx));
@@ -132,7 +172,7 @@ export class CallbackSession {
 
   private async login(password: string): Promise<void> {
     try {
-      this.link = await UpstreamLink.open(this.deps.upstream, this.database || this.deps.upstream.database);
+      this.link = await UpstreamLink.open(this.deps.own, this.database || this.deps.own.upstream.database);
       this.catalog = new CallbackCatalog(this.link);
       if (!(await this.catalog.authenticate(password))) throw new PgError('28P01', 'password authentication failed for the redis-fdw-proxy callback', { hint: 'The password must be that of a user mapping of a Redis foreign server.' });
     } catch (e) {
@@ -150,7 +190,10 @@ export class CallbackSession {
     ];
     const out: Buffer[] = [Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0])];
     for (const [k, v] of params) out.push(new MessageWriter(0x53, 64).cstring(k).cstring(v).finish());
-    out.push(new MessageWriter(0x4b, 13).int32(process.pid).int32(crypto.randomInt(2 ** 31)).finish());
+    this.key.writeInt32BE(process.pid, 0);
+    crypto.randomFillSync(this.key, 4, 4);
+    this.deps.cancels.register(this.key, () => this.cancel());
+    out.push(new MessageWriter(0x4b, 13).bytes(this.key).finish());
     out.push(encodeReadyForQuery('I'));
     this.send(Buffer.concat(out));
   }
@@ -252,7 +295,7 @@ export class CallbackSession {
         else if (k === 'TRANS_STMT_COMMIT' || k === 'TRANS_STMT_ROLLBACK') {
           const failed = this.tx === 'E';
           this.tx = 'I';
-          this.cursors.clear();
+          this.closeCursors();
           if (k === 'TRANS_STMT_ROLLBACK' || failed) {
             this.writes.reset();
             return { tag: 'ROLLBACK' };
@@ -271,7 +314,13 @@ export class CallbackSession {
         const select = text.slice(m[0].length);
         const parsed = parseSql(select).stmts?.[0]?.stmt as Node | undefined;
         if (!parsed || nodeKind(parsed) !== 'SelectStmt') throw unsupported('a cursor over anything but SELECT');
-        this.cursors.set(String(n.portalname), { set: await this.select(select, parsed, bound), pos: 0 });
+        const name = String(n.portalname);
+        const streamed = await openStream(this.context(), parsed);
+        const cursor: Cursor = streamed
+          ? { rowDescription: streamed.rowDescription, take: (k, signal) => streamed.stream.take(k, signal), close: () => streamed.stream.close() }
+          : heldCursor(await this.select(select, parsed, bound));
+        this.cursors.get(name)?.close();
+        this.cursors.set(name, cursor);
         return { tag: 'DECLARE CURSOR' };
       }
       case 'FetchStmt': {
@@ -279,11 +328,11 @@ export class CallbackSession {
         if (!c) throw new PgError('34000', `cursor "${String(n.portalname)}" does not exist`);
         if ((n.direction ?? 'FETCH_FORWARD') !== 'FETCH_FORWARD') throw unsupported('FETCH other than FORWARD');
         const count = n.howMany === undefined ? 1 : Number(n.howMany);
-        const rows = c.set.rows.slice(c.pos, c.pos + count);
-        c.pos += rows.length;
-        return { tag: `FETCH ${rows.length}`, set: { rowDescription: c.set.rowDescription, rows } };
+        const rows = await c.take(count, this.scope!.signal);
+        return { tag: `FETCH ${rows.length}`, set: { rowDescription: c.rowDescription, rows } };
       }
       case 'ClosePortalStmt':
+        this.cursors.get(String(n.portalname))?.close();
         this.cursors.delete(String(n.portalname));
         return { tag: 'CLOSE CURSOR' };
       case 'DeallocateStmt':
@@ -320,7 +369,8 @@ export class CallbackSession {
   }
 
   private context(): EvalContext {
-    return { catalog: this.catalog!, redis: this.deps.redis, link: this.link!, pending: this.writes, snapshots: this.writes.snapshots };
+    const signal = this.scope?.signal;
+    return { catalog: this.catalog!, redis: { client: (c) => this.deps.redis.client(c), signal }, link: this.link!, pending: this.writes, snapshots: this.writes.snapshots };
   }
 
   private send(b: Buffer): void {
@@ -340,9 +390,17 @@ export class CallbackSession {
     this.close();
   }
 
+  private closeCursors(): void {
+    for (const c of this.cursors.values()) c.close();
+    this.cursors.clear();
+  }
+
   close(): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    this.deps.cancels.unregister(this.key);
+    this.cancel();
+    this.closeCursors();
     this.link?.close();
     this.sock.end();
     setTimeout(() => this.sock.destroy(), 1000).unref();

@@ -33,6 +33,7 @@ import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
 import { simpleQueryParam } from './upstream-only.js';
 import { clientRowDescription, evalCapture, fetchRows, writeParseError, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
 import { applyCommitted, applyNow, applyStaged, sharesOf, TxWrites, txCommand, type TxCommand } from './transaction.js';
+import { OwnConnections } from '../upstream/own-connection.js';
 import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart } from './outbox.js';
 import { closeIdle } from '../redis/exclusive.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
@@ -102,6 +103,8 @@ export class RedisFdw {
   readonly redis: RedisAccess = { client: (c) => this.pool.getClient(c) };
   /** Committed transactions' Redis writes, kept upstream until applied (see outbox.ts). */
   readonly outbox: Outbox;
+  /** The proxy's own upstream connections (outbox, callback sessions); absent without --upstream. */
+  readonly own: OwnConnections | undefined;
 
   constructor(
     readonly log: Logger,
@@ -118,13 +121,15 @@ export class RedisFdw {
   ) {
     this.catalog = new CatalogCache(catalogTtlMs);
     this.pool = new RedisPool(poolOptions);
-    this.outbox = new Outbox(upstream!, this.redis, log, upstream ? outbox : { ...outbox, enabled: false });
+    this.own = upstream ? new OwnConnections(upstream) : undefined;
+    this.outbox = new Outbox(upstream!, this.redis, log, upstream ? outbox : { ...outbox, enabled: false }, this.own!);
   }
 
   interceptor = (port: SessionPort): Interceptor => new SessionInterceptor(this, port);
 
   async close(): Promise<void> {
     await this.outbox.close();
+    await this.own?.close();
     closeIdle();
     await this.pool.close();
   }

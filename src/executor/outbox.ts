@@ -17,8 +17,6 @@
  * transactions are applied without the outbox, as with --no-outbox.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import type { UpstreamTarget } from '../config/config.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
@@ -26,6 +24,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import type { RedisConnSpec } from '../redis/connection.js';
 import { isCluster, lease, release } from '../redis/exclusive.js';
 import { applyGuarded, applyOps, describeFailures, type ApplyResult, type StagedOp } from '../redis/write.js';
+import type { OwnClient, OwnConnections } from '../upstream/own-connection.js';
 import { GiveWay } from './give-way.js';
 import type { RedisAccess } from './select.js';
 
@@ -113,7 +112,6 @@ export interface ReplayReport {
 
 export class Outbox {
   private readonly dbs = new Map<string, DbState>();
-  private readonly clients = new Map<string, Promise<pg.Client>>();
   private readonly toForget = new Map<string, string[]>();
   private forgetting: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -125,6 +123,8 @@ export class Outbox {
     private readonly redis: RedisAccess,
     private readonly log: Logger,
     readonly cfg: OutboxConfig,
+    /** The proxy's own connections (shared with callback sessions; closed by whoever made them). */
+    private readonly own: OwnConnections,
   ) {}
 
   /** Whether `database`'s transactions go through the outbox; creates its table on first use. */
@@ -150,20 +150,21 @@ export class Outbox {
     return p;
   }
 
-  private async create(database: string): Promise<void> {
-    const c = await this.client(database);
-    await c.query('BEGIN');
-    try {
-      await c.query(DDL[0]!);
-      // IF NOT EXISTS is not enough for a table made by someone else; only create what's missing.
-      if ((await c.query(`SELECT to_regclass('${SCHEMA}.outbox') IS NOT NULL AS ok`)).rows[0].ok !== true) {
-        for (const sql of DDL.slice(1)) await c.query(sql);
+  private create(database: string): Promise<void> {
+    return this.own.use(database, async (c) => {
+      await c.query('BEGIN');
+      try {
+        await c.query(DDL[0]!);
+        // IF NOT EXISTS is not enough for a table made by someone else; only create what's missing.
+        if ((await c.query(`SELECT to_regclass('${SCHEMA}.outbox') IS NOT NULL AS ok`)).rows[0].ok !== true) {
+          for (const sql of DDL.slice(1)) await c.query(sql);
+        }
+        await c.query('COMMIT');
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => {});
+        throw e;
       }
-      await c.query('COMMIT');
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
-    }
+    });
   }
 
   /**
@@ -239,8 +240,7 @@ export class Outbox {
       const [database, txids] = this.toForget.entries().next().value as [string, string[]];
       this.toForget.delete(database);
       try {
-        const c = await this.client(database);
-        await c.query(`DELETE FROM ${SCHEMA}.outbox WHERE txid = ANY($1)`, [txids]);
+        await this.own.use(database, (c) => c.query(`DELETE FROM ${SCHEMA}.outbox WHERE txid = ANY($1)`, [txids]));
       } catch (e) {
         // The rows stay; a replay finds their markers and deletes them.
         this.log.warn({ database, err: String(e), rows: txids.length }, 'outbox: could not delete applied rows');
@@ -266,13 +266,11 @@ export class Outbox {
   /** Databases with an outbox table, found through the --upstream connection's database. */
   private async discover(): Promise<void> {
     try {
-      const c = await this.client(this.upstream.database);
-      const dbs = (await c.query('SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate')).rows.map((r) => String(r.datname));
+      const dbs = (await this.own.use(this.upstream.database, (c) => c.query('SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate'))).rows.map((r) => String(r.datname));
       for (const db of dbs) {
         if (this.dbs.get(db)?.kind === 'ready') continue;
         try {
-          const dc = await this.client(db);
-          const has = (await dc.query(`SELECT to_regclass('${SCHEMA}.outbox') IS NOT NULL AS ok`)).rows[0].ok === true;
+          const has = (await this.own.use(db, (dc) => dc.query(`SELECT to_regclass('${SCHEMA}.outbox') IS NOT NULL AS ok`))).rows[0].ok === true;
           if (has) this.dbs.set(db, { kind: 'ready' });
           else if (db !== this.upstream.database) this.drop(db);
         } catch {
@@ -307,8 +305,11 @@ export class Outbox {
     return total;
   }
 
-  private async replayDb(database: string): Promise<ReplayReport> {
-    const c = await this.client(database);
+  private replayDb(database: string): Promise<ReplayReport> {
+    return this.own.use(database, (c) => this.replayOn(c, database));
+  }
+
+  private async replayOn(c: OwnClient, database: string): Promise<ReplayReport> {
     const report: ReplayReport = { replayed: 0, left: 0 };
     for (;;) {
       await c.query('BEGIN');
@@ -340,34 +341,9 @@ export class Outbox {
     }
   }
 
-  /** The proxy's own connection to `database`, with the --upstream credentials. */
-  private client(database: string): Promise<pg.Client> {
-    let p = this.clients.get(database);
-    if (!p) {
-      const t = this.upstream;
-      const c = new pg.Client({
-        host: t.host,
-        port: t.port,
-        user: t.user,
-        password: t.password,
-        database,
-        application_name: 'redis-fdw-proxy outbox',
-        ssl: t.sslmode === 'disable' || t.sslmode === 'prefer' ? false : t.sslmode === 'require' ? { rejectUnauthorized: false } : { ca: t.sslrootcert ? readFileSync(t.sslrootcert) : undefined, checkServerIdentity: t.sslmode === 'verify-ca' ? () => undefined : undefined },
-      });
-      c.on('error', () => this.drop(database));
-      c.on('end', () => this.drop(database));
-      p = c.connect().then(() => c);
-      p.catch(() => this.drop(database));
-      this.clients.set(database, p);
-    }
-    return p;
-  }
-
+  /** Closes `database`'s connections: nothing to replay there, or they failed. */
   private drop(database: string): void {
-    const p = this.clients.get(database);
-    if (!p) return;
-    this.clients.delete(database);
-    void p.then((c) => c.end()).catch(() => {});
+    void this.own.drop(database);
   }
 
   async close(): Promise<void> {
@@ -375,6 +351,5 @@ export class Outbox {
     if (this.timer) clearInterval(this.timer);
     await this.replaying?.catch(() => {});
     await this.forgetting?.catch(() => {});
-    for (const db of [...this.clients.keys()]) this.drop(db);
   }
 }

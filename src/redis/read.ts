@@ -44,6 +44,11 @@ export interface ReadOptions {
   server?: string;
   /** Stops the read between round trips with 57014 (query canceled). */
   signal?: AbortSignal;
+  /**
+   * Asked before each round trip; a promise holds the read until it settles. A consumer slower than
+   * Redis (a cursor fetched page by page) keeps the rows read ahead bounded this way.
+   */
+  pace?: () => Promise<void> | undefined;
 }
 
 export const DEFAULT_BATCH = 1000;
@@ -359,6 +364,8 @@ class TableReader {
   }
 
   private async call(node: RedisClient, cmd: Cmd, key: RedisKey): Promise<unknown> {
+    const held = this.opts.pace?.();
+    if (held) await held;
     this.checkCanceled();
     try {
       return await commands(node).callBuffer(...cmd);
@@ -369,6 +376,8 @@ class TableReader {
 
   /** One round trip for many commands: a pipeline (per node on a cluster: plain concurrent commands). */
   private async batch(node: RedisClient, cmds: Cmd[], keys: Buffer[]): Promise<BatchResult[]> {
+    const held = this.opts.pace?.();
+    if (held) await held;
     this.checkCanceled();
     if (isCluster(node)) {
       const settled = await Promise.allSettled(cmds.map((c) => commands(node).callBuffer(...c)));

@@ -20,13 +20,14 @@ import { ADMIN_DATABASE, runAdminConsole } from '../admin/console.js';
 import type { AdminContext } from '../admin/commands.js';
 
 import type { RedisAccess } from '../executor/select.js';
+import type { OwnConnections } from '../upstream/own-connection.js';
 import { callbackDatabase } from '../callback/reserved.js';
 import { CallbackSession } from '../callback/session.js';
 import { resolveAdvertise } from '../callback/advertise.js';
 
 export interface ProxyServerOptions {
   /** Serves Redis foreign tables; absent means pure passthrough. */
-  fdw?: { interceptor: (port: SessionPort) => Interceptor; close(): Promise<void>; redis?: RedisAccess; pool?: RedisPool; catalog?: CatalogCache };
+  fdw?: { interceptor: (port: SessionPort) => Interceptor; close(): Promise<void>; redis?: RedisAccess; pool?: RedisPool; catalog?: CatalogCache; own?: OwnConnections };
   hook?: StatementHook;
   /** The admin console's commands; absent means no admin database. */
   admin?: AdminContext;
@@ -199,12 +200,13 @@ export class ProxyServer {
     if (db === undefined) return undefined;
     return (sock, rest) => {
       const redis = this.options.fdw?.redis;
-      if (!redis) {
+      const own = this.options.fdw?.own;
+      if (!redis || !own) {
         sock.end(encodeError(new PgError('3D000', 'this proxy serves no Redis foreign tables, so it takes no callbacks', { severity: 'FATAL' })));
         return;
       }
       const log = this.log.child({ callback: db });
-      const s = new CallbackSession(sock, db, { upstream: this.config.upstream, redis, log, maxValueBytes: this.config.maxValueBytes }, log);
+      const s = new CallbackSession(sock, db, { own, redis, log, maxValueBytes: this.config.maxValueBytes, cancels: this.cancels }, log);
       this.callbacks.add(s);
       sock.once('close', () => this.callbacks.delete(s));
       s.start(rest);
