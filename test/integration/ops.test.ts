@@ -15,6 +15,7 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { testEnv } from '../harness/env.js';
 import { cleanPgEnv, psql, runProc, waitFor, within } from '../support/proto-tools.js';
 import { urlParts } from '../support/proto-client.js';
+import { REDIS_DB } from '../support/redis-dbs.js';
 
 const env = testEnv();
 const up = urlParts(env.pgUrl);
@@ -196,7 +197,7 @@ describe('operations through the CLI (external upstream)', () => {
     await admin.query(`create database ${db}`);
     await admin.end();
     const redisUrl = new URL(env.redisUrl);
-    redisUrl.pathname = '/15';
+    redisUrl.pathname = `/${REDIS_DB.ops}`;
     const server = `${redisUrl.hostname}:${redisUrl.port}`;
     const c = new pg.Client({ connectionString: login(db) });
     await c.connect();
@@ -253,7 +254,7 @@ describe('operations through the CLI (external upstream)', () => {
       assert.equal(p.logged(/does not require a password/, 'source'), 'console');
     } finally {
       await c.end();
-      execFileSync('redis-cli', ['-h', REDIS.hostname, '-p', REDIS.port, '-n', '15', 'del', `ops:h:${process.pid}`]);
+      execFileSync('redis-cli', ['-h', REDIS.hostname, '-p', REDIS.port, '-n', String(REDIS_DB.ops), 'del', `ops:h:${process.pid}`]);
     }
   });
 

@@ -30,4 +30,5 @@ export const REDIS_DB = {
   faults: 22,
   cancel: 23,
   opsLive: 24,
+  ops: 25,
 } as const;
