@@ -383,7 +383,8 @@ export class Session implements SessionPort {
           runStart = off = next;
           continue;
         }
-        this.sentSinceSync = code !== Frontend.Sync && code !== Frontend.Query;
+        // A simple Query neither opens an extended batch nor surely closes one (inside a failed batch it is discarded).
+        if (code !== Frontend.Query) this.sentSinceSync = code !== Frontend.Sync;
         if (req >= 0) this.queue.push(forward(req));
         else if (code === Frontend.CopyDone || code === Frontend.CopyFail) this.queue.markCopyEnd();
         if (code === Frontend.Terminate) {
@@ -505,7 +506,8 @@ export class Session implements SessionPort {
   // ---- SessionPort ----
 
   send(bytes: Buffer | Buffer[], entries: Entry[]): void {
-    this.sentSinceSync = !closesBatch(Array.isArray(bytes) ? bytes[bytes.length - 1] : bytes);
+    if (Array.isArray(bytes)) for (const b of bytes) this.sentSinceSync = batchOpenAfter(b, this.sentSinceSync);
+    else this.sentSinceSync = batchOpenAfter(bytes, this.sentSinceSync);
     for (const e of entries) this.queue.push(e);
     this.corkUpstreamForTurn();
     if (Array.isArray(bytes)) {
@@ -701,12 +703,14 @@ export class Session implements SessionPort {
 }
 
 /**
- * Whether these messages end with a Sync or a simple Query: after either, upstream has no extended
- * batch open (a Query ends any implicit transaction the batch began). Walks frame headers only.
+ * Whether an extended batch is open upstream after these messages: a Sync closes it, a simple Query
+ * leaves it as it was (inside a failed batch the Query is discarded), anything else opens it. Walks
+ * frame headers only.
  */
-function closesBatch(bytes: Buffer | undefined): boolean {
-  if (!bytes || bytes.length < 5) return false;
-  let last = 0;
-  for (let off = 0; off + 5 <= bytes.length; off += 1 + bytes.readInt32BE(off + 1)) last = bytes[off]!;
-  return last === Frontend.Sync || last === Frontend.Query;
+function batchOpenAfter(bytes: Buffer, open: boolean): boolean {
+  for (let off = 0; off + 5 <= bytes.length; off += 1 + bytes.readInt32BE(off + 1)) {
+    const code = bytes[off]!;
+    if (code !== Frontend.Query) open = code !== Frontend.Sync;
+  }
+  return open;
 }
