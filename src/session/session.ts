@@ -160,6 +160,10 @@ export class Session implements SessionPort {
     return this.queue.textIsUtf8;
   }
 
+  get clientEncoding(): string {
+    return this.queue.clientEncoding;
+  }
+
   /** Idle: between transactions with nothing in flight, so closing loses nothing. */
   get idle(): boolean {
     return this.phase !== 'ready' || (this.queue.idle && !this.busy && this.inbox.length === 0 && this.queue.txStatus === 0x49);

@@ -28,6 +28,8 @@ export interface SessionPort {
   readonly upstreamIdle: boolean;
   /** Client and server encodings are UTF8 and standard_conforming_strings is on, as upstream reported. */
   readonly textIsUtf8: boolean;
+  /** The client's encoding, as upstream last reported it (upstream reads and writes text in it). */
+  readonly clientEncoding: string;
   /** Something of the client's current batch went upstream since its last Sync. */
   readonly sentSinceSync: boolean;
   /** The proxy ended upstream's side of the batch with its own Sync: the client's Sync may be answered locally. */
