@@ -588,8 +588,12 @@ class SessionInterceptor implements Interceptor {
     if (typeof shape === 'string' || typeof params === 'string' || !this.fastAllowed(port, shape.read.table)) return undefined;
     const fields = fastFields(shape, formats);
     if (!fields) return undefined;
+    const codec = codecFor(port.clientEncoding);
+    // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
+    if (codec && fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
     try {
-      const result = await runFast(this.readsFor(port), shape, params, fields);
+      // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
+      const result = await runFast(this.readsFor(port), shape, params, fields, codec);
       if (typeof result === 'string') return undefined;
       this.stats.rows = result.rows.length;
       return { fields, result };
@@ -604,11 +608,12 @@ class SessionInterceptor implements Interceptor {
   /**
    * Whether upstream's answer is certain not to depend on upstream's state: no failed transaction
    * (its 25P02 stands), no earlier batch still in flight (its outcome could be one), no staged writes
-   * on the table (read-your-writes is the upstream path's), text crossing the wire as UTF-8 bytes.
+   * on the table (read-your-writes is the upstream path's), text crossing the wire as UTF-8 bytes or in
+   * a single-byte client encoding the proxy converts.
    */
   private fastAllowed(port: SessionPort, table: ForeignTable): boolean {
     if (!this.fdw.fastPath || this.owningTx) return false;
-    if (port.txStatus === 'E' || port.inFailedBatch || !port.upstreamSettled || !port.textIsUtf8) return false;
+    if (port.txStatus === 'E' || port.inFailedBatch || !port.upstreamSettled || !port.textConvertible) return false;
     return this.tx.count === 0 || this.tx.on(table).length === 0;
   }
 
@@ -780,7 +785,7 @@ class SessionInterceptor implements Interceptor {
       if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] })), this.fdw.recheckMs))) return;
       // Only the unnamed portal: a named one outlives the batch, and the fast path answers per batch.
       if (m.portal === '' && typeof st.fast !== 'string' && !st.changed && st.generation === this.fdw.catalog.currentGeneration) {
-        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes), m.resultFormats);
+        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes, codecFor(port.clientEncoding)), m.resultFormats);
         if (fast) {
           this.portals.set(m.portal, { kind: 'fast', plan, bind: m, ...fast });
           recordRead('foreign_read_fast', t0, st.sql, port.log, this.stats);

@@ -14,6 +14,12 @@ import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, setupSupabase } from '../support/fdw-sql.js';
 import { REDIS_DB } from '../support/redis-dbs.js';
 import { codecFor, SUPPORTED_ENCODINGS } from '../../src/protocol/encoding.js';
+import { statementsTotal } from '../../src/metrics/metrics.js';
+
+/** Reads the proxy answered itself (the proxy runs in this process). */
+async function fastReads(): Promise<number> {
+  return (await statementsTotal.get()).values.find((v) => v.labels.kind === 'foreign_read_fast')?.value ?? 0;
+}
 
 let f: FdwFixture;
 let c: pg.Client;
@@ -157,4 +163,48 @@ describe('node-postgres (extended protocol, binary parameters and results)', () 
       assert.equal(await f.redis.hget('enc:h', 'lit'), text);
     });
   }
+});
+
+describe('the local fast path in a converted encoding', () => {
+  test('LATIN1 point reads are answered locally with the same bytes as the twin table; a value LATIN1 lacks falls back to upstream for its 22P05', async () => {
+    await seed([
+      ['caf\u00e9', '\u00e9t\u00e9 \u00bd'],
+      ['plain', 'x'],
+      ['macron', '\u0101'],
+    ]);
+    // Simple protocol (psql), a literal in LATIN1 bytes as the pin.
+    const script = (t: string): Buffer => Buffer.from([`select value from ${t} where key = 'caf\u00e9';`, `select key, value from ${t} where key in ('plain', 'caf\u00e9') order by key;`].join('\n'), 'latin1');
+    const before = await fastReads();
+    const viaProxy = await psqlBytes(f.url, script('h'), 'LATIN1');
+    assert.equal(await fastReads(), before + 1, 'the single-statement point read was answered locally');
+    assert.equal(viaProxy.toString('latin1'), (await psqlBytes(f.directUrl, script('ht'), 'LATIN1')).toString('latin1'));
+    assert.match(viaProxy.toString('latin1'), /^\u00e9t\u00e9 \u00bd$/m);
+    // Extended protocol, binary parameter and results.
+    const run = async (url: string, t: string): Promise<unknown[]> => {
+      const k = await connect(url);
+      const out: unknown[] = [];
+      try {
+        await k.query(`set client_encoding = 'LATIN1'`);
+        for (const key of ['caf\u00e9', 'macron', 'plain']) {
+          for (const binary of [true, false]) {
+            out.push(
+              await k.query({ text: `select key, value from ${t} where key = $1`, values: [Buffer.from(key, 'latin1')], rowMode: 'array', binary } as pg.QueryArrayConfig).then(
+                (r: pg.QueryArrayResult) => (binary ? r.rows : r.rows.map((row) => row.map((v) => Buffer.from(String(v), 'latin1')))),
+                (e: { code?: string; message?: string }) => ({ code: e.code, message: e.message }),
+              ),
+            );
+          }
+        }
+      } finally {
+        await k.end();
+      }
+      return out;
+    };
+    const fastBefore = await fastReads();
+    const viaProxyExt = await run(f.url, 'h');
+    // café twice and plain twice are local; the macron row's 22P05 comes from the upstream path.
+    assert.equal(await fastReads(), fastBefore + 4);
+    assert.deepEqual(viaProxyExt, await run(f.directUrl, 'ht'));
+    assert.match(JSON.stringify(viaProxyExt), /22P05/);
+  });
 });
