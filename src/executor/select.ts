@@ -3,7 +3,7 @@
  * holding the rows fetched from Redis, cast to the declared column types. Upstream then evaluates
  * the whole statement (joins, WHERE, aggregates...), so the proxy never evaluates SQL itself.
  */
-import { isUtf8Encoding } from '../protocol/encoding.js';
+import { codecFor, isUtf8Encoding } from '../protocol/encoding.js';
 import { BYTEA_ARRAY_OID, TEXT_ARRAY_OID, TextArrayBuilder, TextArrayLiteralBuilder, textArrayLiteral } from '../protocol/text-array.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -92,8 +92,10 @@ export async function resolveTables(port: SessionPort, refs: readonly { schemana
   const res = await runInternal(port, RESOLVE_SQL, [textArrayLiteral(names)], { errorIsReply: true });
   if (res.kind !== 'rows') return { kind: 'failed' };
   const resolved: (ResolvedTable | undefined)[] = new Array(refs.length).fill(undefined);
+  // Upstream answers in the client's encoding: options and column names may hold any character.
+  const codec = codecFor(port.clientEncoding);
   for (const row of res.rows) {
-    const r = decodeResolved(row[0]!.toString('utf8'));
+    const r = decodeResolved(codec ? codec.decode(row[0]!) : row[0]!.toString('utf8'));
     resolved[r.i] = r;
   }
   if (!validate) return { kind: 'tables', tables: resolved };

@@ -102,17 +102,28 @@ describe('psql in LATIN1 (simple protocol)', () => {
           `select count(*) from ${t} where value like '%\u00e9%';`,
           `delete from ${t} where value = 'caf\u00e9 na\u00efve' returning value;`,
           `select key from ${t} order by key;`,
+          // Upstream's error, quoting the client's text, with its position mapped back by the proxy.
+          `select key, 'caf\u00e9'::int from ${t};`,
         ].join('\n'),
         'latin1',
       );
     const viaProxy = await psqlBytes(f.url, script('h'), 'LATIN1');
     const direct = await psqlBytes(f.directUrl, script('ht'), 'LATIN1');
-    assert.equal(viaProxy.toString('latin1'), direct.toString('latin1'));
+    // psql echoes the statement's line with an error: the table's name is the one difference.
     const out = viaProxy.toString('latin1');
+    assert.equal(out.replaceAll(' from h;', ' from ht;'), direct.toString('latin1'));
     assert.match(out, /latin\|caf\u00e9 \u00f1 \u00ff \u00a4 \u00e0\|/);
     assert.match(out, /ERROR: {2}character with byte sequence 0xc4 0x81 in encoding "UTF8" has no equivalent in encoding "LATIN1"/);
     assert.equal(await f.redis.hget('enc:h', 'latin'), 'caf\u00e9 \u00f1 \u00ff \u00a4 \u00e0');
     assert.equal(await f.redis.hget('enc:h', 'utf'), null);
+    assert.match(out, /invalid input syntax for type integer: "caf\u00e9"/);
+  });
+
+  test("the proxy's own errors reach the client in its encoding", async () => {
+    await c.query(`create foreign table hk (key text, value text) server redis_server options (src_type 'hash', src_key 'enc:cl\u00e9')`);
+    await f.redis.hset(Buffer.from('enc:cl\u00e9', 'utf8'), 'k', Buffer.from([0x78, 0xff]));
+    const out = (await psqlBytes(f.url, Buffer.from('select * from hk;', 'latin1'), 'LATIN1')).toString('latin1');
+    assert.match(out, /ERROR: {2}invalid byte sequence for encoding "UTF8" in Redis key "enc:cl\u00e9"/);
   });
 });
 
