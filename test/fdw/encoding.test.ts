@@ -217,5 +217,28 @@ describe('the local fast path in a converted encoding', () => {
     assert.equal(await fastReads(), fastBefore + 4);
     assert.deepEqual(viaProxyExt, await run(f.directUrl, 'ht'));
     assert.match(JSON.stringify(viaProxyExt), /22P05/);
+    // Typed columns: a varchar(n)'s text is encoded, an integer's binary form is left alone.
+    for (const [t, type, v] of [['hi', 'int8', '-300'], ['hv', 'varchar(8)', '\u00e9t\u00e9 \u00bd']] as const) {
+      await c.query(`create foreign table ${t} (key text, value ${type}) server redis_server options (src_type 'hash', src_key 'enc:${t}')`);
+      await c.query(`create table ${t}t (key text, value ${type})`);
+      for (const into of [t, `${t}t`]) await c.query(`insert into ${into} values ('\u00e9t\u00e9', $1)`, [v]);
+      const typed = async (url: string, from: string): Promise<unknown[]> => {
+        const k = await connect(url);
+        try {
+          await k.query(`set client_encoding = 'LATIN1'`);
+          const out: unknown[] = [];
+          for (const binary of [true, false]) {
+            out.push((await k.query({ text: `select key, value from ${from} where key = $1`, values: [Buffer.from('\u00e9t\u00e9', 'latin1')], rowMode: 'array', binary } as pg.QueryArrayConfig)).rows);
+          }
+          return out;
+        } finally {
+          await k.end();
+        }
+      };
+      const typedBefore = await fastReads();
+      const typedProxy = await typed(f.url, t);
+      assert.equal(await fastReads(), typedBefore + 2, type);
+      assert.deepEqual(typedProxy, await typed(f.directUrl, `${t}t`), type);
+    }
   });
 });
