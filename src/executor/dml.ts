@@ -6,6 +6,7 @@
 import { Backend } from '../protocol/codes.js';
 import { decodeDataRow, decodeErrorFields, decodeRowDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeRowDescription, remapErrorPosition } from '../protocol/backend.js';
 import { TextArrayBuilder } from '../protocol/text-array.js';
+import type { Codec } from '../protocol/encoding.js';
 import { extractPushdown, type ParamText } from '../sql/pushdown.js';
 import { isStarTarget, returningList } from '../sql/analyze.js';
 import { Req, type Capture } from '../session/expected-queue.js';
@@ -78,7 +79,7 @@ function withIdentity(spec: TableSpec): TableSpec {
 export type EvalResult = { kind: 'rows'; rows: (string | null)[][]; returning: Buffer[] } | { kind: 'error' } | { kind: 'skipped' };
 
 /** Collects upstream's answer to the evaluating SELECT's Execute; errors go to the client as they are. */
-export function evalCapture(plan: WritePlan, map: PositionMap | undefined): { capture: Capture; result: Promise<EvalResult> } {
+export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec?: Codec): { capture: Capture; result: Promise<EvalResult> } {
   const rows: (string | null)[][] = [];
   const returning: Buffer[] = [];
   let failed = false;
@@ -90,7 +91,8 @@ export function evalCapture(plan: WritePlan, map: PositionMap | undefined): { ca
     onFrame(code, buf, start, end) {
       if (code === Backend.DataRow) {
         const values = decodeDataRow(buf, start, end);
-        rows.push(values.slice(0, plan.leading).map((v) => (v === null ? null : v.toString('utf8'))));
+        // Upstream sends text in the client's encoding; Redis gets UTF-8.
+        rows.push(values.slice(0, plan.leading).map((v) => (v === null ? null : codec ? codec.decode(v) : v.toString('utf8'))));
         if (plan.returning) returning.push(encodeDataRow(values.slice(plan.leading)));
         return null;
       }

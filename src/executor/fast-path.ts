@@ -17,6 +17,7 @@ import { checkText } from '../redis/text.js';
 import { countRows, pushdownFor, readRows, type ForeignRead, type ReadPlan, type RedisAccess } from './select.js';
 import { isCountStar } from './count.js';
 import { fastType, isPlainText, type FastType } from './fast-types.js';
+import { decodes, type Codec } from '../protocol/encoding.js';
 
 const TEXT_PARAM_TYPES = new Set([0, 25, 1043]);
 const INT8_OID = 20;
@@ -142,7 +143,7 @@ export const NO_FAST_PARAMS: FastParams = { text: () => undefined, count: () => 
  * Reads a Bind's parameters for the fast path, or says why it can't: a value Postgres's input would
  * refuse or change (bad UTF-8, NUL, a count that isn't a plain non-negative integer) stays upstream's.
  */
-export function fastParams(shape: FastShape, m: BindMessage, declared: readonly number[]): FastParams | string {
+export function fastParams(shape: FastShape, m: BindMessage, declared: readonly number[], codec?: Codec): FastParams | string {
   for (const [n, how] of shape.params) {
     const v = m.params[n - 1];
     const type = declared[n - 1] ?? 0;
@@ -151,13 +152,13 @@ export function fastParams(shape: FastShape, m: BindMessage, declared: readonly 
     if (v === null || v === undefined) continue;
     if (how === 'text') {
       if (!TEXT_PARAM_TYPES.has(type)) return `parameter $${n} is declared with type ${type}`;
-      if (!isUtf8(v) || v.includes(0)) return `parameter $${n} is not valid text`;
+      if (!(codec ? decodes(codec, v) : isUtf8(v)) || v.includes(0)) return `parameter $${n} is not valid text`;
     } else if (countValue(v, fmt, type) === undefined) return `parameter $${n} is not a count the fast path reads`;
   }
   return {
     text: (n) => {
       const v = m.params[n - 1];
-      return v === undefined ? undefined : v === null ? null : v.toString('utf8');
+      return v === undefined ? undefined : v === null ? null : codec ? codec.decode(v) : v.toString('utf8');
     },
     count: (n) => {
       const v = m.params[n - 1];
@@ -220,7 +221,7 @@ export interface FastResult {
  * throw for a bad value (22021), and says so for a value its type's output would print otherwise;
  * the caller then lets the upstream path run and report or convert it.
  */
-export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams, fields: readonly FieldDescription[]): Promise<FastResult | string> {
+export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams, fields: readonly FieldDescription[], codec?: Codec): Promise<FastResult | string> {
   const { read } = shape;
   const pins = exactPins(read.ref, read.table.spec, params.text);
   if (!pins) return 'a parameter the pushdown cannot read';
@@ -258,7 +259,7 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
       const out: (Buffer | null)[] = [];
       for (let i = 0; i < shape.columns.length; i++) {
         const c = shape.columns[i]!.col;
-        out.push(cell(types[c]!, values[c] ?? null, fields[i]!.format));
+        out.push(codec ? cellIn(codec, types[c]!, values[c] ?? null, fields[i]!.format) : cell(types[c]!, values[c] ?? null, fields[i]!.format));
       }
       rows.push(encodeDataRow(out));
     },
@@ -275,6 +276,18 @@ function cell(t: FastType, v: Buffer | string | null, format: number): Buffer | 
   if (v === null) return null;
   const out = t.text(bytesOf(v))!;
   return format === 0 ? out : t.binary(out);
+}
+
+/**
+ * cell() for a client whose encoding isn't UTF-8, as upstream would send it: a text form (and the
+ * binary form of a text type, which is the same bytes) in the client's encoding; 22P05 for a
+ * character it lacks. A number's binary form is left as it is.
+ */
+function cellIn(codec: Codec, t: FastType, v: Buffer | string | null, format: number): Buffer | null {
+  if (v === null) return null;
+  const out = t.text(bytesOf(v))!;
+  const bin = format === 0 ? out : t.binary(out);
+  return bin === out ? codec.encode(out) : bin;
 }
 
 function countValue64(n: number, format: number): Buffer {

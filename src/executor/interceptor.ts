@@ -10,6 +10,8 @@ import { serialize } from 'pg-protocol';
 import type { ProxyConfig } from '../config/config.js';
 import { Backend, Frontend } from '../protocol/codes.js';
 import { BIND_COMPLETE, CLOSE_COMPLETE, decodeCommandTag, decodeParameterDescription, encodeCommandComplete, encodeDataRow, encodeError, encodeParameterDescription, encodeRowDescription, NO_DATA, type FieldDescription } from '../protocol/backend.js';
+import { codecFor, encodeTextArray, type Codec } from '../protocol/encoding.js';
+import { BYTEA_ARRAY_OID, TEXT_ARRAY_OID } from '../protocol/text-array.js';
 import { bindStatementName, decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, FLUSH, SYNC, type BindMessage } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -141,14 +143,14 @@ export function createRedisFdw(config: ProxyConfig, log: Logger, opts: { recheck
 }
 
 const textParam =
-  (bind: BindMessage, types: readonly number[]): ParamText =>
+  (bind: BindMessage, types: readonly number[], codec: Codec | undefined): ParamText =>
   (n) => {
     const v = bind.params[n - 1];
     if (v === undefined) return undefined;
     if (v === null) return null;
-    // Binary text is its UTF-8 bytes; other binary types aren't compared as text.
+    // Binary text is its bytes in the client's encoding; other binary types aren't compared as text.
     if (paramFormat(bind, n - 1) === 1 && ![0, 25, 1043, 19, 705].includes(types[n - 1] ?? 0)) return undefined;
-    return v.toString('utf8');
+    return codec ? codec.decode(v) : v.toString('utf8');
   };
 
 const NO_PARAMS: ParamText = () => undefined;
@@ -386,7 +388,7 @@ class SessionInterceptor implements Interceptor {
 
   /** Runs a write: Execute (already framed by `send`), then Redis, then the client's rows and tag. */
   private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute, page?: { portal: string; maxRows: number }, early = false): Promise<boolean> {
-    const { capture, result } = evalCapture(plan, map);
+    const { capture, result } = evalCapture(plan, map, codecFor(port.clientEncoding));
     send(capture);
     // A write whose evaluation changes nothing upstream, alone in its batch so far, ends upstream's
     // side with a Sync of its own: upstream's answer and ReadyForQuery come in one round trip, and
@@ -586,8 +588,12 @@ class SessionInterceptor implements Interceptor {
     if (typeof shape === 'string' || typeof params === 'string' || !this.fastAllowed(port, shape.read.table)) return undefined;
     const fields = fastFields(shape, formats);
     if (!fields) return undefined;
+    const codec = codecFor(port.clientEncoding);
+    // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
+    if (codec && fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
     try {
-      const result = await runFast(this.readsFor(port), shape, params, fields);
+      // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
+      const result = await runFast(this.readsFor(port), shape, params, fields, codec);
       if (typeof result === 'string') return undefined;
       this.stats.rows = result.rows.length;
       return { fields, result };
@@ -602,11 +608,12 @@ class SessionInterceptor implements Interceptor {
   /**
    * Whether upstream's answer is certain not to depend on upstream's state: no failed transaction
    * (its 25P02 stands), no earlier batch still in flight (its outcome could be one), no staged writes
-   * on the table (read-your-writes is the upstream path's), text crossing the wire as UTF-8 bytes.
+   * on the table (read-your-writes is the upstream path's), text crossing the wire as UTF-8 bytes or in
+   * a single-byte client encoding the proxy converts.
    */
   private fastAllowed(port: SessionPort, table: ForeignTable): boolean {
     if (!this.fdw.fastPath || this.owningTx) return false;
-    if (port.txStatus === 'E' || port.inFailedBatch || !port.upstreamSettled || !port.textIsUtf8) return false;
+    if (port.txStatus === 'E' || port.inFailedBatch || !port.upstreamSettled || !port.textConvertible) return false;
     return this.tx.count === 0 || this.tx.on(table).length === 0;
   }
 
@@ -635,9 +642,9 @@ class SessionInterceptor implements Interceptor {
   private async materialize(port: SessionPort, name: string, portal: OwnedPortal & { kind: 'fast' }): Promise<void> {
     const { plan, bind } = portal;
     this.portals.set(name, { kind: 'read', plan });
-    const extra = await fetchReadParams(this.readsFor(port), plan, textParam(bind, plan.paramTypes), { pending: this.pending });
+    const extra = await fetchReadParams(this.readsFor(port), plan, textParam(bind, plan.paramTypes, codecFor(port.clientEncoding)), { pending: this.pending });
     const formats = bind.params.map((_, i) => paramFormat(bind, i));
-    port.send(encodeBind({ ...bind, paramFormats: [...formats, ...extra.map(() => 1)], params: [...bind.params, ...extra] }), [passCapture(Req.Bind, [Backend.BindComplete], undefined)]);
+    port.send(encodeBind({ ...bind, paramFormats: [...formats, ...extra.map(() => 1)], params: [...bind.params, ...rowParams(port, extra, plan.paramTypes)] }), [passCapture(Req.Bind, [Backend.BindComplete], undefined)]);
   }
 
   // ---- extended protocol ----
@@ -663,7 +670,7 @@ class SessionInterceptor implements Interceptor {
       case 'ddl': {
         if (p.action.kind === 'tag') this.statements.set(m.name, { kind: 'tag', tag: p.action.tag });
         const text = p.action.kind === 'tag' ? NO_OP : p.action.text;
-        return port.send(encodeParse({ name: m.name, text, paramTypes: [] }), [forward(Req.Parse)]);
+        return port.send(encodeParse({ name: m.name, text, paramTypes: [] }, codecFor(port.clientEncoding)), [forward(Req.Parse)]);
       }
       case 'tx':
         this.statements.set(m.name, { kind: 'tx', cmd: p.cmd });
@@ -673,10 +680,10 @@ class SessionInterceptor implements Interceptor {
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
       case 'write':
         this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: m.text });
-        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
+        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
       case 'read':
         this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: m.text });
-        return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
+        return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
     }
   }
 
@@ -748,11 +755,11 @@ class SessionInterceptor implements Interceptor {
       checkParamCount(m, plan.clientParams);
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
-      const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes), this.pending);
+      const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes, codecFor(port.clientEncoding)), this.pending);
       const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
       this.portals.set(m.portal, { kind: 'write', plan, prepared, early, sql: st.sql });
       const formats = m.params.map((_, i) => paramFormat(m, i));
-      port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...prepared.extra], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
+      port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...rowParams(port, prepared.extra, plan.paramTypes)], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
     });
   }
 
@@ -778,14 +785,14 @@ class SessionInterceptor implements Interceptor {
       if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] })), this.fdw.recheckMs))) return;
       // Only the unnamed portal: a named one outlives the batch, and the fast path answers per batch.
       if (m.portal === '' && typeof st.fast !== 'string' && !st.changed && st.generation === this.fdw.catalog.currentGeneration) {
-        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes), m.resultFormats);
+        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes, codecFor(port.clientEncoding)), m.resultFormats);
         if (fast) {
           this.portals.set(m.portal, { kind: 'fast', plan, bind: m, ...fast });
           recordRead('foreign_read_fast', t0, st.sql, port.log, this.stats);
           return port.reply(BIND_COMPLETE);
         }
       }
-      const param = textParam(m, plan.paramTypes);
+      const param = textParam(m, plan.paramTypes, codecFor(port.clientEncoding));
       const explain = explainOptions(plan.info);
       const extra = await fetchReadParams(this.readsFor(port), plan, param, { empty: explain !== undefined && !explain.analyze, pending: this.pending });
       this.portals.set(m.portal, explain?.text ? { kind: 'explain', lines: explainLines(plan, param, this.fastExplain(plan)) } : { kind: 'read', plan });
@@ -795,7 +802,7 @@ class SessionInterceptor implements Interceptor {
         return port.send(raw, [forward(Req.Bind)]);
       }
       const formats = m.params.map((_, i) => paramFormat(m, i));
-      port.send(encodeBind({ ...m, paramFormats: [...formats, ...extra.map(() => 1)], params: [...m.params, ...extra] }), [forward(Req.Bind)]);
+      port.send(encodeBind({ ...m, paramFormats: [...formats, ...extra.map(() => 1)], params: [...m.params, ...rowParams(port, extra, plan.paramTypes)] }), [forward(Req.Bind)]);
     });
   }
 }
@@ -859,12 +866,30 @@ function setCarriers(port: SessionPort, plan: ReadPlan, literals: Buffer[]): voi
   }
 }
 
+/**
+ * The proxy's row parameters (binary text[] of UTF-8 values, the last of the statement's) as the
+ * plan declared them (`types`: all the statement's parameter types). Declared bytea[] (a plan made
+ * in a non-UTF-8 session, see rowArray): the same bytes, element type bytea. Declared text[] while
+ * the session is in another encoding now: each value encoded into it (22P05 for one it lacks), as
+ * upstream's array_recv reads text in the client's encoding.
+ */
+function rowParams(port: SessionPort, params: Buffer[], types: readonly number[]): Buffer[] {
+  const codec = codecFor(port.clientEncoding);
+  const first = types.length - params.length;
+  return params.map((p, i) => {
+    if (types[first + i] === BYTEA_ARRAY_OID && p.length >= 12 && p.readUInt32BE(8) === 25) p.writeUInt32BE(17, 8);
+    else if (codec && types[first + i] === TEXT_ARRAY_OID) return encodeTextArray(p, codec);
+    return p;
+  });
+}
+
 /** Parse/Bind/Describe/Execute of one statement in simple-query form (no Sync: the caller ends the batch). */
 function sendSimple(port: SessionPort, text: string, types: number[], params: Buffer[], map: PositionMap | undefined, execute?: Capture, describe?: Capture, parse?: Capture): void {
-  const bind = encodeBind({ portal: '', statement: '', paramFormats: params.length ? [1] : [], params, resultFormats: [] });
+  const codec = codecFor(port.clientEncoding);
+  const bind = encodeBind({ portal: '', statement: '', paramFormats: params.length ? [1] : [], params: rowParams(port, params, types), resultFormats: [] });
   const entries = simpleModeEntries(map, execute, describe);
   if (parse) entries[0] = parse;
-  port.send([encodeParse({ name: '', text, paramTypes: types }), bind, serialize.describe({ type: 'P', name: '' }), serialize.execute({ portal: '', rows: 0 })], entries);
+  port.send([encodeParse({ name: '', text, paramTypes: types }, codec), bind, serialize.describe({ type: 'P', name: '' }), serialize.execute({ portal: '', rows: 0 })], entries);
 }
 
 function explainOptions(info: StatementInfo): { analyze: boolean; text: boolean } | undefined {

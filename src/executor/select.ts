@@ -3,7 +3,8 @@
  * holding the rows fetched from Redis, cast to the declared column types. Upstream then evaluates
  * the whole statement (joins, WHERE, aggregates...), so the proxy never evaluates SQL itself.
  */
-import { TEXT_ARRAY_OID, TextArrayBuilder, TextArrayLiteralBuilder, textArrayLiteral } from '../protocol/text-array.js';
+import { codecFor, isUtf8Encoding } from '../protocol/encoding.js';
+import { BYTEA_ARRAY_OID, TEXT_ARRAY_OID, TextArrayBuilder, TextArrayLiteralBuilder, textArrayLiteral } from '../protocol/text-array.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { tableSpecFrom } from '../catalog/options.js';
@@ -91,8 +92,10 @@ export async function resolveTables(port: SessionPort, refs: readonly { schemana
   const res = await runInternal(port, RESOLVE_SQL, [textArrayLiteral(names)], { errorIsReply: true });
   if (res.kind !== 'rows') return { kind: 'failed' };
   const resolved: (ResolvedTable | undefined)[] = new Array(refs.length).fill(undefined);
+  // Upstream answers in the client's encoding: options and column names may hold any character.
+  const codec = codecFor(port.clientEncoding);
   for (const row of res.rows) {
-    const r = decodeResolved(row[0]!.toString('utf8'));
+    const r = decodeResolved(codec ? codec.decode(row[0]!) : row[0]!.toString('utf8'));
     resolved[r.i] = r;
   }
   if (!validate) return { kind: 'tables', tables: resolved };
@@ -137,6 +140,7 @@ export async function planRead(port: SessionPort, names: NameIndex, text: string
   const paramTypes = [...clientTypes];
   while (paramTypes.length < clientParams) paramTypes.push(0);
   const carrier = info.kind === 'CopyStmt' ? 'settings' : 'params';
+  const utf8 = isUtf8Encoding(port.clientEncoding);
   const reads: ForeignRead[] = [];
   let next = paramTypes.length + 1;
   const whole = wholeRowNames(info.node);
@@ -152,12 +156,12 @@ export async function planRead(port: SessionPort, names: NameIndex, text: string
     }
     reads.push({ ref, table, firstParam: next, ...(whole.has(ref.alias ?? ref.relname) ? { wholeRow: true } : {}) });
     next += table.spec.columns.length;
-    if (carrier === 'params') for (let c = 0; c < table.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
+    if (carrier === 'params') for (let c = 0; c < table.spec.columns.length; c++) paramTypes.push(rowParamType(utf8));
   });
   if (reads.length === 0) return undefined;
   const rewritten = rewriteText(
     text,
-    reads.map((r) => ({ location: r.ref.location - base, sql: derivedTable(r, carrier) })),
+    reads.map((r) => ({ location: r.ref.location - base, sql: derivedTable(r, carrier, utf8) })),
   );
   return { info, reads, rewritten, paramTypes, clientParams, carrier, sources: columnSources(info, reads) };
 }
@@ -204,14 +208,30 @@ export function withSources(plan: ReadPlan, buf: Buffer, start: number, end: num
   return encodeRowDescription(fields.map((f, i) => (src[i] && f.tableOid === 0 ? { ...f, tableOid: src[i]!.oid, attnum: src[i]!.attnum } : f)));
 }
 
+/**
+ * Row parameter `$n` as a text[]. Upstream reads text parameters in the client's encoding, so in a
+ * session whose client_encoding isn't UTF-8 the rows travel as bytea[] of their UTF-8 bytes, which
+ * it takes as they are: a value converts to the client's encoding only if the statement outputs it
+ * (and fails with 22P05 only then), as a real table's value does.
+ */
+export function rowArray(n: number, utf8: boolean): string {
+  if (utf8) return `$${n}::pg_catalog.text[]`;
+  return `(SELECT pg_catalog.array_agg(pg_catalog.convert_from(u.b, 'UTF8') ORDER BY u.o) FROM pg_catalog.unnest($${n}::pg_catalog.bytea[]) WITH ORDINALITY AS u(b, o))`;
+}
+
+/** The declared type of a row parameter: see rowArray. */
+export function rowParamType(utf8: boolean): number {
+  return utf8 ? TEXT_ARRAY_OID : BYTEA_ARRAY_OID;
+}
+
 /** `(SELECT CAST(t.c1 AS type) AS "name", ... FROM (SELECT unnest($n::text[]) AS c1, ...) AS t) AS alias` */
-function derivedTable(r: ForeignRead, carrier: ReadPlan['carrier']): string {
+function derivedTable(r: ForeignRead, carrier: ReadPlan['carrier'], utf8: boolean): string {
   const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';
   if (r.countOnly) {
     const cols = r.table.spec.columns.map((c) => `CAST(NULL AS ${c.type}) AS ${quoteIdent(c.name)}`);
     return `(SELECT ${cols.join(', ')} FROM pg_catalog.generate_series(1::pg_catalog.int8, $${r.firstParam}::pg_catalog.int8))${alias}`;
   }
-  const array = (n: number): string => (carrier === 'params' ? `$${n}::pg_catalog.text[]` : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
+  const array = (n: number): string => (carrier === 'params' ? rowArray(n, utf8) : `pg_catalog.current_setting('${carrierSetting(n)}')::pg_catalog.text[]`);
   return `${r.wholeRow ? rowTypedRows(r.table, r.firstParam, array) : derivedRows(r.table, r.firstParam, array, undefined)}${alias}`;
 }
 

@@ -18,7 +18,7 @@
  */
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import { TEXT_ARRAY_OID } from '../protocol/text-array.js';
+import { isUtf8Encoding } from '../protocol/encoding.js';
 import { inner, isStarTarget, nodeKind, returningList, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import type { NameIndex } from '../sql/classify.js';
 import { quoteIdent } from '../sql/quote.js';
@@ -27,7 +27,7 @@ import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '.
 import { streamUpdate } from '../redis/row-ops.js';
 import type { SessionPort } from '../session/types.js';
 import { planConflict, type ConflictPlan } from './upsert.js';
-import { checkPrivilege, derivedRows, resolveTables, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
+import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
 
@@ -92,6 +92,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   for (const p of targetPrivileges) checkPrivilege(target, p);
   if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
 
+  const utf8 = isUtf8Encoding(port.clientEncoding);
   const clientParams = Math.max(info.maxParam, clientTypes.length);
   const paramTypes = [...clientTypes];
   while (paramTypes.length < clientParams) paramTypes.push(0);
@@ -101,13 +102,13 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     if (!t) return;
     checkPrivilege(t, 'select');
     reads.push({ ref: readRefs[i]!, table: t, firstParam: next });
-    for (let c = 0; c < t.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
+    for (let c = 0; c < t.spec.columns.length; c++) paramTypes.push(rowParamType(utf8));
     next += t.spec.columns.length;
   });
   const targetParam = next;
-  if (kind !== 'insert') for (let c = 0; c < target.spec.columns.length; c++) paramTypes.push(TEXT_ARRAY_OID);
+  if (kind !== 'insert') for (let c = 0; c < target.spec.columns.length; c++) paramTypes.push(rowParamType(utf8));
 
-  const array = (n: number): string => `$${n}::pg_catalog.text[]`;
+  const array = (n: number): string => rowArray(n, utf8);
   const tokens = tokensOf(text);
   const replaces: Replace[] = reads.map((r) => {
     const alias = r.ref.alias === undefined ? ` AS ${quoteIdent(r.ref.relname)}` : '';

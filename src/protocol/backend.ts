@@ -151,8 +151,15 @@ export function remapErrorPosition(buf: Buffer, start: number, end: number, map:
   const e = decodeErrorFields(buf, start, end);
   const p = e.fields.get('P');
   if (p === undefined) return Buffer.from(buf.subarray(start, end));
-  e.fields.set('P', String(map(Number(p) - 1) + 1));
+  // The other fields are copied as bytes: they are in the client's encoding, which needn't be UTF-8.
   const w = new MessageWriter(buf[start]!, end - start + 8);
-  for (const [k, v] of e.fields) w.int8(k.charCodeAt(0)).cstring(v);
+  let off = start + 5;
+  while (off < end && buf[off] !== 0) {
+    const z = buf.indexOf(0, off + 1);
+    if (z < 0 || z >= end) break;
+    if (buf[off] === 0x50) w.int8(0x50).cstring(String(map(Number(p) - 1) + 1));
+    else w.bytes(buf.subarray(off, z + 1));
+    off = z + 1;
+  }
   return w.int8(0).finish();
 }

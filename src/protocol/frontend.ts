@@ -6,6 +6,7 @@ import { Frontend } from './codes.js';
 import { MessageReader, MessageWriter } from './writer.js';
 import { PgError } from './pg-error.js';
 import { SqlState } from './sqlstate.js';
+import type { Codec } from './encoding.js';
 
 export function decodeQuery(buf: Buffer, start: number, end: number): string {
   return new MessageReader(buf, start + 5, end).cstring();
@@ -35,8 +36,12 @@ export function parseText(buf: Buffer, start: number, end: number): string {
   return buf.toString('utf8', nameEnd + 1, textEnd);
 }
 
-export function encodeParse(m: ParseMessage): Buffer {
-  const w = new MessageWriter(Frontend.Parse, m.text.length + 16 + m.paramTypes.length * 4).cstring(m.name).cstring(m.text).uint16(m.paramTypes.length);
+/** `codec`: the client's encoding, when not UTF-8 (upstream reads the text in it). */
+export function encodeParse(m: ParseMessage, codec?: Codec): Buffer {
+  const w = new MessageWriter(Frontend.Parse, m.text.length + 16 + m.paramTypes.length * 4).cstring(m.name);
+  if (codec) w.bytes(codec.encode(m.text)).int8(0);
+  else w.cstring(m.text);
+  w.uint16(m.paramTypes.length);
   for (const t of m.paramTypes) w.uint32(t);
   return w.finish();
 }

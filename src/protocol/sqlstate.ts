@@ -19,6 +19,7 @@ export const SqlState = {
   InvalidParameterValue: '22023',
   InvalidTextRepresentation: '22P02',
   CharacterNotInRepertoire: '22021',
+  UntranslatableCharacter: '22P05',
   StringDataRightTruncation: '22001',
   CheckViolation: '23514',
   CardinalityViolation: '21000',

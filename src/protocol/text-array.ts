@@ -4,6 +4,8 @@
  */
 const TEXT_OID = 25;
 export const TEXT_ARRAY_OID = 1009;
+/** bytea[]: the same binary layout with element type bytea, for rows sent as their UTF-8 bytes. */
+export const BYTEA_ARRAY_OID = 1001;
 
 export class TextArrayBuilder {
   private buf = Buffer.allocUnsafe(256);

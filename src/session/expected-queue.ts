@@ -6,6 +6,7 @@
  * proxy makes itself, a `local` entry holding the bytes, sent when it reaches the head. Upstream frames
  * that no entry asked for (notices, notifications, parameter status) are always forwarded.
  */
+import { codecFor } from '../protocol/encoding.js';
 import { Backend } from '../protocol/codes.js';
 import { encodeReadyForQuery, isFatalError } from '../protocol/backend.js';
 
@@ -103,9 +104,10 @@ export class ExpectedQueue {
   onTxEnd: ((tag: string) => void) | undefined;
   /**
    * Upstream's reported settings that decide how text crosses the wire: the local fast path answers
-   * only while both encodings are UTF8 and string literals are standard.
+   * only while the server encoding is UTF8, the client's is UTF8 or one the proxy converts exactly
+   * (protocol/encoding.ts), and string literals are standard.
    */
-  textIsUtf8 = true;
+  textConvertible = true;
   private readonly settings = new Map<string, string>();
 
   /** The client's encoding, as upstream last reported it. */
@@ -259,7 +261,8 @@ export class ExpectedQueue {
     if (name !== 'client_encoding' && name !== 'server_encoding' && name !== 'standard_conforming_strings') return;
     this.settings.set(name, buf.toString('utf8', nameEnd + 1, next - 1));
     const s = this.settings;
-    this.textIsUtf8 = (s.get('client_encoding') ?? 'UTF8') === 'UTF8' && (s.get('server_encoding') ?? 'UTF8') === 'UTF8' && (s.get('standard_conforming_strings') ?? 'on') === 'on';
+    const client = s.get('client_encoding') ?? 'UTF8';
+    this.textConvertible = (client === 'UTF8' || codecFor(client) !== undefined) && (s.get('server_encoding') ?? 'UTF8') === 'UTF8' && (s.get('standard_conforming_strings') ?? 'on') === 'on';
   }
 
   /** Whether a Sync or Query sent upstream still awaits its ReadyForQuery (so the status may yet change). */

@@ -156,8 +156,12 @@ export class Session implements SessionPort {
     return this.queue.idle;
   }
 
-  get textIsUtf8(): boolean {
-    return this.queue.textIsUtf8;
+  get textConvertible(): boolean {
+    return this.queue.textConvertible;
+  }
+
+  get clientEncoding(): string {
+    return this.queue.clientEncoding;
   }
 
   /** Idle: between transactions with nothing in flight, so closing loses nothing. */

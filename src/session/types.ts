@@ -26,8 +26,13 @@ export interface SessionPort {
   readonly upstreamSettled: boolean;
   /** No reply at all is owed by upstream. */
   readonly upstreamIdle: boolean;
-  /** Client and server encodings are UTF8 and standard_conforming_strings is on, as upstream reported. */
-  readonly textIsUtf8: boolean;
+  /**
+   * The server encoding is UTF8, the client's UTF8 or one the proxy converts, and
+   * standard_conforming_strings is on, as upstream reported.
+   */
+  readonly textConvertible: boolean;
+  /** The client's encoding, as upstream last reported it (upstream reads and writes text in it). */
+  readonly clientEncoding: string;
   /** Something of the client's current batch went upstream since its last Sync. */
   readonly sentSinceSync: boolean;
   /** The proxy ended upstream's side of the batch with its own Sync: the client's Sync may be answered locally. */

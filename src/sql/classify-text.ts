@@ -11,6 +11,7 @@ import { mentionsAny } from './mentions.js';
 import { LONG_TOKEN } from './text-builder.js';
 import { splitStatements } from './statements.js';
 import { decodeClientText, isUtf8Encoding } from '../protocol/client-encoding.js';
+import { codecFor, decodes } from '../protocol/encoding.js';
 
 /** Keywords without which a statement cannot be foreign-data-wrapper DDL. */
 const DDL_HINT = /foreign|server|mapping|extension/i;
@@ -52,7 +53,9 @@ export function worthParsing(text: string, f: TextFilter): boolean {
  * have stored corrupted values.
  */
 export function validInEncoding(bytes: Uint8Array, encoding: string): boolean {
-  return !isUtf8Encoding(encoding) || isUtf8(bytes);
+  if (isUtf8Encoding(encoding)) return isUtf8(bytes);
+  const codec = codecFor(encoding);
+  return !codec || decodes(codec, bytes);
 }
 
 export interface WorkerRequest extends Omit<TextFilter, 'lowerNames'> {

@@ -8,7 +8,8 @@
 import { Frontend } from '../protocol/codes.js';
 import type { ParseResult } from './parser.js';
 import { ParseCache } from './parse-cache.js';
-import { decodeClientText, isUtf8Encoding } from '../protocol/client-encoding.js';
+import { decodeClientText } from '../protocol/client-encoding.js';
+import { isConvertible, SUPPORTED_ENCODINGS } from '../protocol/encoding.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { analyzeStatement, type Node } from './analyze.js';
@@ -97,21 +98,20 @@ export class StatementHook {
 }
 
 /**
- * Redis holds UTF-8 and the proxy hands values to upstream and back without converting them, so a
- * session in another client_encoding would read and write mangled text (Redis's `é` shown as `Ã©`,
- * a client's `é` stored as U+FFFD). Until values are converted, such a session gets this error for a
- * statement that reads or writes a foreign table, and nothing is stored; DDL and everything else
- * pass as usual.
+ * Redis holds UTF-8; the proxy converts values to and from UTF8, SQL_ASCII and the single-byte
+ * encodings of protocol/encoding.ts. A session in another client_encoding (the multi-byte ones:
+ * SJIS, BIG5, EUC_*, GBK...) gets this error for a statement that reads or writes a foreign table,
+ * and nothing is stored; DDL and everything else pass as usual.
  */
 export function encodingRefusal(d: Decision & { kind: 'inspect' }, names: NameIndex, encoding: string): PgError | undefined {
-  if (isUtf8Encoding(encoding)) return undefined;
+  if (isConvertible(encoding)) return undefined;
   const touches = (d.tree.stmts ?? []).some((s) => {
     const info = analyzeStatement(s.stmt as Node);
     return [...info.reads, ...info.targets].some((r) => names.has(r.relname));
   });
   if (!touches) return undefined;
-  return new PgError(SqlState.FeatureNotSupported, `Redis foreign tables need client_encoding UTF8; this session's client_encoding is "${encoding}"`, {
-    hint: "SET client_encoding TO 'UTF8' for statements on Redis foreign tables: Redis stores the values as UTF-8 and the proxy does not convert them.",
+  return new PgError(SqlState.FeatureNotSupported, `Redis foreign tables don't support client_encoding "${encoding}"`, {
+    hint: `SET client_encoding TO 'UTF8' (or one of ${SUPPORTED_ENCODINGS.join(', ')}) for statements on Redis foreign tables: Redis stores the values as UTF-8 and the proxy converts only these.`,
   });
 }
 

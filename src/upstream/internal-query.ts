@@ -6,9 +6,11 @@
  */
 import { serialize } from 'pg-protocol';
 import { Backend } from '../protocol/codes.js';
+import { MessageWriter } from '../protocol/writer.js';
 import { decodeDataRow, decodeErrorFields, type UpstreamError } from '../protocol/backend.js';
 import { forward, Req, type Capture } from '../session/expected-queue.js';
 import type { SessionPort } from '../session/types.js';
+import { codecFor, type Codec } from '../protocol/encoding.js';
 
 export const INTERNAL_STATEMENT = '__redis_fdw_proxy';
 
@@ -82,10 +84,11 @@ export function runInternal(port: SessionPort, sql: string, params: (string | Bu
 
 /** Makes upstream fail the current message, so its transaction state is what Postgres's would be, and replaces the error with `reply`. */
 export function failWith(port: SessionPort, reply: Buffer): void {
+  const codec = codecFor(port.clientEncoding);
   const capture: Capture = {
     kind: 'capture',
     req: Req.Parse,
-    onFrame: (code) => (code === Backend.ErrorResponse ? reply : null),
+    onFrame: (code) => (code === Backend.ErrorResponse ? (codec ? errorIn(reply, codec) : reply) : null),
     onDone: () => {},
   };
   // A syntax error in a named Parse creates nothing and changes nothing but the error state.
@@ -99,6 +102,36 @@ export function failWith(port: SessionPort, reply: Buffer): void {
 export function closeOwnBatch(port: SessionPort): void {
   port.send(serialize.sync(), [{ kind: 'capture', req: Req.Sync, onFrame: () => null, onDone: () => {} }]);
   port.syncedUpstream();
+}
+
+/**
+ * The proxy's own ErrorResponse (UTF-8) in the client's encoding, as Postgres sends its messages; a
+ * character the encoding lacks (in a key or value the message quotes) becomes '?' rather than a
+ * second error about the first.
+ */
+function errorIn(reply: Buffer, codec: Codec): Buffer {
+  if (reply.length === 0) return reply;
+  const e = decodeErrorFields(reply, 0, reply.length);
+  const w = new MessageWriter(reply[0]!, reply.length + 8);
+  for (const [k, v] of e.fields) {
+    let bytes: Buffer;
+    try {
+      bytes = codec.encode(v);
+    } catch {
+      bytes = codec.encode([...v].map((ch) => (ch.codePointAt(0)! < 0x80 ? ch : safe(codec, ch))).join(''));
+    }
+    w.int8(k.charCodeAt(0)).bytes(bytes).int8(0);
+  }
+  return w.int8(0).finish();
+}
+
+function safe(codec: Codec, ch: string): string {
+  try {
+    codec.encode(ch);
+    return ch;
+  } catch {
+    return '?';
+  }
 }
 
 export { forward };

@@ -203,18 +203,18 @@ describe('text that is not valid UTF-8', () => {
 });
 
 describe('client_encoding other than UTF8', () => {
-  test('a statement on a foreign table is refused with a clear ERROR instead of mangling text; the rest is untouched', async () => {
+  test('a multi-byte one the proxy does not convert: a statement on a foreign table is refused with a clear ERROR instead of mangling text; the rest is untouched', async () => {
     const c = await connect(x.url);
     try {
-      await c.query(`set client_encoding = 'LATIN1'`);
-      for (const sql of ['select * from h', `insert into h values ('latin', 'caf\u00e9')`]) {
+      await c.query(`set client_encoding = 'SJIS'`);
+      for (const sql of ['select * from h', `insert into h values ('latin', 'caf')`]) {
         const e = await c.query(sql).then(() => undefined, (err: { code?: string; message?: string }) => err);
         assert.equal(e?.code, '0A000', sql);
-        assert.match(String(e?.message), /client_encoding UTF8.*"LATIN1"/);
+        assert.match(String(e?.message), /client_encoding "SJIS"/);
       }
       assert.equal(await x.f.redis.hget('abuse:h', 'latin'), null);
       // Real tables still convert as Postgres does.
-      assert.deepEqual((await c.query(`select 'caf\u00e9' as v`)).rows, [{ v: 'caf\u00e9' }]);
+      assert.deepEqual((await c.query(`select 'caf' as v`)).rows, [{ v: 'caf' }]);
       await c.query(`set client_encoding = 'UTF8'`);
       assert.deepEqual((await c.query(`select value from h where key = 'a'`)).rows, [{ value: '1' }]);
     } finally {

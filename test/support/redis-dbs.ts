@@ -31,4 +31,5 @@ export const REDIS_DB = {
   cancel: 23,
   opsLive: 24,
   ops: 25,
+  encoding: 26,
 } as const;
