@@ -59,8 +59,14 @@ export class TextArrayBuilder {
     this.ensure(4 + n);
     const buf = this.buf;
     const at = this.off + 4;
-    buf.writeInt32BE(n, this.off);
-    if (n > 32) src.copy(buf, at, start, end);
+    const o = this.off;
+    buf[o] = n >>> 24;
+    buf[o + 1] = (n >>> 16) & 0xff;
+    buf[o + 2] = (n >>> 8) & 0xff;
+    buf[o + 3] = n & 0xff;
+    // Buffer#copy's call costs ~0.3 µs, as much as copying a few hundred bytes by hand (measured: most of
+    // a 1M-field scan's CPU with the 32-byte cut-off copyInto uses).
+    if (n > 256) src.copy(buf, at, start, end);
     else for (let k = 0; k < n; k++) buf[at + k] = src[start + k]!;
     this.off = at + n;
     return at;

@@ -303,9 +303,11 @@ class TableReader {
     }
     if ((kind === 'hash' || kind === 'set') && !targets.first) return false; // the dedupe needs the members
     this.checkCanceled();
+    // Every page as big as the first: a raw scan holds no reply, so a page's size costs no memory, and
+    // fewer round trips are fewer wakeups (ten for a 1M-field hash instead of ninety-one).
     let rows: number;
     try {
-      rows = await scanKey(pool, { kind: kind as ScanKind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.params.batch, signal: this.opts.signal }, targets);
+      rows = await scanKey(pool, { kind: kind as ScanKind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.opts.batchSize === undefined ? this.params.firstBatch : this.params.batch, signal: this.opts.signal }, targets);
     } catch (e) {
       if (e instanceof PgError) throw e;
       if (this.opts.signal?.aborted) throw new PgError(SqlState.QueryCanceled, 'canceling statement due to user request');
