@@ -12,6 +12,8 @@
  *     list/set/zset, object for hash).
  *   - 'rows' (redis_fdw_rs glob prefix): one row per element, the key in the `key` column.
  * - `limit`: stops as soon as that many rows were emitted, without reading further pages.
+ * - A whole single-key hash/set/list/zset read into `text[]` parameters (the sink's `columns`) goes through
+ *   resp-scan.ts instead of ioredis when the pool gave the client a raw scan pool (--redis-fast-scan).
  */
 import type { Cluster, Redis, RedisKey } from 'ioredis';
 import type { RedisClient } from './pool.js';
