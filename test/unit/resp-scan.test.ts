@@ -14,6 +14,7 @@ import { TextArrayBuilder } from '../../src/protocol/text-array.js';
 import type { ColumnRole, Pushdown, RedisType, TableSpec } from '../../src/redis/table-spec.js';
 import { PgError } from '../../src/protocol/pg-error.js';
 import { testEnv } from '../harness/env.js';
+import { startRedis } from '../harness/servers.js';
 
 // ---- the reader ----
 
@@ -265,6 +266,27 @@ describe('fast scans, byte for byte as the ioredis row path', () => {
       await other.del(P + 'db7');
       other.disconnect();
       await pool.close();
+    }
+  });
+
+  test('AUTH with a password, and with an ACL user and password, then SELECT', async () => {
+    const secured = await startRedis({ password: 'pa ss' });
+    const admin = new Redis({ host: secured.host, port: secured.port, password: 'pa ss', db: 3 });
+    const pool = new RedisPool();
+    try {
+      await admin.call('ACL', 'SETUSER', 'scanner', 'on', '>s3cret', '~*', '+@all');
+      await admin.hset('k', 'f', 'v');
+      for (const url of [`redis://:${encodeURIComponent('pa ss')}@${secured.host}:${secured.port}/3`, `redis://scanner:s3cret@${secured.host}:${secured.port}/3`]) {
+        const c = await pool.get(fromConnUrl(url));
+        const s = { ...spec('hash', 'x', ['field', 'value']), key: 'k' };
+        const { bodies, rowCalls } = await params(c, s);
+        assert.equal(rowCalls, 0);
+        assert.deepEqual(rowsOf(bodies), [JSON.stringify(['f', 'v'])]);
+      }
+    } finally {
+      admin.disconnect();
+      await pool.close();
+      await secured.stop();
     }
   });
 
