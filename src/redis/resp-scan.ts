@@ -326,6 +326,7 @@ class StatusReply implements RespHandler {
 }
 
 const MAX_IDLE = 4;
+const NO_PASSWORD_SET = /no password is set|without any password configured/i;
 
 /** Raw connections to one server (one per concurrent scan, a few kept idle). */
 export class RawScanPool {
@@ -377,7 +378,8 @@ export class RawScanPool {
   private async handshake(conn: RawConn, args: (string | number)[], timeoutMs: number): Promise<void> {
     const r = new StatusReply();
     await conn.request(args, r, undefined, timeoutMs);
-    if (r.err !== undefined) throw new Error(r.err);
+    // As ioredis does: AUTH to a server without a password is only a warning there, so not fatal here.
+    if (r.err !== undefined && !NO_PASSWORD_SET.test(r.err)) throw new Error(r.err);
   }
 }
 

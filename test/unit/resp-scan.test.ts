@@ -290,6 +290,20 @@ describe('fast scans, byte for byte as the ioredis row path', () => {
     }
   });
 
+  test('a password given to a server without one is ignored, as ioredis ignores it', async () => {
+    const pool = new RedisPool();
+    try {
+      const url = new URL(env.redisUrl);
+      url.password = 'unused';
+      const c = await pool.get(fromConnUrl(url.toString()));
+      assert.equal(await same({ ...spec('hash', 'after', ['field', 'value']) }), 1);
+      const { rowCalls } = await params(c, spec('hash', 'after', ['field', 'value']));
+      assert.equal(rowCalls, 0);
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('a LIMIT or a pushdown keeps the row path', async () => {
     const r = await params(fast, spec('hash', 'after', ['field', 'value']), {}, { limit: 1 });
     assert.equal(r.rowCalls, 1);
