@@ -30,6 +30,7 @@
 //   BENCH_THREADS    pgbench -j (default 2)                     BENCH_REDIS_DB (default 13)
 //   BENCH_SKIP / BENCH_ONLY   comma lists of workload names above
 //   BENCH_PROXY_ARGS extra proxy flags, e.g. "--fast-path off"; BENCH_PROXY_NODE_ARGS node flags (--cpu-prof)
+//   BENCH_AB_ARGS    flags of a second proxy ("proxy B", e.g. "--redis-fast-scan off") timed in the same rounds
 //
 // Everything shares this machine's cores, so absolute numbers move with load; compare the ratios.
 import { spawn } from 'node:child_process';
@@ -41,7 +42,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import {
   assertAlive, envInt, envList, fdwBenchProxy, fdwBenchServers, fmt, formatTable, median, onCleanup, parsePgbench,
-  pgbench, ProcSampler, readProc, runMain, timed,
+  pgbench, ProcSampler, readProc, runMain, startProxyCli, timed, withDatabase,
 } from './lib.js';
 
 const N100K = 100_000;
@@ -124,7 +125,7 @@ async function setupCFdw(dbUrl: string, redisUrl: string, redisDb: number): Prom
 }
 
 interface Side {
-  label: 'C' | 'proxy';
+  label: 'C' | 'proxy' | 'proxy B';
   client: pg.Client;
   url: string;
   /** Table name as this side spells it. */
@@ -189,6 +190,17 @@ async function main(): Promise<void> {
 
   const sides: Side[] = [{ label: 'proxy', client: proxyClient, url: proxyUrl, t: (n) => n }];
   if (haveC) sides.unshift({ label: 'C', client: cClient, url: dbUrl, t: (n) => `c.${n}` });
+  const abArgs = (process.env.BENCH_AB_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  if (abArgs.length > 0) {
+    const b = await startProxyCli(upstream.url, ['--log-level', 'warn', ...abArgs]);
+    const url = withDatabase(b.url, dbName);
+    const client = new pg.Client({ connectionString: url });
+    client.on('error', () => {});
+    await client.connect();
+    onCleanup(() => client.end().catch(() => {}));
+    console.log(`[bench] proxy B: pid ${b.pid}, ${abArgs.join(' ')}`);
+    sides.push({ label: 'proxy B', client, url, t: (n) => n });
+  }
 
   const lines: Line[] = [];
   const redisCli = new URL(redisTarget.url);
@@ -223,7 +235,9 @@ async function main(): Promise<void> {
       assertAlive(proxy);
     }
     const med = (l: string): number | undefined => (ms.has(l) ? median(ms.get(l)!) : undefined);
-    const line: Line = { workload: name, unit: 'ms', c: med('C'), proxy: med('proxy')!, raw: raw ? median(rawMs) : undefined, rawLabel: raw?.label ?? '', note: note?.() };
+    const b = med('proxy B');
+    const notes = [note?.(), b === undefined ? undefined : `proxy B ${fmt(b, 1)} ms`].filter((x) => x !== undefined);
+    const line: Line = { workload: name, unit: 'ms', c: med('C'), proxy: med('proxy')!, raw: raw ? median(rawMs) : undefined, rawLabel: raw?.label ?? '', note: notes.length ? notes.join('; ') : undefined };
     console.log(`[bench] ${name}: C ${fmt(line.c ?? NaN, 1)} ms, proxy ${fmt(line.proxy, 1)} ms${raw ? `, ${raw.label} ${fmt(line.raw!, 1)} ms` : ''}${line.note ? ` (${line.note})` : ''}`);
     lines.push(line);
   };

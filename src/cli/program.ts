@@ -35,6 +35,7 @@ export function buildProgram(): Command {
     .addOption(opt('--max-value-bytes <n>', 'largest value an INSERT/UPDATE may write to Redis (Redis\'s own proto-max-bulk-len is 512 MB)', 'max-value-bytes').default('536870912'))
     .addOption(opt('--redis-timeout <duration>', 'a Redis command with no reply within this long fails with HV00N (0 = no per-command bound; a connection silent for 30 s is still reset)', 'redis-timeout').default('5s'))
     .addOption(opt('--redis-connect-timeout <duration>', 'connecting to a Redis server gives up after this long', 'redis-connect-timeout').default('2s'))
+    .addOption(opt('--redis-fast-scan <on|off>', 'read whole single-key hash/set/list/zset tables over a raw Redis connection whose replies are parsed straight into the query parameters (off: through ioredis like every other read)', 'redis-fast-scan').choices(['on', 'off']).default('on'))
     .addOption(opt('--fast-path <on|off>', 'answer single-table reads of text columns from Redis without an upstream round trip (off: always through upstream)', 'fast-path').choices(['on', 'off']).default('on'))
     .addOption(opt('--advertise <host:port|auto>', 'address upstream Postgres reaches this proxy at: Redis foreign tables then get postgres_fdw\'s handler and work wherever Postgres evaluates them (views, functions, information_schema); auto = the listen address when it and upstream are local', 'advertise'))
     .addOption(opt('--no-outbox', 'apply committed Redis writes without the transactional outbox (no redis_fdw_proxy schema upstream; a proxy crash between upstream COMMIT and Redis EXEC then loses them)', 'outbox'))
@@ -68,6 +69,7 @@ interface RawOptions {
   outboxReplayInterval?: string;
   outboxReplayAfter?: string;
   redisTimeout?: string;
+  redisFastScan?: string;
   redisConnectTimeout?: string;
 }
 
@@ -135,6 +137,7 @@ export function toConfig(o: RawOptions, env: NodeJS.ProcessEnv = process.env): P
     adminUsers,
     logMinDurationMs: o.logMinDuration === undefined ? undefined : parseDuration(o.logMinDuration, '--log-min-duration'),
     redisTimeoutMs: parseDuration(o.redisTimeout ?? '5s', '--redis-timeout'),
+    redisFastScan: (o.redisFastScan ?? 'on') === 'on',
     redisConnectTimeoutMs: positive(parseDuration(o.redisConnectTimeout ?? '2s', '--redis-connect-timeout'), '--redis-connect-timeout'),
   };
 }

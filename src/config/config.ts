@@ -49,6 +49,8 @@ export interface ProxyConfig {
   redisTimeoutMs?: number;
   /** Connecting to a Redis server (TCP, TLS) gives up after this long (default 2 s). */
   redisConnectTimeoutMs?: number;
+  /** Whole single-key scans parse Redis's replies straight into the parameters (default on). */
+  redisFastScan?: boolean;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -139,7 +139,7 @@ export class RedisFdw {
 
 /** `opts` lengthen the catalog's and privileges' re-check intervals (tests that count round trips). */
 export function createRedisFdw(config: ProxyConfig, log: Logger, opts: { recheckMs?: number } = {}): RedisFdw {
-  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs });
+  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs, fastScan: config.redisFastScan ?? true });
 }
 
 const textParam =

@@ -297,6 +297,7 @@ export async function fetchReadParams(redis: RedisAccess, plan: Pick<ReadPlan, '
     if (!opts.empty) {
       const table = r.table.display;
       await readRows(redis, r.table, pushdownFor(r, param), opts.pending, {
+        columns: plan.carrier === 'params' ? { arrays: arrays as TextArrayBuilder[], table } : undefined,
         row(key, values) {
           rows++;
           for (let i = 0; i < arrays.length; i++) {

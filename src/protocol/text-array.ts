@@ -12,6 +12,7 @@ export class TextArrayBuilder {
   private off = 20; // header: ndim, flags, elemtype, dim length, lower bound
   private count = 0;
   private hasNull = false;
+  private fill = 0;
 
   get length(): number {
     return this.count;
@@ -44,6 +45,69 @@ export class TextArrayBuilder {
     if (typeof v === 'string') this.buf.write(v, this.off + 4, 'utf8');
     else copyInto(v, this.buf, this.off + 4);
     this.off += 4 + n;
+  }
+
+  // ---- in-place filling, for resp-scan.ts: values copied from reply bytes, never made into Buffers ----
+
+  /** The bytes so far; values sit at the offsets begin()/pushRange() return, up to `bytes`. */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
+  /** push() of src[start, end); returns the offset of the value's bytes. */
+  pushRange(src: Buffer, start: number, end: number): number {
+    const n = end - start;
+    this.count++;
+    this.ensure(4 + n);
+    const buf = this.buf;
+    const at = this.off + 4;
+    const o = this.off;
+    buf[o] = n >>> 24;
+    buf[o + 1] = (n >>> 16) & 0xff;
+    buf[o + 2] = (n >>> 8) & 0xff;
+    buf[o + 3] = n & 0xff;
+    // Buffer#copy's call costs ~0.3 µs, as much as copying a few hundred bytes by hand (measured: most of
+    // a 1M-field scan's CPU with the 32-byte cut-off copyInto uses).
+    if (n > 256) src.copy(buf, at, start, end);
+    else for (let k = 0; k < n; k++) buf[at + k] = src[start + k]!;
+    this.off = at + n;
+    return at;
+  }
+
+  /** Reserves a value of `n` bytes that append() then fills; returns the offset of its bytes. */
+  begin(n: number): number {
+    this.count++;
+    this.ensure(4 + n);
+    this.buf.writeInt32BE(n, this.off);
+    this.fill = this.off + 4;
+    this.off += 4 + n;
+    return this.fill;
+  }
+
+  append(src: Buffer, start: number, end: number): void {
+    src.copy(this.buf, this.fill, start, end);
+    this.fill += end - start;
+  }
+
+  /** Removes the last value, whose bytes start at `at` (a duplicate a rehashing scan returned twice). */
+  dropLast(at: number): void {
+    this.count--;
+    this.off = at - 4;
+  }
+
+  /** The first `count` values as byte ranges (none may be null). */
+  forEachValue(count: number, f: (buf: Buffer, start: number, end: number) => void): void {
+    let p = 20;
+    for (let i = 0; i < count; i++) {
+      const n = this.buf.readInt32BE(p);
+      f(this.buf, p + 4, p + 4 + n);
+      p += 4 + n;
+    }
+  }
+
+  /** `n` copies of the same value (a constant column of a scan filled in place). */
+  pushRepeated(v: Buffer | string | null, n: number): void {
+    for (let i = 0; i < n; i++) this.push(v);
   }
 
   finish(): Buffer {

@@ -18,6 +18,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { connKey, describeConn, type RedisConnSpec } from './connection.js';
+import { closeFastScan, registerFastScan } from './resp-scan.js';
 import { instrumentRedis } from '../metrics/redis-metrics.js';
 
 export type RedisClient = Redis | Cluster;
@@ -40,6 +41,11 @@ export interface RedisPoolOptions {
    * timeout + 1 s (or 30000 when that is off); 0 = off.
    */
   socketTimeoutMs?: number;
+  /**
+   * Whole single-key scans of standalone servers read their replies from raw connections straight into
+   * the `text[]` parameters (resp-scan.ts, --redis-fast-scan). Default true.
+   */
+  fastScan?: boolean;
   /** CLIENT SETNAME for the pool's connections. Default `redis-fdw-proxy`. */
   connectionName?: string;
   /** Called for each ioredis 'error' / 'node error' event (they are otherwise only recorded), e.g. to log them. */
@@ -72,6 +78,7 @@ export class RedisPool {
       commandTimeoutMs,
       // A little past the command timeout, so a command fails as timed out before its connection is reset.
       socketTimeoutMs: opts.socketTimeoutMs ?? (commandTimeoutMs > 0 ? commandTimeoutMs + 1000 : 30_000),
+      fastScan: opts.fastScan ?? true,
       connectionName: opts.connectionName ?? 'redis-fdw-proxy',
       onError: opts.onError,
     };
@@ -166,6 +173,10 @@ export class RedisPool {
     }
     const client = new Redis(options);
     this.watch(entry, client);
+    if (this.opts.fastScan) {
+      const commandTimeoutMs = this.opts.commandTimeoutMs > 0 ? this.opts.commandTimeoutMs : this.opts.socketTimeoutMs;
+      registerFastScan(client, spec, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs });
+    }
     return client;
   }
 
@@ -329,6 +340,7 @@ function connectFailed(spec: RedisConnSpec, err: Error): PgError {
 
 /** QUIT (bounded to 1 s) when connected, then make sure the client has ended. */
 async function quitClient(client: RedisClient): Promise<void> {
+  closeFastScan(client);
   if (client.status === 'end') return;
   const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
   let timer: NodeJS.Timeout | undefined;

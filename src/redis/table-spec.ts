@@ -2,6 +2,7 @@
  * What a Redis foreign table is, once its options are validated: which Redis type it reads, which
  * key (or glob pattern of keys), and what each declared column holds. Both FDW dialects end up here.
  */
+import type { TextArrayBuilder } from '../protocol/text-array.js';
 
 export type RedisType = 'list' | 'set' | 'hash' | 'zset' | 'stream' | 'string';
 
@@ -73,4 +74,10 @@ export interface Pushdown {
  */
 export interface RowSink {
   row(key: string, values: (Buffer | string | null)[]): void;
+  /**
+   * The binary `text[]` parameters the rows end up in, one per column, still empty: a big single-key scan
+   * may fill them in place (redis/resp-scan.ts) instead of calling row(), checking text as the sink would,
+   * with `table` in its messages.
+   */
+  columns?: { arrays: TextArrayBuilder[]; table: string } | undefined;
 }

@@ -5,7 +5,6 @@
  */
 import type { RedisKey } from 'ioredis';
 import type { Pushdown } from '../table-spec.js';
-import { copyInto } from '../../protocol/text-array.js';
 
 export type Arg = string | Buffer | number;
 /** A Redis command as [name, ...args]; sent with callBuffer so values stay raw bytes. */
@@ -97,7 +96,8 @@ export class SeenSet {
   private arena = Buffer.alloc(0);
   private used = 0;
   private count = 0;
-  private held: Buffer[] | undefined;
+  /** Records the held first page; run once a later page brings members. */
+  private held: (() => void) | undefined;
 
   /** Call once the walk is known to span several pages. */
   enable(): void {
@@ -113,25 +113,37 @@ export class SeenSet {
    * yields an empty page, and such a walk needs no set at all.
    */
   hold(members: Buffer[]): void {
-    this.held = members;
+    this.held = () => {
+      for (const m of members) this.add(m);
+    };
+  }
+
+  /** hold() for members that are not Buffers of their own: `replay` adds them (resp-scan.ts's builders). */
+  holdReplay(replay: () => void): void {
+    this.held = replay;
   }
 
   /** true if new (and records it); always true while disabled and holding nothing. */
   add(b: Buffer): boolean {
+    return this.addRange(b, 0, b.length);
+  }
+
+  /** add() of the bytes b[start, end). */
+  addRange(b: Buffer, start: number, end: number): boolean {
     if (!this.slots && this.held) {
       const held = this.held;
       this.held = undefined;
       this.enable();
-      for (const m of held) this.add(m);
+      held();
     }
     let slots = this.slots;
     if (!slots) return true;
-    const h = hash32(b);
+    const h = hash32(b, start, end);
     let hashes = this.hashes;
     let mask = slots.length - 1;
     let i = h & mask;
     for (let s = slots[i]!; s !== 0; s = slots[i]!) {
-      if (hashes[i] === h && this.equalsAt(s - 1, b)) return false;
+      if (hashes[i] === h && this.equalsAt(s - 1, b, start, end)) return false;
       i = (i + 1) & mask;
     }
     if ((this.count + 1) * 2 > slots.length) {
@@ -141,23 +153,23 @@ export class SeenSet {
       mask = slots.length - 1;
       for (i = h & mask; slots[i] !== 0; i = (i + 1) & mask);
     }
-    slots[i] = this.store(b) + 1;
+    slots[i] = this.store(b, start, end) + 1;
     hashes[i] = h;
     this.count++;
     return true;
   }
 
-  private equalsAt(off: number, b: Buffer): boolean {
+  private equalsAt(off: number, b: Buffer, start: number, end: number): boolean {
     const a = this.arena;
     const n = a[off]! | (a[off + 1]! << 8) | (a[off + 2]! << 16) | (a[off + 3]! << 24);
-    if (n !== b.length) return false;
-    for (let k = 0, p = off + 4; k < n; k++, p++) if (a[p] !== b[k]) return false;
+    if (n !== end - start) return false;
+    for (let k = start, p = off + 4; k < end; k++, p++) if (a[p] !== b[k]) return false;
     return true;
   }
 
   /** Appends [length (LE), bytes] to the arena; returns its offset. */
-  private store(b: Buffer): number {
-    const n = b.length;
+  private store(b: Buffer, start: number, end: number): number {
+    const n = end - start;
     const need = this.used + 4 + n;
     if (need > this.arena.length) {
       const next = Buffer.allocUnsafe(Math.max(this.arena.length * 2, need));
@@ -170,7 +182,8 @@ export class SeenSet {
     a[off + 1] = (n >>> 8) & 0xff;
     a[off + 2] = (n >>> 16) & 0xff;
     a[off + 3] = n >>> 24;
-    copyInto(b, a, off + 4);
+    if (n > 32) b.copy(a, off + 4, start, end);
+    else for (let k = 0; k < n; k++) a[off + 4 + k] = b[start + k]!;
     this.used = need;
     return off;
   }
@@ -194,9 +207,9 @@ export class SeenSet {
 }
 
 /** 32-bit FNV-1a of the bytes, then murmur3's finalizer so the low bits (the slot) depend on every byte. */
-function hash32(b: Buffer): number {
+function hash32(b: Buffer, start: number, end: number): number {
   let h = 0x811c9dc5;
-  for (let k = 0; k < b.length; k++) h = Math.imul(h ^ b[k]!, 0x01000193);
+  for (let k = start; k < end; k++) h = Math.imul(h ^ b[k]!, 0x01000193);
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) | 0;

@@ -1,0 +1,311 @@
+// resp-scan: the RESP2 reader fed replies split at every offset, and whole-key scans into text[] bodies
+// against the real Redis, compared byte for byte with the ioredis row path (--redis-fast-scan off) reading
+// the same key: every type, empty/missing keys, multi-page walks, huge values, bad text, wrong types,
+// cancel and reuse of the connection afterwards.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { RedisPool } from '../../src/redis/pool.js';
+import { fromConnUrl } from '../../src/redis/connection.js';
+import { readTable, type ReadOptions } from '../../src/redis/read.js';
+import { RespReader, fastScanFor, type RespHandler } from '../../src/redis/resp-scan.js';
+import { checkText } from '../../src/redis/text.js';
+import { TextArrayBuilder } from '../../src/protocol/text-array.js';
+import type { ColumnRole, Pushdown, RedisType, TableSpec } from '../../src/redis/table-spec.js';
+import { PgError } from '../../src/protocol/pg-error.js';
+import { testEnv } from '../harness/env.js';
+import { startRedis } from '../harness/servers.js';
+
+// ---- the reader ----
+
+type Ev = string;
+/** Records events with split bulks joined, so any chunking must give the same list. */
+function recorder(out: Ev[]): RespHandler {
+  let parts: Buffer[] = [];
+  let d0 = 0;
+  return {
+    array: (n, d) => void out.push(`*${n}@${d}`),
+    bulk: (s, a, b, d) => void out.push(`$${s.toString('latin1', a, b)}@${d}`),
+    begin: (_l, d) => {
+      parts = [];
+      d0 = d;
+    },
+    part: (s, a, b) => void parts.push(Buffer.from(s.subarray(a, b))),
+    end: () => void out.push(`$${Buffer.concat(parts).toString('latin1')}@${d0}`),
+    nil: (d) => void out.push(`nil@${d}`),
+    simple: (t, d) => void out.push(`+${t}@${d}`),
+    error: (t, d) => void out.push(`-${t}@${d}`),
+    done: () => void out.push('done'),
+  };
+}
+
+const bulk = (b: Buffer | string): Buffer => {
+  const v = Buffer.isBuffer(b) ? b : Buffer.from(b, 'latin1');
+  return Buffer.concat([Buffer.from(`$${v.length}\r\n`), v, Buffer.from('\r\n')]);
+};
+
+describe('RespReader', () => {
+  const values = ['f1', '', 'v\r\n$3\r\n*2', '\xff\xfe\x00bin', 'x'.repeat(300), '12345678901'];
+  const reply = Buffer.concat([
+    Buffer.from('*2\r\n'),
+    bulk('17'),
+    Buffer.from(`*${values.length}\r\n`),
+    ...values.map((v) => bulk(v)),
+    // a second reply right behind the first: an error, a nil, an integer, an empty and a nil array
+    Buffer.from('-WRONGTYPE Operation against a key holding the wrong kind of value\r\n'),
+    Buffer.from('$-1\r\n:42\r\n*0\r\n*-1\r\n+OK\r\n'),
+  ]);
+  const expected = [
+    '*2@0', '$17@1', `*${values.length}@1`, ...values.map((v) => `$${v}@2`), 'done',
+    '-WRONGTYPE Operation against a key holding the wrong kind of value@0', 'done',
+    'nil@0', 'done', '+42@0', 'done', '*0@0', 'done', '*-1@0', 'done', '+OK@0', 'done',
+  ];
+
+  test('whole, split in two at every offset, and byte by byte', () => {
+    const run = (chunks: Buffer[]): Ev[] => {
+      const out: Ev[] = [];
+      const r = new RespReader();
+      r.handler = recorder(out);
+      for (const c of chunks) r.feed(c);
+      assert.ok(r.idle);
+      return out;
+    };
+    assert.deepEqual(run([reply]), expected);
+    for (let i = 1; i < reply.length; i++) assert.deepEqual(run([reply.subarray(0, i), reply.subarray(i)]), expected, `split at ${i}`);
+    for (let i = 1; i + 7 < reply.length; i += 5) {
+      assert.deepEqual(run([reply.subarray(0, i), reply.subarray(i, i + 7), reply.subarray(i + 7)]), expected, `split at ${i}, ${i + 7}`);
+    }
+    assert.deepEqual(run([...reply].map((b) => Buffer.from([b]))), expected);
+  });
+
+  test('a malformed header fails instead of guessing', () => {
+    const r = new RespReader();
+    r.handler = recorder([]);
+    assert.throws(() => r.feed(Buffer.from('$1x\r\n')), /protocol error/);
+    const r2 = new RespReader();
+    r2.handler = recorder([]);
+    assert.throws(() => r2.feed(Buffer.from('?oops\r\n')), /protocol error/);
+  });
+});
+
+// ---- scans against the real Redis ----
+
+const env = testEnv();
+const P = `rs:${process.pid}:${Date.now()}:`;
+let redis: Redis;
+let fast: Redis;
+let slow: Redis;
+const fastPool = new RedisPool();
+const slowPool = new RedisPool({ fastScan: false });
+
+before(async () => {
+  redis = new Redis(env.redisUrl, { protocol: 2 });
+  fast = await fastPool.get(fromConnUrl(env.redisUrl));
+  slow = await slowPool.get(fromConnUrl(env.redisUrl));
+  assert.ok(fastScanFor(fast), 'the pool gives standalone clients a raw scan pool');
+  assert.equal(fastScanFor(slow), undefined);
+});
+after(async () => {
+  const keys = await redis.keys(`${P}*`);
+  if (keys.length) await redis.unlink(...keys);
+  redis.disconnect();
+  await fastPool.close();
+  await slowPool.close();
+});
+
+function spec(type: RedisType, key: string, roles: ColumnRole['kind'][]): TableSpec {
+  const r = roles.map((kind) => ({ kind }) as ColumnRole);
+  return { table: 'redis.t', type, multi: 'none', key: P + key, columns: r.map((_, i) => ({ name: `c${i}`, type: 'text', typeOid: 25, notNull: false })), roles: r };
+}
+
+/** The parameters as fetchReadParams builds them, through `client`; `used` says whether rows came by row(). */
+async function params(client: Redis, s: TableSpec, opts: ReadOptions = {}, pd: Pushdown = {}): Promise<{ bodies: Buffer[]; rowCalls: number }> {
+  const arrays = s.columns.map(() => new TextArrayBuilder());
+  let rowCalls = 0;
+  await readTable(
+    client,
+    s,
+    pd,
+    {
+      columns: { arrays, table: 'display.t' },
+      row(key, values) {
+        rowCalls++;
+        values.forEach((v, i) => {
+          if (Buffer.isBuffer(v)) checkText(v, key, 'display.t');
+          arrays[i]!.push(v ?? null);
+        });
+      },
+    },
+    opts,
+  );
+  return { bodies: arrays.map((a) => a.finish()), rowCalls };
+}
+
+/** Rows of the bodies, sorted (scan order may differ between two walks of a hash or set). */
+function rowsOf(bodies: Buffer[]): string[] {
+  const cols = bodies.map((b) => {
+    const out: (string | null)[] = [];
+    if (b.readInt32BE(0) === 0) return out;
+    const n = b.readInt32BE(12);
+    for (let i = 0, p = 20; i < n; i++) {
+      const len = b.readInt32BE(p);
+      out.push(len < 0 ? null : b.toString('latin1', p + 4, p + 4 + len));
+      p += 4 + Math.max(len, 0);
+    }
+    return out;
+  });
+  const n = cols[0]?.length ?? 0;
+  return Array.from({ length: n }, (_, i) => JSON.stringify(cols.map((c) => c[i]))).sort();
+}
+
+async function same(s: TableSpec, opts: ReadOptions = {}, ordered = false): Promise<number> {
+  const a = await params(fast, s, opts);
+  const b = await params(slow, s, opts);
+  assert.equal(a.rowCalls, 0, 'the fast scan filled the parameters in place');
+  if (ordered) assert.deepEqual(a.bodies, b.bodies);
+  else assert.deepEqual(rowsOf(a.bodies), rowsOf(b.bodies));
+  return rowsOf(a.bodies).length;
+}
+
+async function errorOf(client: Redis, s: TableSpec, opts: ReadOptions = {}): Promise<PgError> {
+  try {
+    await params(client, s, opts);
+  } catch (e) {
+    assert.ok(e instanceof PgError, `expected PgError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected an error');
+}
+
+describe('fast scans, byte for byte as the ioredis row path', () => {
+  test('hash: missing, empty-string field, binary-looking UTF-8, null-role and key columns', async () => {
+    assert.equal(await same(spec('hash', 'missing', ['field', 'value'])), 0);
+    await redis.hset(P + 'h', '', 'empty field', 'é€𝄞', 'multi-byte', 'bin', '\u0001\u007f', 'n', '');
+    assert.equal(await same(spec('hash', 'h', ['value', 'field', 'element', 'index'])), 4);
+    assert.equal(await same(spec('hash', 'h', ['field'])), 4);
+  });
+
+  test('hash of 30,000 fields in pages of 1,000 (the dedupe runs), and in one page', async () => {
+    const args: string[] = [];
+    for (let i = 0; i < 30_000; i++) args.push(`f${i}`, `value-${i}-${'x'.repeat(i % 50)}`);
+    await redis.hset(P + 'big', ...args);
+    assert.equal(await same(spec('hash', 'big', ['field', 'value']), { batchSize: 1000 }), 30_000);
+    assert.equal(await same(spec('hash', 'big', ['field', 'value'])), 30_000);
+  });
+
+  test('values of 3 MB span many chunks', async () => {
+    await redis.hset(P + 'huge', 'a', 'é'.repeat(1_500_000), 'b', 'y'.repeat(3_000_000), 'c', 'small');
+    assert.equal(await same(spec('hash', 'huge', ['field', 'value'])), 3);
+    await redis.rpush(P + 'hl', 'z'.repeat(3_000_000), 'w');
+    assert.equal(await same(spec('list', 'hl', ['index', 'element']), {}, true), 2);
+  });
+
+  test('set, list (with index) and zset (member, score), small pages', async () => {
+    const members = Array.from({ length: 5000 }, (_, i) => `m${i}`);
+    await redis.sadd(P + 's', ...members);
+    assert.equal(await same(spec('set', 's', ['element']), { batchSize: 700 }), 5000);
+    await redis.rpush(P + 'l', ...members, '', 'ü');
+    assert.equal(await same(spec('list', 'l', ['index', 'element']), { batchSize: 700 }, true), 5002);
+    assert.equal(await same(spec('list', 'l', ['element']), { batchSize: 5002 }, true), 5002);
+    await redis.zadd(P + 'z', ...members.flatMap((m, i) => [String(i / 3), m]), 'inf', 'top');
+    assert.equal(await same(spec('zset', 'z', ['element', 'score']), { batchSize: 999 }, true), 5001);
+  });
+
+  test('invalid UTF-8 and NUL: 22021 naming the key, as the row path says it', async () => {
+    for (const [name, bad] of [['badutf8', Buffer.from([0x61, 0xc3, 0x28])], ['nul', Buffer.from('a\0b')], ['badlong', Buffer.concat([Buffer.alloc(100, 0x61), Buffer.from([0xff])])]] as const) {
+      await redis.hset(P + name, 'ok', 'fine', 'bad', bad);
+      const a = await errorOf(fast, spec('hash', name, ['field', 'value']));
+      const b = await errorOf(slow, spec('hash', name, ['field', 'value']));
+      assert.equal(a.code, '22021');
+      assert.deepEqual([a.code, a.message, a.detail], [b.code, b.message, b.detail]);
+    }
+    // The connection that stopped mid-reply is not reused: the next scan reads the right reply.
+    await redis.hset(P + 'after', 'k', 'v');
+    assert.equal(await same(spec('hash', 'after', ['field', 'value'])), 1);
+  });
+
+  test('wrong type: 42809 as today, and the connection stays usable', async () => {
+    await redis.set(P + 'str', 'x');
+    const a = await errorOf(fast, spec('hash', 'str', ['field', 'value']));
+    const b = await errorOf(slow, spec('hash', 'str', ['field', 'value']));
+    assert.equal(a.code, '42809');
+    assert.deepEqual([a.code, a.message, a.detail], [b.code, b.message, b.detail]);
+    assert.equal(await same(spec('hash', 'after', ['field', 'value'])), 1);
+  });
+
+  test('cancel mid-read: 57014, then the next read is right', async () => {
+    const args: string[] = [];
+    for (let i = 0; i < 20_000; i++) args.push(`f${i}`, `v${i}`);
+    await redis.hset(P + 'cancel', ...args);
+    const ac = new AbortController();
+    const reason = new PgError('57014', 'canceling statement due to user request');
+    const arrays = [new TextArrayBuilder(), new TextArrayBuilder()];
+    const read = readTable(fast, spec('hash', 'cancel', ['field', 'value']), {}, { columns: { arrays, table: 't' }, row: () => assert.fail('row path') }, { signal: ac.signal, batchSize: 100 });
+    // Abort once the first page has arrived (the first column has rows), mid-walk.
+    await new Promise<void>((resolve) => {
+      const poll = (): void => (arrays[0]!.length > 0 ? resolve() : void setImmediate(poll));
+      poll();
+    });
+    ac.abort(reason);
+    await assert.rejects(read, (e: unknown) => e instanceof PgError && e.code === '57014');
+    assert.equal(await same(spec('hash', 'cancel', ['field', 'value'])), 20_000);
+  });
+
+  test('another database: SELECT on the raw connection', async () => {
+    const url = new URL(env.redisUrl);
+    url.pathname = '/7';
+    const other = new Redis(url.toString(), { protocol: 2 });
+    const pool = new RedisPool();
+    try {
+      await other.hset(P + 'db7', 'only', 'in db 7');
+      const c = await pool.get(fromConnUrl(url.toString()));
+      const { bodies, rowCalls } = await params(c, spec('hash', 'db7', ['field', 'value']));
+      assert.equal(rowCalls, 0);
+      assert.deepEqual(rowsOf(bodies), [JSON.stringify(['only', 'in db 7'])]);
+    } finally {
+      await other.del(P + 'db7');
+      other.disconnect();
+      await pool.close();
+    }
+  });
+
+  test('AUTH with a password, and with an ACL user and password, then SELECT', async () => {
+    const secured = await startRedis({ password: 'pa ss' });
+    const admin = new Redis({ host: secured.host, port: secured.port, password: 'pa ss', db: 3 });
+    const pool = new RedisPool();
+    try {
+      await admin.call('ACL', 'SETUSER', 'scanner', 'on', '>s3cret', '~*', '+@all');
+      await admin.hset('k', 'f', 'v');
+      for (const url of [`redis://:${encodeURIComponent('pa ss')}@${secured.host}:${secured.port}/3`, `redis://scanner:s3cret@${secured.host}:${secured.port}/3`]) {
+        const c = await pool.get(fromConnUrl(url));
+        const s = { ...spec('hash', 'x', ['field', 'value']), key: 'k' };
+        const { bodies, rowCalls } = await params(c, s);
+        assert.equal(rowCalls, 0);
+        assert.deepEqual(rowsOf(bodies), [JSON.stringify(['f', 'v'])]);
+      }
+    } finally {
+      admin.disconnect();
+      await pool.close();
+      await secured.stop();
+    }
+  });
+
+  test('a password given to a server without one is ignored, as ioredis ignores it', async () => {
+    const pool = new RedisPool();
+    try {
+      const url = new URL(env.redisUrl);
+      url.password = 'unused';
+      const c = await pool.get(fromConnUrl(url.toString()));
+      assert.equal(await same({ ...spec('hash', 'after', ['field', 'value']) }), 1);
+      const { rowCalls } = await params(c, spec('hash', 'after', ['field', 'value']));
+      assert.equal(rowCalls, 0);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('a LIMIT or a pushdown keeps the row path', async () => {
+    const r = await params(fast, spec('hash', 'after', ['field', 'value']), {}, { limit: 1 });
+    assert.equal(r.rowCalls, 1);
+  });
+});
