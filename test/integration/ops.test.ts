@@ -3,62 +3,24 @@
 // limit's 53300, masked URLs, and a closed log pipe.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { testEnv } from '../harness/env.js';
-import { cleanPgEnv, psql, runProc, waitFor, within } from '../support/proto-tools.js';
+import { cleanPgEnv, psql, runProc, waitFor } from '../support/proto-tools.js';
 import { urlParts } from '../support/proto-client.js';
 import { REDIS_DB } from '../support/redis-dbs.js';
+import { CLI, cli, listenPort, stop, type Cli } from '../support/cli-proc.js';
 
 const env = testEnv();
 const up = urlParts(env.pgUrl);
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 const REDIS = new URL(env.redisUrl);
 
-interface Cli {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-  /** The value of `field` in the first JSON log line whose msg matches. */
-  logged: (msg: RegExp, field: string) => string;
-}
-
-/** Starts the real CLI; resolves once `ready` appears in its output (or it exits). */
-async function cli(args: string[], extraEnv: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = 60_000): Promise<Cli> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...cleanPgEnv(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (b) => (out += b));
-  child.stderr!.on('data', (b) => (out += b));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  let exitedEarly = false;
-  void exited.then(() => (exitedEarly = true));
-  await waitFor(`CLI output ${ready}`, () => ready.test(out) || exitedEarly, timeoutMs, 20);
-  const logged = (msg: RegExp, field: string): string => {
-    for (const line of out.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      const j = JSON.parse(line) as Record<string, unknown>;
-      if (msg.test(String(j.msg))) return String(j[field]);
-    }
-    throw new Error(`no log line ${msg} in:\n${out}`);
-  };
-  return { child, output: () => out, exited, logged };
-}
-
-async function stop(p: Cli): Promise<number | null | 'still running'> {
-  p.child.kill('SIGTERM');
-  const code = await within(p.exited, 30_000, 'still running' as const);
-  if (code === 'still running') p.child.kill('SIGKILL');
-  return code;
-}
-
-const listenPort = (p: Cli): number => Number(p.logged(/redis-fdw-proxy listening/, 'listen').split(':').pop());
 
 describe('embedded Postgres (no upstream configured)', { timeout: 240_000 }, () => {
   let home: string;
