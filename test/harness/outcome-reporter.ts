@@ -79,15 +79,20 @@ function toOutcome(type: string, data: TestEventData): OutcomeEvent | undefined 
   return { e: skipped ? 'skip' : 'pass', ...base };
 }
 
-/** Folds the recorded events into one outcome per file (the runner's side). */
+/**
+ * Folds the recorded events into one outcome per file (the runner's side). A test that started and
+ * never reported is unfinished. A suite is different: node sometimes reports a suite's start again
+ * after its end, or loses its end, though every test in it finished; so a suite (an entry with
+ * children reported after its start) counts as unfinished only when something deeper is too.
+ */
 export function foldOutcomes(lines: string): FileOutcome[] {
-  const files = new Map<string, FileOutcome & { open: Map<string, number> }>();
+  const files = new Map<string, FileOutcome & { open: Map<string, number>; hasChildren: Set<string>; ended: Set<string> }>();
   for (const line of lines.split('\n')) {
     if (!line) continue;
     const ev = JSON.parse(line) as OutcomeEvent;
     let f = files.get(ev.file);
     if (!f) {
-      f = { file: ev.file, passed: 0, failed: 0, skipped: 0, unfinished: [], open: new Map() };
+      f = { file: ev.file, passed: 0, failed: 0, skipped: 0, unfinished: [], open: new Map(), hasChildren: new Set(), ended: new Set() };
       files.set(ev.file, f);
     }
     if (ev.e === 'file-fail') {
@@ -95,6 +100,7 @@ export function foldOutcomes(lines: string): FileOutcome[] {
       continue;
     }
     const id = `${ev.nesting}\u0000${ev.name}`;
+    for (const o of f.open.keys()) if (Number(o.split('\u0000')[0]) === ev.nesting - 1) f.hasChildren.add(o);
     if (ev.e === 'start') {
       f.open.set(id, (f.open.get(id) ?? 0) + 1);
       continue;
@@ -102,9 +108,14 @@ export function foldOutcomes(lines: string): FileOutcome[] {
     const n = f.open.get(id) ?? 0;
     if (n <= 1) f.open.delete(id);
     else f.open.set(id, n - 1);
+    if (ev.e === 'suite-done' || ev.e === 'suite-fail') f.ended.add(id);
     if (ev.e === 'pass') f.passed++;
     else if (ev.e === 'skip') f.skipped++;
     else if (ev.e === 'fail' || ev.e === 'suite-fail') f.failed++;
   }
-  return [...files.values()].map(({ open, ...f }) => ({ ...f, unfinished: [...open.keys()].map((k) => k.split('\u0000')[1]!) }));
+  return [...files.values()].map(({ open, hasChildren, ended, ...f }) => {
+    const leaves = [...open.keys()].filter((k) => !hasChildren.has(k) && !ended.has(k));
+    const unfinished = leaves.length > 0 ? [...open.keys()] : [];
+    return { ...f, unfinished: unfinished.map((k) => k.split('\u0000')[1]!) };
+  });
 }
