@@ -83,20 +83,28 @@ function rangeVarRef(body: Node, where: Node | undefined, sole: boolean, limit: 
   return { schemaname, relname, location: Number(body.location ?? 0), alias, where, sole, limit: l?.count, offset: l?.offset, limitStopsRead: l?.stopsRead ?? false };
 }
 
-/** Whether any node under `n` is of one of these kinds. */
-function contains(n: unknown, kinds: ReadonlySet<string>): boolean {
+/** Visits every object under `n`, iteratively (parse trees nest deep); stops when `visit` returns true. */
+function walkNodes(n: unknown, visit: (x: object) => boolean | void): void {
   const stack: unknown[] = [n];
   while (stack.length) {
     const x = stack.pop();
     if (Array.isArray(x)) {
       for (const y of x) stack.push(y);
     } else if (x !== null && typeof x === 'object') {
-      const k = nodeKind(x);
-      if (k !== undefined && kinds.has(k)) return true;
+      if (visit(x) === true) return;
       for (const v of Object.values(x)) if (v !== null && typeof v === 'object') stack.push(v);
     }
   }
-  return false;
+}
+
+/** Whether any node under `n` is of one of these kinds. */
+function contains(n: unknown, kinds: ReadonlySet<string>): boolean {
+  let found = false;
+  walkNodes(n, (x) => {
+    const k = nodeKind(x);
+    return (found = k !== undefined && kinds.has(k));
+  });
+  return found;
 }
 
 /** Function calls (aggregates, set-returning functions) and subqueries change the row count. */
@@ -127,17 +135,10 @@ export function isStarTarget(resTarget: Node): boolean {
 
 export function maxParamRef(n: unknown): number {
   let max = 0;
-  const stack: unknown[] = [n];
-  while (stack.length) {
-    const x = stack.pop();
-    if (Array.isArray(x)) {
-      for (const y of x) stack.push(y);
-    } else if (x !== null && typeof x === 'object') {
-      const pr = (x as Node).ParamRef as { number?: number } | undefined;
-      if (pr && typeof pr.number === 'number' && pr.number > max) max = pr.number;
-      for (const v of Object.values(x)) if (v !== null && typeof v === 'object') stack.push(v);
-    }
-  }
+  walkNodes(n, (x) => {
+    const pr = (x as Node).ParamRef as { number?: number } | undefined;
+    if (pr && typeof pr.number === 'number' && pr.number > max) max = pr.number;
+  });
   return max;
 }
 

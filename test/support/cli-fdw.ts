@@ -7,7 +7,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { testEnv } from '../harness/env.js';
 import { spawnProxy, type SpawnedProxy } from '../harness/proxy.js';
-import { withDb } from './fdw.js';
+import { freshDatabase, withDb } from './fdw.js';
 
 export interface CliFdw {
   db: string;
@@ -33,12 +33,7 @@ function listenPort(p: SpawnedProxy): number {
 /** `redis`: a Redis URL with its db number (e.g. a test's own server), or a db number on the runner's Redis. */
 export async function cliFdw(name: string, redis: string | number, flags: string[] = []): Promise<CliFdw> {
   const env = testEnv();
-  const db = `${name}_${process.pid}`;
-  const admin = new pg.Client({ connectionString: env.pgUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${db}`);
-  await admin.query(`CREATE DATABASE ${db}`);
-  await admin.end();
+  const db = await freshDatabase(env.pgUrl, name);
   const directUrl = withDb(env.pgUrl, db);
   const ru = new URL(typeof redis === 'string' ? redis : env.redisUrl);
   if (typeof redis === 'number') ru.pathname = `/${redis}`;

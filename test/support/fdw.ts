@@ -25,18 +25,27 @@ export interface FdwFixture {
   close(): Promise<void>;
 }
 
+/** Drops and creates `<name>_<pid>` on upstream; its name. */
+export async function freshDatabase(pgUrl: string, name: string): Promise<string> {
+  const db = `${name}_${process.pid}`;
+  const admin = new pg.Client({ connectionString: pgUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${db}`);
+    await admin.query(`CREATE DATABASE ${db}`);
+  } finally {
+    await admin.end();
+  }
+  return db;
+}
+
 /**
  * Each test file gets its own Postgres database (FDW and server names are per database) and its own
  * Redis db number, so files run concurrently without seeing each other's objects.
  */
 export async function fdwFixture(name: string, redisDb: number, proxyConfig: Partial<ProxyConfig> = {}): Promise<FdwFixture> {
   const env = testEnv();
-  const db = `${name}_${process.pid}`;
-  const admin = new pg.Client({ connectionString: env.pgUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${db}`);
-  await admin.query(`CREATE DATABASE ${db}`);
-  await admin.end();
+  const db = await freshDatabase(env.pgUrl, name);
   const directUrl = withDb(env.pgUrl, db);
   const proxy = await startProxy(directUrl, proxyConfig);
   const url = withDb(proxy.url(), db);
