@@ -687,7 +687,8 @@ class SessionInterceptor implements Interceptor {
     }
   }
 
-  async onExtended(port: SessionPort, code: number, raw: Buffer): Promise<void> {
+  /** Synchronous where the answer is (a fast portal's Describe, Execute, Close): no promise, no turn lost. */
+  onExtended(port: SessionPort, code: number, raw: Buffer): Promise<void> | void {
     switch (code) {
       case Frontend.Bind:
         return this.onBind(port, raw);
@@ -703,40 +704,8 @@ class SessionInterceptor implements Interceptor {
         const plan = owner.plan;
         return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => withSources(plan, buf, s, e))]);
       }
-      case Frontend.Execute: {
-        this.syncTx(port);
-        const name = decodeExecute(raw, 0, raw.length).portal;
-        const portal = this.portals.get(name);
-        if (portal?.kind === 'fast') {
-          if (decodeExecute(raw, 0, raw.length).maxRows === 0) {
-            this.portals.delete(name);
-            return port.reply(Buffer.concat([...portal.result.rows, portal.result.complete]));
-          }
-          // A row limit suspends the portal: upstream's portal does that, so it is made there.
-          await orFail(port, undefined, () => this.materialize(port, name, portal));
-          return port.send(raw, [forward(Req.Execute)]);
-        }
-        if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
-        if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
-        if (portal?.kind === 'write') {
-          // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
-          const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
-          const t0 = process.hrtime.bigint();
-          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordWrite(t0, portal.sql, port.log, this.stats)));
-        }
-        if (portal?.kind === 'suspended') {
-          if (port.inFailedBatch) return;
-          const { reply, rest } = fetchRows(portal.rest.rows, portal.rest.tag, decodeExecute(raw, 0, raw.length).maxRows, true);
-          this.portals.set(name, { ...portal, rest: rest ?? { rows: [], tag: portal.rest.tag } });
-          return port.reply(reply);
-        }
-        if (portal?.kind === 'tx') {
-          if (!this.tx.active) return port.send(raw, [forward(Req.Execute)]);
-          return void (await this.runTx(port, portal.cmd, (execute) => port.send(raw, [execute])));
-        }
-        if (portal?.kind === 'truncate') return void (await this.runTruncate(port, portal.plan, (execute) => port.send(raw, [execute])));
-        return port.send(raw, [forward(Req.Execute)]);
-      }
+      case Frontend.Execute:
+        return this.onExecute(port, raw);
       case Frontend.Close: {
         const t = decodeTarget(raw, 0, raw.length);
         const local = t.kind === 'P' && this.portals.get(t.name)?.kind === 'fast';
@@ -746,6 +715,43 @@ class SessionInterceptor implements Interceptor {
         return port.send(raw, [forward(Req.Close)]);
       }
     }
+  }
+
+  private onExecute(port: SessionPort, raw: Buffer): Promise<void> | void {
+    this.syncTx(port);
+    const { portal: name, maxRows } = decodeExecute(raw, 0, raw.length);
+    const portal = this.portals.get(name);
+    if (portal?.kind === 'fast') {
+      if (maxRows === 0) {
+        this.portals.delete(name);
+        const { rows, complete } = portal.result;
+        for (const r of rows) port.reply(r);
+        return port.reply(complete);
+      }
+      // A row limit suspends the portal: upstream's portal does that, so it is made there.
+      return orFail(port, undefined, () => this.materialize(port, name, portal)).then(() => port.send(raw, [forward(Req.Execute)]));
+    }
+    if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
+    if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
+    if (portal?.kind === 'write') {
+      // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
+      const t0 = process.hrtime.bigint();
+      return this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0)
+        .finally(() => recordWrite(t0, portal.sql, port.log, this.stats))
+        .then(() => {});
+    }
+    if (portal?.kind === 'suspended') {
+      if (port.inFailedBatch) return;
+      const { reply, rest } = fetchRows(portal.rest.rows, portal.rest.tag, maxRows, true);
+      this.portals.set(name, { ...portal, rest: rest ?? { rows: [], tag: portal.rest.tag } });
+      return port.reply(reply);
+    }
+    if (portal?.kind === 'tx') {
+      if (!this.tx.active) return port.send(raw, [forward(Req.Execute)]);
+      return this.runTx(port, portal.cmd, (execute) => port.send(raw, [execute])).then(() => {});
+    }
+    if (portal?.kind === 'truncate') return this.runTruncate(port, portal.plan, (execute) => port.send(raw, [execute])).then(() => {});
+    return port.send(raw, [forward(Req.Execute)]);
   }
 
   private async bindWrite(port: SessionPort, m: BindMessage, st: { plan: WritePlan; checkedAt: number; sql: string }): Promise<void> {

@@ -20,6 +20,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { connKey, describeConn, type RedisConnSpec } from './connection.js';
 import { closeFastScan, registerFastScan } from './resp-scan.js';
 import { instrumentRedis } from '../metrics/redis-metrics.js';
+import { writePerTurn } from './turn-writes.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -173,6 +174,7 @@ export class RedisPool {
     }
     const client = new Redis(options);
     this.watch(entry, client);
+    writePerTurn(client);
     if (this.opts.fastScan) {
       const commandTimeoutMs = this.opts.commandTimeoutMs > 0 ? this.opts.commandTimeoutMs : this.opts.socketTimeoutMs;
       registerFastScan(client, spec, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs });
@@ -199,7 +201,10 @@ export class RedisPool {
       this.opts.onError?.(err, node);
     });
     // Node connections need the same in-flight protection as a standalone client.
-    cluster.on('+node', (node: Redis) => failInFlightOnClose(node));
+    cluster.on('+node', (node: Redis) => {
+      failInFlightOnClose(node);
+      writePerTurn(node);
+    });
     return cluster;
   }
 

@@ -20,7 +20,7 @@ import { decodeStartupPacket, startupPacketLength } from '../protocol/startup.js
 import { EMPTY_INDEX, encodingRefusal, statementText, type Decision, type StatementHook } from '../sql/classify.js';
 import { connectUpstream, sendCancel, type UpstreamSocket } from '../upstream/connect.js';
 import { failWith, runInternal } from '../upstream/internal-query.js';
-import { cancelTookEffect, parseStatementTimeout, StatementScope, type CancelRegistry } from './cancel.js';
+import { CancelSource, parseStatementTimeout, StatementScope, type CancelRegistry } from './cancel.js';
 import { ExpectedQueue, forward, Req, type Entry } from './expected-queue.js';
 import { hotCounts } from '../metrics/metrics.js';
 import type { Interceptor, SessionPort } from './types.js';
@@ -86,6 +86,9 @@ export class Session implements SessionPort {
   private upstreamBlocked = false;
   private upstreamCorked = false;
   private clientCorked = false;
+  /** Client output held until the turn ends, while clientCorked. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
   private clientBlocked = false;
   /** Upstream refused the login (any error during authentication is its last word). */
   private authFailed = false;
@@ -94,6 +97,7 @@ export class Session implements SessionPort {
   private closeWhenIdle = false;
   /** The intercepted message in progress, which a CancelRequest or statement_timeout can abort. */
   private scope: StatementScope | undefined;
+  private readonly cancelSource = new CancelSource();
   /**
    * A CancelRequest arrived while this batch of client messages was being handled: like Postgres's
    * pending cancel, it stops the next statement of the batch that waits (a Parse is intercepted but
@@ -347,8 +351,8 @@ export class Session implements SessionPort {
               // Read the catalog again first; this same message is handled right after.
               this.flushRun(buf, runStart, off);
               item.off = off;
-              this.runIntercepted(() => ic.refresh(this), false, false);
-              return;
+              if (!this.runIntercepted(() => ic.refresh(this), false, false) || this.phase !== 'ready') return;
+              runStart = off;
             }
             const d = hook.classifyFrame(code, buf, off, next, ic ? ic.names : EMPTY_INDEX, ic !== undefined, ic?.inspectAll, this.queue.clientEncoding);
             if (ic && (d instanceof Promise || d.kind === 'inspect')) {
@@ -377,8 +381,10 @@ export class Session implements SessionPort {
         if (intercept) {
           this.flushRun(buf, runStart, off);
           item.off = next;
-          this.runIntercepted(intercept, code === Frontend.Query);
-          return;
+          // Handled at once (a fast portal's Describe or Execute): on with the next message.
+          if (!this.runIntercepted(intercept, code === Frontend.Query) || this.phase !== 'ready') return;
+          runStart = off = next;
+          continue;
         }
         if (code === Frontend.Sync && !this.sentSinceSync && this.interceptor && next - off === 5) {
           // Nothing of this batch went upstream (the fast path answered it): neither does its Sync.
@@ -445,36 +451,57 @@ export class Session implements SessionPort {
   /**
    * `query`: fn handles a simple Query, which is owed a ReadyForQuery even when it fails.
    * `statement`: the message is a client statement, subject to cancel and statement_timeout.
+   * True when fn finished synchronously: the caller goes on with the next message itself. Otherwise the
+   * client stream is paused until fn settles, and the inbox is drained again then.
    */
-  private runIntercepted(fn: () => Promise<void> | void, query = false, statement = true): void {
+  private runIntercepted(fn: () => Promise<void> | void, query = false, statement = true): boolean {
     this.busy = true;
-    this.updateClientFlow();
-    const scope = statement ? new StatementScope(this.probeStatementTimeout) : undefined;
+    const scope = statement ? new StatementScope(this.probeStatementTimeout, this.cancelSource) : undefined;
     this.scope = scope;
     if (scope && this.cancelPending) scope.cancel();
-    const done = (): void => {
+    const finish = (): void => {
       scope?.end();
       // One cancel fails one statement, as in Postgres.
-      if (scope && cancelTookEffect(scope.signal)) this.cancelPending = false;
+      if (scope?.tookEffect) this.cancelPending = false;
       if (this.scope === scope) this.scope = undefined;
       this.busy = false;
-      this.drainInbox();
     };
     // A statement-level error (a malformed message, say) fails that statement as Postgres would,
     // and the session goes on; anything else costs the connection.
-    const failed = (e: unknown): void => {
-      if (!isPgError(e) || e.severity !== 'ERROR') return this.internalFailure(e);
+    const failed = (e: unknown): boolean => {
+      if (!isPgError(e) || e.severity !== 'ERROR') {
+        this.internalFailure(e);
+        return false;
+      }
       failWith(this, encodeError(e));
       if (query) this.send(SYNC, [forward(Req.Sync)]);
-      done();
+      return true;
     };
+    let p: Promise<void> | void;
     try {
-      const p = fn();
-      if (p) p.then(done, failed);
-      else done();
+      p = fn();
     } catch (e) {
-      failed(e);
+      const goOn = failed(e);
+      finish();
+      return goOn;
     }
+    if (!p) {
+      finish();
+      return true;
+    }
+    this.updateClientFlow();
+    p.then(
+      () => {
+        finish();
+        this.drainInbox();
+      },
+      (e: unknown) => {
+        if (!failed(e)) return;
+        finish();
+        this.drainInbox();
+      },
+    );
+    return false;
   }
 
   /**
@@ -536,16 +563,27 @@ export class Session implements SessionPort {
   /**
    * Local replies (the fast path's BindComplete, RowDescription, rows, ReadyForQuery) leave in one
    * client write per turn of the event loop rather than one each, as corkUpstreamForTurn does upstream.
+   * They are held here rather than in a corked socket: one write of one buffer costs the stream less
+   * than five buffered writes and a writev.
    */
   private corkClientForTurn(): void {
     if (this.clientCorked || this.phase === 'closed') return;
-    const c = this.client;
     this.clientCorked = true;
-    c.cork();
-    setImmediate(() => {
-      this.clientCorked = false;
-      c.uncork();
-    });
+    setImmediate(() => this.flushClient());
+  }
+
+  /** Writes what the turn held for the client (also before anything written past the queue). */
+  private flushClient(): void {
+    this.clientCorked = false;
+    const out = this.held;
+    if (out.length === 0) return;
+    this.held = [];
+    const bytes = this.heldBytes;
+    this.heldBytes = 0;
+    if (out.length === 1) return this.toClient(out[0]!);
+    // Small pieces are copied into one buffer; a big forwarded result keeps its buffers (a writev).
+    if (bytes <= 16 * 1024) return this.toClient(Buffer.concat(out, bytes));
+    this.toClientMany(out);
   }
 
   // ---- upstream side ----
@@ -596,6 +634,7 @@ export class Session implements SessionPort {
     if (this.phase === 'closed') return;
     // Upstream sends a FATAL before it hangs up on purpose; then the client is owed no error of ours.
     if (!this.authFailed && !this.queue.fatalSeen && !this.clientEnded && (this.phase === 'ready' || this.phase === 'auth')) {
+      this.flushClient();
       this.client.write(encodeError(new PgError(SqlState.ConnectionFailure, 'server closed the connection unexpectedly', { severity: 'FATAL', detail: 'The upstream PostgreSQL server terminated the connection abnormally.' })));
     }
     this.queue.clear();
@@ -606,6 +645,11 @@ export class Session implements SessionPort {
 
   private toClient(b: Buffer): void {
     if (this.phase === 'closed') return;
+    if (this.clientCorked) {
+      this.held.push(b);
+      this.heldBytes += b.length;
+      return;
+    }
     if (!this.client.write(b) && !this.clientBlocked) {
       // A slow client must not make us buffer a whole result: stop reading upstream until it drains.
       this.clientBlocked = true;
@@ -616,6 +660,10 @@ export class Session implements SessionPort {
   /** Several pieces of one reply, in one syscall (a writev once uncorked). */
   private toClientMany(bs: Buffer[]): void {
     if (this.phase === 'closed') return;
+    if (this.clientCorked) {
+      for (const b of bs) this.toClient(b);
+      return;
+    }
     this.client.cork();
     for (const b of bs) this.toClient(b);
     this.client.uncork();
@@ -657,6 +705,7 @@ export class Session implements SessionPort {
     const err = isPgError(e) ? e : new PgError(SqlState.InternalError, String(e), { severity: 'FATAL' });
     this.log.info({ code: err.code, err: err.message }, 'closing session');
     this.queue.flushGathered(); // replies already owed go out before the error, as they arrived
+    this.flushClient();
     this.client.write(encodeError(err));
     this.shutdown(err.message);
   }
@@ -688,6 +737,7 @@ export class Session implements SessionPort {
     // A client that vanished mid-query leaves a backend running it; Postgres would only notice when it
     // next writes. Cancel it so it stops now (then the Terminate below ends the session).
     if (this.phase === 'ready' && !this.queue.idle && !this.clientEnded && this.backendKey && reason === 'client closed') this.cancelRunningQuery(this.backendKey);
+    this.flushClient();
     this.phase = 'closed';
     if (this.backendKey) this.deps.cancels?.unregister(this.backendKey);
     this.scope?.cancel();
