@@ -41,6 +41,10 @@ import { closeIdle } from '../redis/exclusive.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
 import { fastFields, fastParams, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
+import { encodeHmget, planPoint, pointFields, pointResult, type PointLookup } from './point-lookup.js';
+import type { Reply } from '../redis/resp-pipe.js';
+import { isTimeout, mapRedisError } from '../redis/errors.js';
+import { describeConn } from '../redis/connection.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
 const NO_OP = 'DO $$BEGIN END$$';
@@ -79,19 +83,27 @@ async function orFail<T, F>(port: SessionPort, failed: F, fn: () => Promise<T> |
   }
 }
 
+/** A fast-path RowDescription for one list of result formats, kept with its statement for the next Bind. */
+interface Described {
+  formats: string;
+  fields: FieldDescription[];
+  bytes: Buffer;
+}
+
 type OwnedStatement =
   /** `generation`: the catalog's when planned; after DDL through this proxy the fast path leaves it to upstream. */
-  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean; sql: string }
+  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean; sql: string; point?: PointLookup; described?: Described }
   | { kind: 'tag'; tag: string }
   | { kind: 'write'; plan: WritePlan; checkedAt: number; sql: string }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
+type OwnedRead = OwnedStatement & { kind: 'read' };
 type OwnedPortal =
   | { kind: 'tag'; tag: string }
   | { kind: 'explain'; lines: string[] }
   | { kind: 'read'; plan: ReadPlan }
   /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
-  | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
+  | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; description: Buffer; result: FastResult }
   /** `early`: its batch began with it, so upstream's side may end with the proxy's own Sync (see runWrite). */
   | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean; sql: string }
   | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
@@ -139,7 +151,7 @@ export class RedisFdw {
 
 /** `opts` lengthen the catalog's and privileges' re-check intervals (tests that count round trips). */
 export function createRedisFdw(config: ProxyConfig, log: Logger, opts: { recheckMs?: number } = {}): RedisFdw {
-  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs, fastScan: config.redisFastScan ?? true });
+  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs, fastScan: config.redisFastScan ?? true, fastLookup: config.redisFastLookup ?? true });
 }
 
 const textParam =
@@ -554,7 +566,7 @@ class SessionInterceptor implements Interceptor {
             // Answered here, but an internal query (names, the statement_timeout probe) may have opened a
             // batch upstream meanwhile: close it first, so the reply leaves with upstream idle again.
             if (port.sentSinceSync) closeOwnBatch(port);
-            port.replyReady(Buffer.concat([encodeRowDescription(fast.fields), ...fast.result.rows, fast.result.complete]));
+            port.replyReady(Buffer.concat([fast.described.bytes, ...fast.result.rows, fast.result.complete]));
             return 'local';
           }
         }
@@ -584,25 +596,44 @@ class SessionInterceptor implements Interceptor {
    * The fast path's answer to a read, or undefined when the upstream path must answer: the shape or
    * the parameters aren't the fast path's, or the session's state leaves the bytes uncertain.
    */
-  private async fastAnswer(port: SessionPort, shape: FastShape | string, params: FastParams | string, formats: readonly number[]): Promise<{ fields: FieldDescription[]; result: FastResult } | undefined> {
+  private async fastAnswer(
+    port: SessionPort,
+    shape: FastShape | string,
+    params: FastParams | string,
+    formats: readonly number[],
+    /** A prepared statement, where its RowDescription is kept for the next Bind. */
+    st?: { described?: Described },
+  ): Promise<{ described: Described; result: FastResult } | undefined> {
     if (typeof shape === 'string' || typeof params === 'string' || !this.fastAllowed(port, shape.read.table)) return undefined;
-    const fields = fastFields(shape, formats);
-    if (!fields) return undefined;
+    const described = this.describe(shape, formats, st);
+    if (!described) return undefined;
     const codec = codecFor(port.clientEncoding);
     // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
-    if (codec && fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
+    if (codec && described.fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
     try {
       // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
-      const result = await runFast(this.readsFor(port), shape, params, fields, codec);
+      const result = await runFast(this.readsFor(port), shape, params, described.fields, codec);
       if (typeof result === 'string') return undefined;
       this.stats.rows = result.rows.length;
-      return { fields, result };
+      return { described, result };
     } catch (e) {
       // The upstream path meets the same failure and reports it the way it always has; but a Redis
       // that did not answer, or a cancel, fails now: trying again would double the wait.
       if (isPgError(e) && e.code !== SqlState.FdwUnableToEstablishConnection && e.code !== SqlState.QueryCanceled) return undefined;
       throw e;
     }
+  }
+
+  /** The fast path's RowDescription for these result formats; a prepared statement keeps the last one. */
+  private describe(shape: FastShape, formats: readonly number[], prepared?: { described?: Described }): Described | undefined {
+    const key = formats.length === 0 ? '' : formats.join(',');
+    const kept = prepared?.described;
+    if (kept?.formats === key) return kept;
+    const fields = fastFields(shape, formats);
+    if (!fields) return undefined;
+    const d = { formats: key, fields, bytes: encodeRowDescription(fields) };
+    if (prepared) prepared.described = d;
+    return d;
   }
 
   /**
@@ -682,7 +713,9 @@ class SessionInterceptor implements Interceptor {
         this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: m.text });
         return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
       case 'read':
-        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: m.text });
+        const fast = p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan);
+        const point = typeof fast === 'string' ? undefined : planPoint(fast);
+        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast, ...(point ? { point } : {}), generation: this.fdw.catalog.currentGeneration, sql: m.text });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
     }
   }
@@ -695,7 +728,7 @@ class SessionInterceptor implements Interceptor {
       case Frontend.Describe: {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
-        if (owner?.kind === 'fast') return port.reply(encodeRowDescription(owner.fields));
+        if (owner?.kind === 'fast') return port.reply(owner.description);
         if (owner?.kind === 'write' || owner?.kind === 'suspended') {
           const plan = owner.plan;
           return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => clientRowDescription(plan, buf, s, e) ?? NO_DATA)]);
@@ -769,7 +802,7 @@ class SessionInterceptor implements Interceptor {
     });
   }
 
-  private async onBind(port: SessionPort, raw: Buffer): Promise<void> {
+  private onBind(port: SessionPort, raw: Buffer): Promise<void> | void {
     // Upstream discards it (an earlier message failed): no Redis work, no error of ours.
     if (port.inFailedBatch) return port.send(raw, [forward(Req.Bind)]);
     const named = this.statements.get(bindStatementName(raw));
@@ -783,20 +816,20 @@ class SessionInterceptor implements Interceptor {
     if (st?.kind === 'truncate') this.portals.set(m.portal, { kind: 'truncate', plan: st.plan });
     if (st?.kind === 'write') return this.bindWrite(port, m, st);
     if (st?.kind !== 'read') return port.send(raw, [forward(Req.Bind)]);
-    const plan = st.plan;
     this.stats.reset();
     const t0 = process.hrtime.bigint();
-    await orFail(port, undefined, async () => {
+    return (st.point && this.pointLane(port, raw, st, st.point, m, t0)) || this.bindRead(port, raw, st, m, t0);
+  }
+
+  private bindRead(port: SessionPort, raw: Buffer, st: OwnedRead, m: BindMessage, t0: bigint): Promise<void> {
+    const plan = st.plan;
+    return orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
       if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] })), this.fdw.recheckMs))) return;
       // Only the unnamed portal: a named one outlives the batch, and the fast path answers per batch.
       if (m.portal === '' && typeof st.fast !== 'string' && !st.changed && st.generation === this.fdw.catalog.currentGeneration) {
-        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes, codecFor(port.clientEncoding)), m.resultFormats);
-        if (fast) {
-          this.portals.set(m.portal, { kind: 'fast', plan, bind: m, ...fast });
-          recordRead('foreign_read_fast', t0, st.sql, port.log, this.stats);
-          return port.reply(BIND_COMPLETE);
-        }
+        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes, codecFor(port.clientEncoding)), m.resultFormats, st);
+        if (fast) return this.boundFast(port, st, m, fast.described, fast.result, t0);
       }
       const param = textParam(m, plan.paramTypes, codecFor(port.clientEncoding));
       const explain = explainOptions(plan.info);
@@ -810,6 +843,50 @@ class SessionInterceptor implements Interceptor {
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...extra.map(() => 1)], params: [...m.params, ...rowParams(port, extra, plan.paramTypes)] }), [forward(Req.Bind)]);
     });
+  }
+
+  /** The fast path answered a Bind: its portal holds the rows until Execute. */
+  private boundFast(port: SessionPort, st: OwnedRead, m: BindMessage, described: Described, result: FastResult, t0: bigint): void {
+    this.stats.rows = result.rows.length;
+    this.portals.set(m.portal, { kind: 'fast', plan: st.plan, bind: m, fields: described.fields, description: described.bytes, result });
+    recordRead('foreign_read_fast', t0, st.sql, port.log, this.stats);
+    port.reply(BIND_COMPLETE);
+  }
+
+  /**
+   * A prepared point lookup's Bind in one step (point-lookup.ts): everything decided synchronously, one
+   * HMGET on the server's raw pipe, one continuation. Undefined when this Bind isn't one the lane can take
+   * as it stands (privileges due for their re-check, no pipe yet, a parameter the fast path can't read,
+   * ...): bindRead decides it as for any read. A reply the lane can't use goes to bindRead too, which
+   * reads again through ioredis and answers or reports as it always has.
+   */
+  private pointLane(port: SessionPort, raw: Buffer, st: OwnedRead, point: PointLookup, m: BindMessage, t0: bigint): Promise<void> | undefined {
+    const shape = st.fast;
+    if (m.portal !== '' || typeof shape === 'string' || st.changed || st.generation !== this.fdw.catalog.currentGeneration) return undefined;
+    if (m.params.length !== st.plan.clientParams || Date.now() - st.checkedAt > this.fdw.recheckMs) return undefined;
+    if (!this.fastAllowed(port, shape.read.table) || codecFor(port.clientEncoding) !== undefined) return undefined;
+    if (typeof fastParams(shape, m, st.plan.paramTypes) === 'string') return undefined;
+    const described = this.describe(shape, m.resultFormats, st);
+    if (!described) return undefined;
+    const fields = pointFields(point, m);
+    const table = shape.read.table;
+    const pipe = fields.length === 0 ? undefined : this.fdw.pool.lookupPipe(table.conn);
+    if (fields.length > 0 && !pipe?.available) return undefined;
+    if (pipe) this.stats.count('HMGET');
+    const sent: Promise<Reply> = pipe ? abortable(pipe.call(encodeHmget(point, fields)), port.signal) : Promise.resolve([]);
+    return sent.then(
+      (reply) => {
+        const result = pointResult(point, fields, reply);
+        if (!result) return this.bindRead(port, raw, st, m, t0);
+        this.boundFast(port, st, m, described, result, t0);
+      },
+      (e: unknown) => {
+        // The cancel's 57014; or a Redis that didn't answer in time (reading again would double the wait).
+        if (isPgError(e)) return failWith(port, encodeError(e));
+        if (isTimeout(e)) return failWith(port, encodeError(mapRedisError(e, { key: table.spec.key, table: table.display, server: describeConn(table.conn), expected: 'hash' })));
+        return this.bindRead(port, raw, st, m, t0);
+      },
+    );
   }
 }
 
