@@ -40,7 +40,7 @@ import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart
 import { closeIdle } from '../redis/exclusive.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
-import { fastFields, fastParams, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
+import { fastFields, fastParams, fastParamsProblem, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
 import { encodeHmget, planPoint, pointFields, pointResult, type PointLookup } from './point-lookup.js';
 import type { Reply } from '../redis/resp-pipe.js';
 import { isTimeout, mapRedisError } from '../redis/errors.js';
@@ -865,15 +865,15 @@ class SessionInterceptor implements Interceptor {
     if (m.portal !== '' || typeof shape === 'string' || st.changed || st.generation !== this.fdw.catalog.currentGeneration) return undefined;
     if (m.params.length !== st.plan.clientParams || Date.now() - st.checkedAt > this.fdw.recheckMs) return undefined;
     if (!this.fastAllowed(port, shape.read.table) || codecFor(port.clientEncoding) !== undefined) return undefined;
-    if (typeof fastParams(shape, m, st.plan.paramTypes) === 'string') return undefined;
+    if (fastParamsProblem(shape, m, st.plan.paramTypes) !== undefined) return undefined;
     const described = this.describe(shape, m.resultFormats, st);
     if (!described) return undefined;
     const fields = pointFields(point, m);
     const table = shape.read.table;
     const pipe = fields.length === 0 ? undefined : this.fdw.pool.lookupPipe(table.conn);
     if (fields.length > 0 && !pipe?.available) return undefined;
+    const sent: Promise<Reply> = pipe ? abortable(pipe.call(encodeHmget(point, fields), this.stats), port.signal) : Promise.resolve([]);
     if (pipe) this.stats.count('HMGET');
-    const sent: Promise<Reply> = pipe ? abortable(pipe.call(encodeHmget(point, fields)), port.signal) : Promise.resolve([]);
     return sent.then(
       (reply) => {
         const result = pointResult(point, fields, reply);

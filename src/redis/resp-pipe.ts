@@ -62,6 +62,9 @@ export class RespPipe {
   private head = 0;
   private out: Buffer[] = [];
   private flushQueued = false;
+  /** When this turn's commands are sent, and when the chunk being read came: one clock read each, not per command. */
+  private sentAt = 0;
+  private readAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private retryAt = 0;
   private closed = false;
@@ -108,19 +111,22 @@ export class RespPipe {
   }
 
   /**
-   * Sends `cmd` (one RESP command, e.g. from encodeCommand) with the other commands of this turn. Rejects
-   * with a connection error, or "Command timed out"; an error reply resolves as a RespError.
+   * Sends `cmd` (one RESP command, e.g. from encode) with the other commands of this turn. Rejects with a
+   * connection error, or "Command timed out"; an error reply resolves as a RespError. A call that opens the
+   * connection counts its handshake (AUTH, SELECT) into `stats`: the statement's slow-log line names every
+   * command Redis saw for it.
    */
-  call(cmd: Buffer): Promise<Reply> {
+  call(cmd: Buffer, stats?: { count(name: string): void }): Promise<Reply> {
     if (!this.available) return Promise.reject(closedError());
-    const sock = this.sock ?? this.connect();
+    const sock = this.sock ?? this.connect(stats);
     return new Promise<Reply>((resolve, reject) => {
-      this.waiters.push({ at: performance.now(), counted: true, resolve, reject });
-      this.out.push(cmd);
       if (!this.flushQueued) {
         this.flushQueued = true;
+        this.sentAt = performance.now();
         setImmediate(() => this.flush(sock));
       }
+      this.waiters.push({ at: this.sentAt, counted: true, resolve, reject });
+      this.out.push(cmd);
       if (!this.timer && this.opts.commandTimeoutMs > 0) this.armTimer(this.opts.commandTimeoutMs);
     });
   }
@@ -138,7 +144,7 @@ export class RespPipe {
     sock.write(out.length === 1 ? out[0]! : Buffer.concat(out));
   }
 
-  private connect(): net.Socket {
+  private connect(stats?: { count(name: string): void }): net.Socket {
     const { spec } = this;
     let sock: net.Socket;
     const onConnect = (): void => clearTimeout(connectTimer);
@@ -159,6 +165,7 @@ export class RespPipe {
     reader.handler = this.handler;
     sock.on('data', (chunk: Buffer) => {
       if (sock !== this.sock) return;
+      this.readAt = performance.now();
       try {
         reader.feed(chunk);
       } catch (e) {
@@ -171,12 +178,13 @@ export class RespPipe {
     const check = (reply: Reply): void => {
       if (reply instanceof RespError && !NO_PASSWORD_SET.test(reply.message)) failIfCurrent(new Error(reply.message));
     };
-    const handshake = (cmd: Buffer): void => {
+    const handshake = (args: string[]): void => {
       this.waiters.push({ at: performance.now(), counted: false, resolve: check, reject: () => {} });
-      sock.write(cmd);
+      sock.write(encode(args));
+      stats?.count(args[0]!);
     };
-    if (spec.password !== undefined) handshake(encode(spec.username ? ['AUTH', spec.username, spec.password] : ['AUTH', spec.password]));
-    if (spec.db !== 0) handshake(encode(['SELECT', String(spec.db)]));
+    if (spec.password !== undefined) handshake(spec.username ? ['AUTH', spec.username, spec.password] : ['AUTH', spec.password]);
+    if (spec.db !== 0) handshake(['SELECT', String(spec.db)]);
     return sock;
   }
 
@@ -205,7 +213,7 @@ export class RespPipe {
       this.waiters = this.waiters.slice(this.head);
       this.head = 0;
     }
-    if (w.counted) this.opts.record?.((performance.now() - w.at) / 1000, v instanceof RespError);
+    if (w.counted) this.opts.record?.((this.readAt - w.at) / 1000, v instanceof RespError);
     w.resolve(v);
   }
 

@@ -43,6 +43,7 @@ export interface SessionDeps {
 type Phase = 'startup' | 'connecting' | 'auth' | 'ready' | 'closed';
 
 const SSL_NO = Buffer.from('N');
+const UNNAMED_PORTAL: ['S' | 'P', string] = ['P', ''];
 const EMPTY = Buffer.alloc(0);
 const SSL_YES = Buffer.from('S');
 
@@ -97,6 +98,8 @@ export class Session implements SessionPort {
   private closeWhenIdle = false;
   /** The intercepted message in progress, which a CancelRequest or statement_timeout can abort. */
   private scope: StatementScope | undefined;
+  /** A client statement is being handled: statementScope() may make its scope. */
+  private inStatement = false;
   private readonly cancelSource = new CancelSource();
   /**
    * A CancelRequest arrived while this batch of client messages was being handled: like Postgres's
@@ -149,7 +152,19 @@ export class Session implements SessionPort {
   }
 
   get signal(): AbortSignal | undefined {
-    return this.scope?.signal;
+    return this.statementScope()?.signal;
+  }
+
+  /**
+   * The scope of the client statement being handled, made when first asked for: a message answered at
+   * once (a fast portal's Describe or Execute) never needs one, and nothing could cancel it anyway.
+   */
+  private statementScope(): StatementScope | undefined {
+    if (!this.scope && this.inStatement) {
+      const scope = (this.scope = new StatementScope(this.probeStatementTimeout, this.cancelSource));
+      if (this.cancelPending) scope.cancel();
+    }
+    return this.scope;
   }
 
   get upstreamSettled(): boolean {
@@ -426,6 +441,8 @@ export class Session implements SessionPort {
 
   /** The statement or portal a Bind/Describe/Execute/Close names. */
   private target(code: number, buf: Buffer, off: number, next: number): ['S' | 'P', string] {
+    // The unnamed portal (Execute), what most drivers bind: no string to decode.
+    if (code === Frontend.Execute && buf[off + 5] === 0 && off + 5 < next) return UNNAMED_PORTAL;
     if (code === Frontend.Describe || code === Frontend.Close) {
       const t = decodeTarget(buf, off, next);
       return [t.kind, t.name];
@@ -456,14 +473,15 @@ export class Session implements SessionPort {
    */
   private runIntercepted(fn: () => Promise<void> | void, query = false, statement = true): boolean {
     this.busy = true;
-    const scope = statement ? new StatementScope(this.probeStatementTimeout, this.cancelSource) : undefined;
-    this.scope = scope;
-    if (scope && this.cancelPending) scope.cancel();
+    this.scope = undefined;
+    this.inStatement = statement;
     const finish = (): void => {
+      const scope = this.scope;
       scope?.end();
       // One cancel fails one statement, as in Postgres.
       if (scope?.tookEffect) this.cancelPending = false;
-      if (this.scope === scope) this.scope = undefined;
+      this.scope = undefined;
+      this.inStatement = false;
       this.busy = false;
     };
     // A statement-level error (a malformed message, say) fails that statement as Postgres would,
@@ -489,6 +507,8 @@ export class Session implements SessionPort {
       finish();
       return true;
     }
+    // It waits from here: cancellable, and statement_timeout counts.
+    this.statementScope();
     this.updateClientFlow();
     p.then(
       () => {
