@@ -15,9 +15,8 @@ import type { RedisClient } from '../redis/pool.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { Cluster } from 'ioredis';
-import type { RedisType, TableSpec } from '../redis/table-spec.js';
-
-const LENGTH: Partial<Record<RedisType, string>> = { hash: 'hlen', list: 'llen', set: 'scard', zset: 'zcard', stream: 'xlen' };
+import type { TableSpec } from '../redis/table-spec.js';
+import { typeOf } from '../redis/types/type.js';
 
 /** `count(*)` (or `pg_catalog.count(*)`) as the plain aggregate: no FILTER, OVER, ORDER BY or DISTINCT. */
 export function isCountStar(n: unknown): boolean {
@@ -34,9 +33,9 @@ export function isCountStar(n: unknown): boolean {
  * redis_fdw_rs string globs. Other glob tables have a row per element, which only a read counts.
  */
 function countable(spec: TableSpec): boolean {
-  if (spec.multi === 'none') return LENGTH[spec.type] !== undefined || spec.type === 'string';
-  if (spec.multi === 'aggregate') return LENGTH[spec.type] !== undefined && spec.type !== 'stream';
-  return spec.type === 'string';
+  if (spec.multi === 'none') return true;
+  if (spec.multi === 'aggregate') return typeOf(spec).aggregateJson !== undefined;
+  return typeOf(spec).singleRow === true;
 }
 
 /**
@@ -84,12 +83,7 @@ function selectOf(n: unknown, location: number): Node | undefined {
 export async function redisCount(client: RedisClient, spec: TableSpec): Promise<number> {
   try {
     if (spec.multi !== 'none') return await keyCount(client, spec);
-    if (spec.type === 'string') {
-      // STRLEN fails on another type as the reader's GET does; an empty string is still a row.
-      const [, exists] = await Promise.all([client.call('strlen', spec.key), client.call('exists', spec.key)]);
-      return Number(exists);
-    }
-    return Number(await client.call(LENGTH[spec.type]!, spec.key));
+    return await typeOf(spec).count.run(client, spec.key);
   } catch (e) {
     if (e instanceof PgError) throw e;
     throw await mapRedisErrorWithType(e, { key: spec.key, table: spec.table, server: serverOf(client), expected: spec.type }, client);
@@ -128,7 +122,7 @@ export function countCommand(spec: TableSpec): string {
     const literal = globLiteral(spec.key);
     return literal !== null ? `TYPE ${literal}` : `SCAN 0 MATCH ${spec.key} COUNT ${SCAN_COUNT} TYPE ${spec.type} (keys counted, on every master)`;
   }
-  return spec.type === 'string' ? `EXISTS ${spec.key}` : `${LENGTH[spec.type]!.toUpperCase()} ${spec.key}`;
+  return typeOf(spec).count.explain(spec.key);
 }
 
 /** A count as a binary int8 parameter. */

@@ -41,7 +41,7 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
   const scoreCol = spec.roles.findIndex((r) => r.kind === 'score');
   const pushdown = extractPushdown(plan.targetRef, table.spec, param);
   await readRows(redis, { ...table, spec }, { ...pushdown, limit: undefined }, pending, {
-    row(key, values) {
+    row(key, values, staged) {
       const text: (string | null)[] = values.map((v) => {
         if (v === null) return null;
         if (Buffer.isBuffer(v)) {
@@ -56,6 +56,7 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
         values: text.slice(0, n),
         ...(indexCol >= 0 ? { index: Number(text[indexCol]) } : {}),
         ...(scoreCol >= 0 && text[scoreCol] !== null ? { score: text[scoreCol]! } : {}),
+        ...(staged ? { staged } : {}),
       });
     },
   });

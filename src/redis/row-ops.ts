@@ -7,7 +7,7 @@ import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { globMatch } from './glob.js';
 import type { ColumnRole, TableSpec } from './table-spec.js';
-import type { ListEdit, RedisOp } from './write.js';
+import type { ListEdit, RedisOp, XaddOp } from './write.js';
 
 /** A row as the statement read it, with what identifies it in Redis. */
 export interface SnapshotRow {
@@ -18,6 +18,8 @@ export interface SnapshotRow {
   index?: number;
   /** Its zset score, kept for zset tables without a score column (a renamed member keeps it). */
   score?: string;
+  /** The staged XADD this row is (a stream entry the transaction added; its id reads NULL). */
+  staged?: XaddOp;
 }
 
 export type Row = readonly (string | null)[];
@@ -92,8 +94,8 @@ export class StatementOps {
         return this.push({ op: 'zrem', key, member: v[c.element!]! });
       case 'stream':
         // An entry added earlier in this transaction has no id yet: dropping its XADD is the delete.
-        if (v[c.id!] === null) return this.push({ op: 'xcancel', key, row: v });
-        return this.push({ op: 'xdel', key, id: v[c.id!]! });
+        if (old.staged) return this.push({ op: 'xcancel', key, cancels: old.staged });
+        return this.push({ op: 'xdel', key, id: streamEntryId(v[c.id!] ?? null) });
       case 'string':
         return this.push({ op: 'del', key });
     }
@@ -287,6 +289,12 @@ function roleWords(r: ColumnRole): string {
     default:
       return r.kind;
   }
+}
+
+/** A stream row's id for XDEL: only an entry the transaction added (`staged`) reads without one. */
+function streamEntryId(id: string | null): string {
+  if (id === null) throw new Error('a stream row without an id that is not a staged entry');
+  return id;
 }
 
 export function streamUpdate(table: string): PgError {

@@ -29,18 +29,27 @@ export type RedisOp =
   | { op: 'srem'; key: string; member: string }
   | { op: 'zadd'; key: string; member: string; score: string; nx?: boolean }
   | { op: 'zrem'; key: string; member: string }
-  | { op: 'xadd'; key: string; id: string; pairs: string[] }
+  | XaddOp
+  /** `id`: an entry Redis numbered (read from Redis, or added with an explicit id). */
   | { op: 'xdel'; key: string; id: string }
   /**
-   * Deletes an entry this transaction added and Redis has not numbered yet (its XADD is still staged):
-   * `row` is how the entry read (declared columns); `cancels` is the staged XADD it resolved to. Both
+   * Deletes an entry this transaction added and Redis has not numbered yet: `cancels` is that staged
+   * XADD itself, the same object the read-your-writes model shows the entry as (types/stream.ts). Both
    * the XADD and this op are dropped at COMMIT, so Redis never sees either.
    */
-  | { op: 'xcancel'; key: string; row: readonly (string | null)[]; cancels?: RedisOp }
+  | { op: 'xcancel'; key: string; cancels: XaddOp }
   | { op: 'set'; key: string; value: string; nx?: boolean }
   | { op: 'del'; key: string }
   /** Every key matching a glob whose type is `type` (TRUNCATE of a multi-key table). */
   | { op: 'delPattern'; pattern: string; type: RedisType };
+
+/** `id`: `*` or `<ms>-*` when Redis picks it at COMMIT (types/stream.ts), else the entry's own id. */
+export interface XaddOp {
+  op: 'xadd';
+  key: string;
+  id: string;
+  pairs: string[];
+}
 
 /** Where a batch of ops goes, and the table to name in messages. */
 export interface OpTarget {
@@ -114,7 +123,7 @@ export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): P
 
 function execError(e: unknown, expanded: QueuedOp[], client: RedisClient): PgError {
   const first = expanded[0]!;
-  const mapped = mapRedisError(e, { key: first.op.op === 'delPattern' || first.op.op === 'xcancel' ? '' : first.op.key, table: first.table, server: serverOf(client) });
+  const mapped = mapRedisError(e, { key: first.op.op === 'delPattern' ? '' : first.op.key, table: first.table, server: serverOf(client) });
   if (!sentBeforeFailure(e)) return mapped;
   return new PgError(SqlState.TransactionResolutionUnknown, `the outcome of ${expanded.length === 1 ? 'this Redis write' : `these ${expanded.length} Redis commands`} is unknown: ${mapped.message}`, {
     detail: 'The commands reached the connection before it failed, and Redis may still run them (as one MULTI/EXEC: all or none).',

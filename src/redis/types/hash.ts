@@ -3,7 +3,11 @@
  * those fields (in the order given, deduplicated; fields that do not exist give no row).
  */
 import type { RedisKey } from 'ioredis';
-import { asArray, asBuffer, dedupe, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { asArray, asBuffer, dedupe, pairsJson, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { lengthCount } from './length.js';
+import { commandsOf, pairsText, type KeyModel, type ModelItem } from './model.js';
+import type { RedisOp } from '../write.js';
+import type { RedisTypeRecord } from './type.js';
 
 export function openHash(key: RedisKey, params: CursorParams): KeyCursor {
   const fields = params.useFields ? params.pushdown.fields : undefined;
@@ -58,3 +62,43 @@ function hmgetCursor(key: RedisKey, fields: string[], batch: number): KeyCursor 
     },
   };
 }
+
+class HashModel implements KeyModel {
+  constructor(private readonly m: Map<string, string>) {}
+
+  apply(op: RedisOp): void {
+    if (op.op === 'hset' && !(op.nx && this.m.has(op.field))) this.m.set(op.field, op.value);
+    else if (op.op === 'hdel') this.m.delete(op.field);
+  }
+
+  *items(): Generator<ModelItem> {
+    for (const [field, value] of this.m) yield { field, value };
+  }
+
+  json(): string | undefined {
+    return this.m.size ? pairsText([...this.m].flat()) : undefined;
+  }
+}
+
+export const hash: RedisTypeRecord = {
+  name: 'hash',
+  open: openHash,
+  paged: true,
+  count: lengthCount('hlen'),
+  pinnedRole: 'field',
+  fastScan: { kind: 'hash', first: 'field', second: 'value', dedupe: true },
+  aggregateJson(items, key, table) {
+    const pairs: Buffer[] = [];
+    for (const it of items) pairs.push(it.field!, it.value!);
+    return pairsJson(pairs, key, table);
+  },
+  model: {
+    async load(client, key) {
+      const flat = (await commandsOf(client).call('HGETALL', key)) as string[];
+      const m = new Map<string, string>();
+      for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
+      return new HashModel(m);
+    },
+    empty: () => new HashModel(new Map()),
+  },
+};

@@ -1,6 +1,10 @@
 /** List: LRANGE windows of `batch` elements, head to tail, with each element's 0-based index. */
 import type { RedisKey } from 'ioredis';
-import { asArray, asBuffer, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { asArray, asBuffer, elementsJson, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { lengthCount } from './length.js';
+import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { RedisOp } from '../write.js';
+import type { RedisTypeRecord } from './type.js';
 
 export function openList(key: RedisKey, params: CursorParams): KeyCursor {
   let start: number | undefined = 0;
@@ -20,3 +24,40 @@ export function openList(key: RedisKey, params: CursorParams): KeyCursor {
     },
   };
 }
+
+class ListModel implements KeyModel {
+  constructor(private a: string[]) {}
+
+  apply(op: RedisOp): void {
+    if (op.op === 'rpush') this.a.push(op.value);
+    else if (op.op === 'ledit') {
+      const gone = new Set<number>();
+      for (const e of op.edits) {
+        if (e.value === null) gone.add(e.index);
+        else this.a[e.index] = e.value;
+      }
+      if (gone.size) this.a = this.a.filter((_, i) => !gone.has(i));
+    }
+  }
+
+  *items(): Generator<ModelItem> {
+    for (let i = 0; i < this.a.length; i++) yield { element: this.a[i]!, index: String(i) };
+  }
+
+  json(): string | undefined {
+    return this.a.length ? JSON.stringify(this.a) : undefined;
+  }
+}
+
+export const list: RedisTypeRecord = {
+  name: 'list',
+  open: openList,
+  paged: true,
+  count: lengthCount('llen'),
+  fastScan: { kind: 'list', first: 'element', dedupe: false, position: 'index' },
+  aggregateJson: elementsJson,
+  model: {
+    load: async (client, key) => new ListModel(await commandsOf(client).lrange(key, '0', '-1')),
+    empty: () => new ListModel([]),
+  },
+};

@@ -1,6 +1,10 @@
 /** Set: SSCAN pages (COUNT = batch), in Redis's scan order (sets have no order of their own). */
 import type { RedisKey } from 'ioredis';
-import { asBuffer, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { asBuffer, elementsJson, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { lengthCount } from './length.js';
+import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { RedisOp } from '../write.js';
+import type { RedisTypeRecord } from './type.js';
 
 export function openSet(key: RedisKey, params: CursorParams): KeyCursor {
   let cursor: string | undefined = '0';
@@ -27,3 +31,33 @@ export function openSet(key: RedisKey, params: CursorParams): KeyCursor {
     },
   };
 }
+
+class SetModel implements KeyModel {
+  constructor(private readonly s: Set<string>) {}
+
+  apply(op: RedisOp): void {
+    if (op.op === 'sadd') this.s.add(op.member);
+    else if (op.op === 'srem') this.s.delete(op.member);
+  }
+
+  *items(): Generator<ModelItem> {
+    for (const element of this.s) yield { element };
+  }
+
+  json(): string | undefined {
+    return this.s.size ? JSON.stringify([...this.s]) : undefined;
+  }
+}
+
+export const set: RedisTypeRecord = {
+  name: 'set',
+  open: openSet,
+  paged: true,
+  count: lengthCount('scard'),
+  fastScan: { kind: 'set', first: 'element', dedupe: true },
+  aggregateJson: elementsJson,
+  model: {
+    load: async (client, key) => new SetModel(new Set(await commandsOf(client).smembers(key))),
+    empty: () => new SetModel(new Set()),
+  },
+};

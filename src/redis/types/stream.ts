@@ -4,6 +4,10 @@
  */
 import type { RedisKey } from 'ioredis';
 import { asArray, asBuffer, asText, flatPairs, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { lengthCount } from './length.js';
+import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { RedisOp, XaddOp } from '../write.js';
+import type { RedisTypeRecord } from './type.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -41,3 +45,47 @@ export function openStream(key: RedisKey, params: CursorParams): KeyCursor {
     },
   };
 }
+
+/**
+ * Which entry a row of the model is: one Redis numbered (its id), or one this transaction added whose
+ * XADD is still staged, named by that XADD itself. A DELETE of the row stages an XDEL of the id or an
+ * `xcancel` of the XADD (row-ops.ts), so the model and COMMIT find the entry by the same value.
+ */
+export type StreamEntryId = { redis: string } | { staged: XaddOp };
+
+/** An XADD whose id Redis picks (`*` or `<ms>-*`): until COMMIT, its row reads with a NULL id. */
+export function unnumbered(op: XaddOp): boolean {
+  return op.id === '*' || op.id.endsWith('-*');
+}
+
+class StreamModel implements KeyModel {
+  constructor(private e: { id: StreamEntryId; pairs: string[] }[]) {}
+
+  apply(op: RedisOp): void {
+    if (op.op === 'xadd') this.e.push({ id: unnumbered(op) ? { staged: op } : { redis: op.id }, pairs: op.pairs });
+    else if (op.op === 'xcancel') this.e = this.e.filter((e) => !('staged' in e.id && e.id.staged === op.cancels));
+    else if (op.op === 'xdel') this.e = this.e.filter((e) => !('redis' in e.id && e.id.redis === op.id));
+  }
+
+  *items(): Generator<ModelItem> {
+    for (const e of this.e) yield 'redis' in e.id ? { id: e.id.redis, pairs: e.pairs } : { id: null, pairs: e.pairs, staged: e.id.staged };
+  }
+
+  json(): undefined {
+    return undefined;
+  }
+}
+
+export const stream: RedisTypeRecord = {
+  name: 'stream',
+  open: openStream,
+  paged: true,
+  count: lengthCount('xlen'),
+  model: {
+    async load(client, key) {
+      const entries = await commandsOf(client).xrange(key, '-', '+');
+      return new StreamModel(entries.map(([id, pairs]) => ({ id: { redis: id }, pairs })));
+    },
+    empty: () => new StreamModel([]),
+  },
+};

@@ -7,7 +7,11 @@
  * Scores are the text Redis returns ("10", "1.5", "inf").
  */
 import type { RedisKey } from 'ioredis';
-import { asArray, asBuffer, asText, flatPairs, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { asArray, asBuffer, elementsJson, asText, flatPairs, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { lengthCount } from './length.js';
+import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { RedisOp } from '../write.js';
+import type { RedisTypeRecord } from './type.js';
 
 export function openZset(key: RedisKey, params: CursorParams): KeyCursor {
   const { scoreMin, scoreMax } = params.pushdown;
@@ -68,3 +72,58 @@ function byScoreCursor(key: RedisKey, min: string, max: string, batch: number): 
     },
   };
 }
+
+class ZsetModel implements KeyModel {
+  constructor(private readonly m: Map<string, string>) {}
+
+  apply(op: RedisOp): void {
+    if (op.op === 'zadd' && !(op.nx && this.m.has(op.member))) this.m.set(op.member, normalScore(op.score));
+    else if (op.op === 'zrem') this.m.delete(op.member);
+  }
+
+  *items(): Generator<ModelItem> {
+    for (const [element, score] of this.sorted()) yield { element, score };
+  }
+
+  json(): string | undefined {
+    return this.m.size ? JSON.stringify(this.sorted().map(([e]) => e)) : undefined;
+  }
+
+  /** In Redis's order: by score, ties by member. */
+  private sorted(): [string, string][] {
+    return [...this.m].sort((a, b) => Number(a[1]) - Number(b[1]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+}
+
+/** A score as Redis would print it back (ZSCORE): shortest round-trip form, inf spelled Redis's way. */
+function normalScore(s: string): string {
+  const n = Number(s.replace(/^\+?inf$/i, 'Infinity').replace(/^-inf$/i, '-Infinity'));
+  if (n === Infinity) return 'inf';
+  if (n === -Infinity) return '-inf';
+  return String(n);
+}
+
+export const zset: RedisTypeRecord = {
+  name: 'zset',
+  open: openZset,
+  paged: true,
+  count: lengthCount('zcard'),
+  fastScan: {
+    kind: 'zset',
+    first: 'element',
+    second: 'score',
+    dedupe: false,
+    // A score range reads by ZRANGEBYSCORE, which the raw scan doesn't speak.
+    whole: (p) => p.scoreMin === undefined && p.scoreMax === undefined,
+  },
+  aggregateJson: elementsJson,
+  model: {
+    async load(client, key) {
+      const flat = await commandsOf(client).zrange(key, '0', '-1', 'WITHSCORES');
+      const m = new Map<string, string>();
+      for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
+      return new ZsetModel(m);
+    },
+    empty: () => new ZsetModel(new Map()),
+  },
+};
