@@ -34,7 +34,7 @@ export function isCountStar(n: unknown): boolean {
  */
 function countable(spec: TableSpec): boolean {
   if (spec.multi === 'none') return true;
-  if (spec.multi === 'aggregate') return typeOf(spec).aggregateJson !== undefined;
+  if (spec.multi === 'aggregate') return typeOf(spec).aggregate !== undefined;
   return typeOf(spec).singleRow === true;
 }
 

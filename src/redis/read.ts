@@ -194,7 +194,7 @@ class TableReader {
       await this.readKey(this.client, this.spec.key, this.spec.key, this.spec.key, null);
       return;
     }
-    if (this.spec.multi === 'aggregate' && !this.type.aggregateJson) {
+    if (this.spec.multi === 'aggregate' && !this.type.aggregate) {
       throw new PgError(SqlState.FeatureNotSupported, `foreign table ${this.spec.table}: multi-key ${this.spec.type} tables cannot aggregate keys; only list, set, hash and zset can`);
     }
     await this.readMulti();
@@ -353,7 +353,7 @@ class TableReader {
         if (aggregate) {
           const items = await this.collectKey(node, key, cur, first);
           if (items.length === 0) continue; // gone since SCAN, or never existed
-          this.em.aggregate(keyLabel, key, this.type.aggregateJson!(items, keyLabel, this.spec.table));
+          this.em.aggregate(keyLabel, key, this.type.aggregate!.json(items, keyLabel, this.spec.table));
         } else {
           await this.readKey(node, key, keyLabel, key, { cursor: cur, items: first });
         }

@@ -7,6 +7,9 @@ import { asArray, asBuffer, dedupe, pairsJson, scanReply, SeenSet, type CursorPa
 import { lengthCount } from './length.js';
 import { commandsOf, pairsText, type KeyModel, type ModelItem } from './model.js';
 import type { RedisOp } from '../write.js';
+import { describeJson } from './row-writer.js';
+import { PgError } from '../../protocol/pg-error.js';
+import { SqlState } from '../../protocol/sqlstate.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openHash(key: RedisKey, params: CursorParams): KeyCursor {
@@ -87,10 +90,18 @@ export const hash: RedisTypeRecord = {
   count: lengthCount('hlen'),
   pinnedRole: 'field',
   fastScan: { kind: 'hash', first: 'field', second: 'value', dedupe: true },
-  aggregateJson(items, key, table) {
-    const pairs: Buffer[] = [];
-    for (const it of items) pairs.push(it.field!, it.value!);
-    return pairsJson(pairs, key, table);
+  aggregate: {
+    json(items, key, table) {
+      const pairs: Buffer[] = [];
+      for (const it of items) pairs.push(it.field!, it.value!);
+      return pairsJson(pairs, key, table);
+    },
+    write(w, key, items, name) {
+      if (items === null || typeof items !== 'object' || Array.isArray(items) || Object.keys(items).length === 0) {
+        throw new PgError(SqlState.InvalidParameterValue, `column "${name}" of a multi_hash row must be a non-empty JSON object`, { detail: `Got ${describeJson(items)}.` });
+      }
+      for (const [f, v] of Object.entries(items as Record<string, unknown>)) w.push({ op: 'hset', key, field: f, value: w.jsonScalar(v, `${name}.${f}`) });
+    },
   },
   model: {
     async load(client, key) {
@@ -100,5 +111,24 @@ export const hash: RedisTypeRecord = {
       return new HashModel(m);
     },
     empty: () => new HashModel(new Map()),
+  },
+  rows(w) {
+    const c = w.col;
+    return {
+      insert: (key, row, nx) => w.push({ op: 'hset', key, field: w.required(row, c.field!), value: w.required(row, c.value!), ...(nx ? { nx } : {}) }),
+      delete: (old) => w.push({ op: 'hdel', key: old.key, field: old.values[c.field!]! }),
+      update(old, row) {
+        const field = w.required(row, c.field!);
+        if (field !== old.values[c.field!]) w.push({ op: 'hdel', key: old.key, field: old.values[c.field!]! });
+        w.push({ op: 'hset', key: old.key, field, value: w.required(row, c.value!) });
+      },
+    };
+  },
+  conflict: {
+    role: 'field',
+    async existing(c, key, members) {
+      const v = (await c.call('HMGET', key, ...members)) as (string | null)[];
+      return members.filter((_, i) => v[i] !== null);
+    },
   },
 };

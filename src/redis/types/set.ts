@@ -4,6 +4,7 @@ import { asBuffer, elementsJson, scanReply, SeenSet, type CursorParams, type Ite
 import { lengthCount } from './length.js';
 import { commandsOf, type KeyModel, type ModelItem } from './model.js';
 import type { RedisOp } from '../write.js';
+import { writeArrayItems } from './row-writer.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openSet(key: RedisKey, params: CursorParams): KeyCursor {
@@ -55,9 +56,32 @@ export const set: RedisTypeRecord = {
   paged: true,
   count: lengthCount('scard'),
   fastScan: { kind: 'set', first: 'element', dedupe: true },
-  aggregateJson: elementsJson,
+  aggregate: {
+    json: elementsJson,
+    write: (w, key, items, name) => writeArrayItems(w, key, items, name, (member) => ({ op: 'sadd', key, member })),
+  },
   model: {
     load: async (client, key) => new SetModel(new Set(await commandsOf(client).smembers(key))),
     empty: () => new SetModel(new Set()),
+  },
+  rows(w) {
+    const c = w.col;
+    return {
+      insert: (key, row) => w.push({ op: 'sadd', key, member: w.required(row, c.element!) }),
+      delete: (old) => w.push({ op: 'srem', key: old.key, member: old.values[c.element!]! }),
+      update(old, row) {
+        const member = w.required(row, c.element!);
+        if (member === old.values[c.element!]) return;
+        w.push({ op: 'srem', key: old.key, member: old.values[c.element!]! });
+        w.push({ op: 'sadd', key: old.key, member });
+      },
+    };
+  },
+  conflict: {
+    role: 'element',
+    async existing(c, key, members) {
+      const v = (await c.call('SMISMEMBER', key, ...members)) as number[];
+      return members.filter((_, i) => v[i] === 1);
+    },
   },
 };

@@ -51,4 +51,15 @@ export const string: RedisTypeRecord = {
     load: async (client, key) => new StringModel(await commandsOf(client).get(key)),
     empty: () => new StringModel(null),
   },
+  rows(w) {
+    const c = w.col;
+    return {
+      insert: (key, row, nx) => w.push({ op: 'set', key, value: w.required(row, c.value!), ...(nx ? { nx } : {}) }),
+      delete: (old) => w.push({ op: 'del', key: old.key }),
+      update: (old, row) => w.push({ op: 'set', key: old.key, value: w.required(row, c.value!) }),
+    };
+  },
+  conflict: {
+    existing: async (c, key) => ((await c.exists(key)) ? [key] : []),
+  },
 };

@@ -10,6 +10,9 @@ import type { ScanKind } from '../resp-scan.js';
 import type { Item, OpenCursor } from './cursor.js';
 import type { KeyCount } from './length.js';
 import type { ModelOf } from './model.js';
+import type { RowWriter, TypeRows } from './row-writer.js';
+import type { PgError } from '../../protocol/pg-error.js';
+import type { Redis } from 'ioredis';
 import { hash } from './hash.js';
 import { list } from './list.js';
 import { set } from './set.js';
@@ -33,11 +36,8 @@ export interface RedisTypeRecord {
   readonly pinnedRole?: 'field';
   /** The raw scan (resp-scan.ts) for a whole-key read straight into `text[]` parameters, if any. */
   readonly fastScan?: FastScan;
-  /**
-   * A multi_* row's `items`: one key's whole contents as JSON. Undefined for types whose keys a
-   * multi-key table can't aggregate (stream, string).
-   */
-  aggregateJson?(items: Item[], key: string, table: string): string;
+  /** A multi_* table's one row per key; undefined for types whose keys can't be aggregated (stream, string). */
+  readonly aggregate?: Aggregate;
 
   // ---- counting ----
 
@@ -50,6 +50,34 @@ export interface RedisTypeRecord {
 
   /** One key in memory, with the transaction's staged commands applied to it (overlay.ts). */
   readonly model: ModelOf;
+
+  // ---- writing ----
+
+  /** A statement's rows → commands for this type (row-ops.ts adds what every type shares). */
+  rows(w: RowWriter): TypeRows;
+  /** Refuses UPDATE of this type's tables, saying why (streams are append-only). */
+  refuseUpdate?(table: string): PgError;
+  /**
+   * Roles a write's snapshot reads besides the declared columns to find a row again in Redis: a
+   * list's position, a zset's score (ZADD of a renamed member needs it).
+   */
+  readonly identityRoles?: readonly ('index' | 'score')[];
+  /** What identifies an entry inside a key, for INSERT ... ON CONFLICT; undefined: entries have none. */
+  readonly conflict?: Conflict;
+}
+
+/** A multi_* row: one key's whole contents as JSON `items`, read and written. */
+export interface Aggregate {
+  json(items: Item[], key: string, table: string): string;
+  /** The commands that write a row's parsed `items` (column `name`) into `key`. */
+  write(w: RowWriter, key: string, items: unknown, name: string): void;
+}
+
+export interface Conflict {
+  /** The role naming the entry inside the key (hash field, set/zset member); absent: the key is the entry. */
+  readonly role?: 'field' | 'element';
+  /** Which of `members` the key holds now (for a type without `role`: the key itself when it exists). */
+  existing(c: Redis, key: string, members: string[]): Promise<string[]>;
 }
 
 /** How a type's whole-key reply maps onto the table's columns in a raw scan. */

@@ -11,6 +11,9 @@ import { asArray, asBuffer, elementsJson, asText, flatPairs, type CursorParams, 
 import { lengthCount } from './length.js';
 import { commandsOf, type KeyModel, type ModelItem } from './model.js';
 import type { RedisOp } from '../write.js';
+import { writeArrayItems } from './row-writer.js';
+import { PgError } from '../../protocol/pg-error.js';
+import { SqlState } from '../../protocol/sqlstate.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openZset(key: RedisKey, params: CursorParams): KeyCursor {
@@ -103,6 +106,16 @@ function normalScore(s: string): string {
   return String(n);
 }
 
+const FLOAT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+/** A score as ZADD takes it; 22P02 for what isn't a number. */
+function score(s: string): string {
+  const t = s.trim();
+  if (FLOAT.test(t)) return t;
+  if (/^[+-]?(inf|infinity)$/i.test(t)) return t.startsWith('-') ? '-inf' : '+inf';
+  throw new PgError(SqlState.InvalidTextRepresentation, `invalid input syntax for type double precision: "${s}"`, { detail: 'A zset score must be a number.' });
+}
+
 export const zset: RedisTypeRecord = {
   name: 'zset',
   open: openZset,
@@ -116,7 +129,11 @@ export const zset: RedisTypeRecord = {
     // A score range reads by ZRANGEBYSCORE, which the raw scan doesn't speak.
     whole: (p) => p.scoreMin === undefined && p.scoreMax === undefined,
   },
-  aggregateJson: elementsJson,
+  aggregate: {
+    json: elementsJson,
+    // A multi_zset row has no score column: every member gets 0, as for a zset table without one.
+    write: (w, key, items, name) => writeArrayItems(w, key, items, name, (member) => ({ op: 'zadd', key, member, score: '0' })),
+  },
   model: {
     async load(client, key) {
       const flat = await commandsOf(client).zrange(key, '0', '-1', 'WITHSCORES');
@@ -125,5 +142,27 @@ export const zset: RedisTypeRecord = {
       return new ZsetModel(m);
     },
     empty: () => new ZsetModel(new Map()),
+  },
+  rows(w) {
+    const c = w.col;
+    return {
+      insert: (key, row, nx) => w.push({ op: 'zadd', key, member: w.required(row, c.element!), score: c.score === undefined ? '0' : score(w.required(row, c.score)), ...(nx ? { nx } : {}) }),
+      delete: (old) => w.push({ op: 'zrem', key: old.key, member: old.values[c.element!]! }),
+      update(old, row) {
+        const member = w.required(row, c.element!);
+        const s = c.score === undefined ? undefined : score(w.required(row, c.score));
+        if (member !== old.values[c.element!]) w.push({ op: 'zrem', key: old.key, member: old.values[c.element!]! });
+        // Without a score column a renamed member keeps its score; ZADD needs one, so it is the old one.
+        w.push({ op: 'zadd', key: old.key, member, score: s ?? old.score ?? '0' });
+      },
+    };
+  },
+  identityRoles: ['score'],
+  conflict: {
+    role: 'element',
+    async existing(c, key, members) {
+      const v = (await c.call('ZMSCORE', key, ...members)) as (string | null)[];
+      return members.filter((_, i) => v[i] !== null);
+    },
   },
 };
