@@ -10,6 +10,7 @@ import type { RedisOp } from '../write.js';
 import { describeJson } from './row-writer.js';
 import { PgError } from '../../protocol/pg-error.js';
 import { SqlState } from '../../protocol/sqlstate.js';
+import { shapeError } from './shape.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openHash(key: RedisKey, params: CursorParams): KeyCursor {
@@ -130,5 +131,13 @@ export const hash: RedisTypeRecord = {
       const v = (await c.call('HMGET', key, ...members)) as (string | null)[];
       return members.filter((_, i) => v[i] !== null);
     },
+  },
+  supabaseColumns(table, cols) {
+    if (cols.length !== 2) throw shapeError(table, "'hash'", '(key text, value text)', cols);
+    return [{ kind: 'field' }, { kind: 'value' }];
+  },
+  rsColumns(table, rest, prefix, cols) {
+    if (rest.length !== 2) throw shapeError(table, "'hash'", `${prefix}field text, value text)`, cols);
+    return [{ kind: 'field' }, { kind: 'value' }];
   },
 };

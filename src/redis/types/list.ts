@@ -8,6 +8,7 @@ import { writeArrayItems, type RowWriter } from './row-writer.js';
 import type { ListEdit } from '../write.js';
 import { PgError } from '../../protocol/pg-error.js';
 import { SqlState } from '../../protocol/sqlstate.js';
+import { shapeError, withExtra } from './shape.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openList(key: RedisKey, params: CursorParams): KeyCursor {
@@ -98,4 +99,6 @@ export const list: RedisTypeRecord = {
     };
   },
   identityRoles: ['index'],
+  supabaseColumns: (table, cols) => withExtra(table, "'list'", cols, 'index'),
+  rsColumns: (table, rest) => withExtra(table, "'list'", rest, 'index'),
 };

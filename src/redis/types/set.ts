@@ -5,6 +5,7 @@ import { lengthCount } from './length.js';
 import { commandsOf, type KeyModel, type ModelItem } from './model.js';
 import type { RedisOp } from '../write.js';
 import { writeArrayItems } from './row-writer.js';
+import { shapeError } from './shape.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openSet(key: RedisKey, params: CursorParams): KeyCursor {
@@ -83,5 +84,13 @@ export const set: RedisTypeRecord = {
       const v = (await c.call('SMISMEMBER', key, ...members)) as number[];
       return members.filter((_, i) => v[i] === 1);
     },
+  },
+  supabaseColumns(table, cols) {
+    if (cols.length !== 1) throw shapeError(table, "'set'", '(element text)', cols);
+    return [{ kind: 'element' }];
+  },
+  rsColumns(table, rest, prefix, cols) {
+    if (rest.length !== 1) throw shapeError(table, "'set'", `${prefix}member text)`, cols);
+    return [{ kind: 'element' }];
   },
 };

@@ -10,7 +10,9 @@ import type { RedisOp, XaddOp } from '../write.js';
 import { describeJson, jsonOf, type Row, type RowWriter } from './row-writer.js';
 import { PgError } from '../../protocol/pg-error.js';
 import { SqlState } from '../../protocol/sqlstate.js';
+import { shapeError } from './shape.js';
 import type { RedisTypeRecord } from './type.js';
+import type { ColumnRole } from '../table-spec.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -144,4 +146,12 @@ export const stream: RedisTypeRecord = {
     };
   },
   refuseUpdate: streamUpdate,
+  supabaseColumns(table, cols) {
+    if (cols.length !== 2) throw shapeError(table, "'stream'", '(id text, items jsonb)', cols);
+    return [{ kind: 'id' }, { kind: 'items' }];
+  },
+  rsColumns(table, rest, prefix, cols) {
+    if (rest.length < 1) throw shapeError(table, "'stream'", `${prefix}id text, <one column per field>...)`, cols);
+    return [{ kind: 'id' }, ...rest.slice(1).map((c): ColumnRole => ({ kind: 'streamField', name: c.name }))];
+  },
 };

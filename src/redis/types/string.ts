@@ -3,6 +3,7 @@ import type { RedisKey } from 'ioredis';
 import { asBuffer, type CursorParams, type KeyCursor } from './cursor.js';
 import { commandsOf, type KeyModel, type ModelItem } from './model.js';
 import type { RedisOp } from '../write.js';
+import { shapeError } from './shape.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openString(key: RedisKey, _params: CursorParams): KeyCursor {
@@ -61,5 +62,9 @@ export const string: RedisTypeRecord = {
   },
   conflict: {
     existing: async (c, key) => ((await c.exists(key)) ? [key] : []),
+  },
+  rsColumns(table, rest, prefix, cols) {
+    if (rest.length !== 1) throw shapeError(table, "'string'", `${prefix}value text)`, cols);
+    return [{ kind: 'value' }];
   },
 };

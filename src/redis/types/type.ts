@@ -5,7 +5,7 @@
  * callers reach it through `typeOf(spec)` rather than switching on the type's name. What every type
  * shares (several keys under one glob pattern) is in multi.ts.
  */
-import type { ColumnRole, Pushdown, RedisType } from '../table-spec.js';
+import type { ColumnDef, ColumnRole, Pushdown, RedisType } from '../table-spec.js';
 import type { ScanKind } from '../resp-scan.js';
 import type { Item, OpenCursor } from './cursor.js';
 import type { KeyCount } from './length.js';
@@ -22,6 +22,16 @@ import { zset } from './zset.js';
 
 export interface RedisTypeRecord {
   readonly name: RedisType;
+
+  // ---- declaring (catalog/options.ts) ----
+
+  /** The column roles of a Supabase Wrappers table (src_type '<name>'); absent: not one of its types. */
+  supabaseColumns?(table: string, cols: ColumnDef[]): ColumnRole[];
+  /**
+   * The column roles of a redis_fdw_rs table: `rest` are the columns after the key column of a pattern
+   * table (all of them otherwise), `prefix` how messages show the columns before them.
+   */
+  rsColumns(table: string, rest: ColumnDef[], prefix: string, cols: ColumnDef[]): ColumnRole[];
 
   // ---- reading ----
 

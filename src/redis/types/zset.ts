@@ -14,6 +14,7 @@ import type { RedisOp } from '../write.js';
 import { writeArrayItems } from './row-writer.js';
 import { PgError } from '../../protocol/pg-error.js';
 import { SqlState } from '../../protocol/sqlstate.js';
+import { shapeError, withExtra } from './shape.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openZset(key: RedisKey, params: CursorParams): KeyCursor {
@@ -164,5 +165,10 @@ export const zset: RedisTypeRecord = {
       const v = (await c.call('ZMSCORE', key, ...members)) as (string | null)[];
       return members.filter((_, i) => v[i] !== null);
     },
+  },
+  supabaseColumns: (table, cols) => withExtra(table, "'zset'", cols, 'score'),
+  rsColumns(table, rest, prefix, cols) {
+    if (rest.length < 1 || rest.length > 2) throw shapeError(table, "'zset'", `${prefix}member text[, score float8])`, cols);
+    return rest.length === 2 ? [{ kind: 'element' }, { kind: 'score' }] : [{ kind: 'element' }];
   },
 };
