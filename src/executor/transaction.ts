@@ -5,7 +5,7 @@
  */
 import { commitApplyFailuresTotal } from '../metrics/metrics.js';
 import { connKey } from '../redis/connection.js';
-import { touches } from '../redis/overlay.js';
+import { touches } from '../redis/types/multi.js';
 import { randomUUID } from 'node:crypto';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
 import { applyShare, markerKey, type OutboxPart } from './outbox.js';

@@ -12,13 +12,8 @@ import type { ColumnRole, RowSink, TableSpec } from './table-spec.js';
 import type { KeyModel, ModelItem } from './types/model.js';
 import { pairsText } from './types/model.js';
 import { typeOf } from './types/type.js';
-import { scanKeys, type RedisOp } from './write.js';
-
-/** Whether `op` touches a key of `spec`. */
-export function touches(spec: TableSpec, op: RedisOp): boolean {
-  if (op.op === 'delPattern') return op.type === spec.type && (spec.multi === 'none' ? globMatch(op.pattern, spec.key) : op.pattern === spec.key);
-  return spec.multi === 'none' ? op.key === spec.key : globMatch(spec.key, op.key);
-}
+import { scanKeys } from './types/multi.js';
+import type { RedisOp } from './write.js';
 
 export async function readWithPending(client: RedisClient, spec: TableSpec, pending: readonly RedisOp[], sink: RowSink): Promise<void> {
   const keys = spec.multi === 'none' ? [spec.key] : await scanKeys(client, spec.key, spec.type);

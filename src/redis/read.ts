@@ -20,10 +20,10 @@ import type { RedisClient } from './pool.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { isWrongTypeError, mapRedisError, mapRedisErrorWithType, serverOf } from './errors.js';
-import { globLiteral, globMatch } from './glob.js';
 import type { ColumnRole, Pushdown, RedisType, RowSink, TableSpec } from './table-spec.js';
 import { fastScanFor, scanKey, type ScanTargets } from './resp-scan.js';
-import { asArray, asText, dedupe, pairsJson, type Cmd, type CursorParams, type Item, type KeyCursor, type OpenCursor } from './types/cursor.js';
+import { asArray, asText, pairsJson, type Cmd, type CursorParams, type Item, type KeyCursor, type OpenCursor } from './types/cursor.js';
+import { exactKeys, scanPattern } from './types/multi.js';
 import { typeOf, type RedisTypeRecord } from './types/type.js';
 
 export type { RedisClient };
@@ -293,40 +293,22 @@ class TableReader {
 
   private async readMulti(): Promise<void> {
     const pattern = this.spec.key;
-    const exact = this.pushdown.keys ?? (() => {
-      const lit = globLiteral(pattern);
-      return lit === null ? undefined : [lit];
-    })();
+    const exact = exactKeys(this.spec, this.pushdown);
     if (exact) {
-      const keys = dedupe(exact).filter((k) => globMatch(pattern, k)).map((k) => Buffer.from(k, 'utf8'));
+      const keys = exact.map((k) => Buffer.from(k, 'utf8'));
       for (let i = 0; i < keys.length && !this.em.full; i += this.keysPerPipeline) {
         await this.readKeys(this.client, keys.slice(i, i + this.keysPerPipeline));
       }
       return;
     }
-    const nodes: RedisClient[] = isCluster(this.client) ? this.client.nodes('master') : [this.client];
-    if (nodes.length === 0) {
-      throw new PgError(SqlState.FdwUnableToEstablishConnection, `could not reach any Redis Cluster master at ${this.server} for foreign table ${this.spec.table}`);
-    }
-    const seen = new Set<string>();
-    for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const reply = await this.call(node, ['scan', cursor, 'MATCH', pattern, 'COUNT', this.params.batch, 'TYPE', this.spec.type], pattern);
-        const arr = asArray(reply, 'SCAN');
-        cursor = asText(arr[0] ?? '0');
-        const keys: Buffer[] = [];
-        for (const k of asArray(arr[1], 'SCAN') as Buffer[]) {
-          const id = k.toString('latin1');
-          if (!seen.has(id)) {
-            seen.add(id);
-            keys.push(k);
-          }
-        }
-        for (let i = 0; i < keys.length && !this.em.full; i += this.keysPerPipeline) {
-          await this.readKeys(node, keys.slice(i, i + this.keysPerPipeline));
-        }
-      } while (cursor !== '0' && !this.em.full);
+    const call = async (node: RedisClient, cmd: Cmd): Promise<unknown> => {
+      const arr = asArray(await this.call(node, cmd, pattern), 'SCAN');
+      return [asText(arr[0] ?? '0'), asArray(arr[1], 'SCAN')];
+    };
+    for await (const { node, keys } of scanPattern(this.client, pattern, this.spec.type, { count: this.params.batch, call, table: this.spec.table })) {
+      for (let i = 0; i < keys.length && !this.em.full; i += this.keysPerPipeline) {
+        await this.readKeys(node, keys.slice(i, i + this.keysPerPipeline));
+      }
       if (this.em.full) return;
     }
   }
@@ -437,10 +419,8 @@ export function explainRead(spec: TableSpec, pushdown: Pushdown, opts: ReadOptio
   if (spec.multi === 'none') {
     lines.push(perKey(spec.key));
   } else {
-    const lit = globLiteral(spec.key);
-    const exact = pushdown.keys ?? (lit === null ? undefined : [lit]);
-    if (exact) {
-      const keys = dedupe(exact).filter((k) => globMatch(spec.key, k));
+    const keys = exactKeys(spec, pushdown);
+    if (keys) {
       lines.push(`keys: ${keys.map(quote).join(', ') || '(none match the pattern)'}`);
     } else {
       lines.push(`${show(['scan', 0, 'MATCH', spec.key, 'COUNT', batch, 'TYPE', spec.type])} (until the cursor returns to 0; on every master of a cluster)`);

@@ -11,6 +11,7 @@ import type { RedisClient } from './pool.js';
 import { mapRedisError, serverOf } from './errors.js';
 import { GiveWay } from '../executor/give-way.js';
 import type { RedisType } from './table-spec.js';
+import { scanKeys } from './types/multi.js';
 
 /** One list position a statement edits: set to `value`, or removed when `value` is null. */
 export interface ListEdit {
@@ -298,20 +299,6 @@ async function expandPatterns(client: RedisClient, ops: readonly StagedOp[]): Pr
     for (const key of await scanKeys(client, s.op.pattern, s.op.type)) out.push({ op: { op: 'del', key }, table: s.table });
   }
   return out;
-}
-
-export async function scanKeys(client: RedisClient, pattern: string, type: RedisType): Promise<string[]> {
-  const nodes = (client as { isCluster?: boolean }).isCluster ? (client as unknown as { nodes(role: string): Redis[] }).nodes('master') : [commands(client)];
-  const keys: string[] = [];
-  for (const node of nodes) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', type);
-      keys.push(...batch);
-      cursor = next;
-    } while (cursor !== '0');
-  }
-  return [...new Set(keys)];
 }
 
 /** What a failed apply did and didn't do, in words for a WARNING or an error. */

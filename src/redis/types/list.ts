@@ -8,7 +8,7 @@ import { writeArrayItems, type RowWriter } from './row-writer.js';
 import type { ListEdit } from '../write.js';
 import { PgError } from '../../protocol/pg-error.js';
 import { SqlState } from '../../protocol/sqlstate.js';
-import { shapeError, withExtra } from './shape.js';
+import { withExtra } from './shape.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openList(key: RedisKey, params: CursorParams): KeyCursor {
