@@ -24,7 +24,7 @@ import type { NameIndex } from '../sql/classify.js';
 import { quoteIdent } from '../sql/quote.js';
 import { wholeRowLocations, wholeRowNames } from '../sql/whole-row.js';
 import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
-import { streamUpdate } from '../redis/row-ops.js';
+import { typeOf } from '../redis/types/type.js';
 import type { SessionPort } from '../session/types.js';
 import { planConflict, type ConflictPlan } from './upsert.js';
 import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
@@ -90,7 +90,8 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   // As Postgres: DO UPDATE needs UPDATE on the target too.
   if (conflict?.action === 'update') targetPrivileges.push('update');
   for (const p of targetPrivileges) checkPrivilege(target, p);
-  if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
+  const refuseUpdate = typeOf(target.spec).refuseUpdate;
+  if (kind === 'update' && refuseUpdate) throw refuseUpdate(target.display);
 
   const utf8 = isUtf8Encoding(port.clientEncoding);
   const clientParams = Math.max(info.maxParam, clientTypes.length);

@@ -3,6 +3,7 @@
  * key (or glob pattern of keys), and what each declared column holds. Both FDW dialects end up here.
  */
 import type { TextArrayBuilder } from '../protocol/text-array.js';
+import type { XaddOp } from './write.js';
 
 export type RedisType = 'list' | 'set' | 'hash' | 'zset' | 'stream' | 'string';
 
@@ -73,7 +74,11 @@ export interface Pushdown {
  * error messages.
  */
 export interface RowSink {
-  row(key: string, values: (Buffer | string | null)[]): void;
+  /**
+   * `staged`: the staged XADD the row is, for a stream entry an open transaction added and Redis has
+   * not numbered yet (its id reads NULL); a DELETE of the row cancels that XADD.
+   */
+  row(key: string, values: (Buffer | string | null)[], staged?: XaddOp): void;
   /**
    * The binary `text[]` parameters the rows end up in, one per column, still empty: a big single-key scan
    * may fill them in place (redis/resp-scan.ts) instead of calling row(), checking text as the sink would,
