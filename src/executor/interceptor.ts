@@ -595,7 +595,7 @@ class SessionInterceptor implements Interceptor {
       // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
       const result = await runFast(this.readsFor(port), shape, params, fields, codec);
       if (typeof result === 'string') return undefined;
-      this.stats.rows = result.rows.length;
+      this.stats.rows = result.rowCount;
       return { fields, result };
     } catch (e) {
       // The upstream path meets the same failure and reports it the way it always has; but a Redis
