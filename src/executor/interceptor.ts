@@ -197,6 +197,8 @@ class SessionInterceptor implements Interceptor {
   private owningTx = false;
   /** Name resolutions (with privileges) for the fast path, good for `recheckMs` as prepared statements' are. */
   private readonly resolutions = new Map<string, { at: number; generation: number; res: Resolution }>();
+  /** extra_float_digits as last read upstream, and the session's upstream write count then. */
+  private floatDigits: { value: number; at: number } | undefined;
 
   /** The current statement's Redis commands and rows, for the slow-statement log. */
   private readonly stats = new StatementStats();
@@ -553,7 +555,12 @@ class SessionInterceptor implements Interceptor {
           if (fast) {
             // Answered here, but an internal query (names, the statement_timeout probe) may have opened a
             // batch upstream meanwhile: close it first, so the reply leaves with upstream idle again.
-            if (port.sentSinceSync) closeOwnBatch(port);
+            if (port.sentSinceSync) {
+              const before = port.upstreamWrites;
+              closeOwnBatch(port);
+              // That Sync ends only the proxy's own queries: a setting read among them still holds.
+              if (this.floatDigits?.at === before) this.floatDigits.at = port.upstreamWrites;
+            }
             port.replyReady(Buffer.concat([encodeRowDescription(fast.fields), ...fast.result.rows, fast.result.complete]));
             return 'local';
           }
@@ -591,6 +598,7 @@ class SessionInterceptor implements Interceptor {
     const codec = codecFor(port.clientEncoding);
     // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
     if (codec && fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
+    if (shape.types.some((t) => t.shortestFloat) && !((await this.extraFloatDigits(port)) > 0)) return undefined;
     try {
       // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
       const result = await runFast(this.readsFor(port), shape, params, fields, codec);
@@ -615,6 +623,19 @@ class SessionInterceptor implements Interceptor {
     if (!this.fdw.fastPath || this.owningTx) return false;
     if (port.txStatus === 'E' || port.inFailedBatch || !port.upstreamSettled || !port.textConvertible) return false;
     return this.tx.count === 0 || this.tx.on(table).length === 0;
+  }
+
+  /**
+   * The session's extra_float_digits (not a reported setting): asked of upstream, then kept while the
+   * session sends upstream nothing else, since only something run there can change it.
+   */
+  private async extraFloatDigits(port: SessionPort): Promise<number> {
+    const hit = this.floatDigits;
+    if (hit && hit.at === port.upstreamWrites) return hit.value;
+    const r = await runInternal(port, "SELECT pg_catalog.current_setting('extra_float_digits')", [], { errorIsReply: false });
+    const value = r.kind === 'rows' ? Number(r.rows[0]?.[0]?.toString('latin1')) : NaN;
+    if (Number.isInteger(value)) this.floatDigits = { value, at: port.upstreamWrites };
+    return Number.isInteger(value) ? value : 0;
   }
 
   private fastExplain(plan: ReadPlan): string {
