@@ -345,11 +345,18 @@ class RowWriter {
   private off = 0;
   count = 0;
 
-  constructor(private readonly outputs: readonly Output[]) {}
+  private readonly allRaw: boolean;
+  private readonly rawCols: Int32Array;
+
+  constructor(private readonly outputs: readonly Output[]) {
+    this.allRaw = outputs.every((o) => o.raw);
+    this.rawCols = Int32Array.from(outputs, (o) => o.col);
+  }
 
   row(view: RowView): void {
+    if (this.allRaw) return this.rawRow(view);
     const outs = this.outputs;
-    const cells: (Buffer | null)[] | undefined = outs.some((o) => !o.raw) ? [] : undefined;
+    const cells: (Buffer | null)[] = [];
     let size = 7;
     for (let i = 0; i < outs.length; i++) {
       const o = outs[i]!;
@@ -357,7 +364,7 @@ class RowWriter {
       if (o.raw) size += 4 + (e < 0 ? 0 : e - view.starts[o.col]!);
       else {
         const v = e < 0 ? null : o.encode(view.bufs[o.col]!.subarray(view.starts[o.col]!, e));
-        cells![i] = v;
+        cells[i] = v;
         size += 4 + (v === null ? 0 : v.length);
       }
     }
@@ -374,7 +381,7 @@ class RowWriter {
         src = e < 0 ? null : view.bufs[o.col]!;
         s = view.starts[o.col]!;
       } else {
-        src = cells![i]!;
+        src = cells[i]!;
         e = src === null ? -1 : src.length;
       }
       if (src === null) {
@@ -391,6 +398,43 @@ class RowWriter {
       if (n > 64) src.copy(buf, at, s, e);
       else for (let k = 0; k < n; k++) buf[at + k] = src[s + k]!;
       at += n;
+    }
+    this.off = at;
+  }
+
+  /** row() when every column is sent as the bytes read: the common case, kept tight. */
+  private rawRow(view: RowView): void {
+    const cols = this.rawCols;
+    const n = cols.length;
+    const { bufs, starts, ends } = view;
+    let size = 7 + 4 * n;
+    for (let i = 0; i < n; i++) {
+      const c = cols[i]!;
+      const e = ends[c]!;
+      if (e >= 0) size += e - starts[c]!;
+    }
+    this.ensure(size);
+    const buf = this.buf;
+    let at = this.header(size, n);
+    for (let i = 0; i < n; i++) {
+      const c = cols[i]!;
+      const e = ends[c]!;
+      if (e < 0) {
+        buf[at] = buf[at + 1] = buf[at + 2] = buf[at + 3] = 0xff;
+        at += 4;
+        continue;
+      }
+      const s = starts[c]!;
+      const len = e - s;
+      buf[at] = len >>> 24;
+      buf[at + 1] = (len >>> 16) & 0xff;
+      buf[at + 2] = (len >>> 8) & 0xff;
+      buf[at + 3] = len & 0xff;
+      at += 4;
+      const src = bufs[c]!;
+      if (len > 64) src.copy(buf, at, s, e);
+      else for (let k = 0; k < len; k++) buf[at + k] = src[s + k]!;
+      at += len;
     }
     this.off = at;
   }
@@ -420,9 +464,14 @@ class RowWriter {
   private header(size: number, ncols: number): number {
     const buf = this.buf;
     const o = this.off;
+    const len = size - 1;
     buf[o] = Backend.DataRow;
-    buf.writeInt32BE(size - 1, o + 1);
-    buf.writeUInt16BE(ncols, o + 5);
+    buf[o + 1] = len >>> 24;
+    buf[o + 2] = (len >>> 16) & 0xff;
+    buf[o + 3] = (len >>> 8) & 0xff;
+    buf[o + 4] = len & 0xff;
+    buf[o + 5] = ncols >>> 8;
+    buf[o + 6] = ncols & 0xff;
     this.count++;
     return o + 7;
   }

@@ -561,7 +561,10 @@ class SessionInterceptor implements Interceptor {
               // That Sync ends only the proxy's own queries: a setting read among them still holds.
               if (this.floatDigits?.at === before) this.floatDigits.at = port.upstreamWrites;
             }
-            port.replyReady(Buffer.concat([encodeRowDescription(fast.fields), ...fast.result.rows, fast.result.complete]));
+            // The rows go as the buffers they were written into: a big result is never copied into one.
+            port.reply(encodeRowDescription(fast.fields));
+            for (const chunk of fast.result.rows) port.reply(chunk);
+            port.replyReady(fast.result.complete);
             return 'local';
           }
         }
@@ -731,7 +734,8 @@ class SessionInterceptor implements Interceptor {
         if (portal?.kind === 'fast') {
           if (decodeExecute(raw, 0, raw.length).maxRows === 0) {
             this.portals.delete(name);
-            return port.reply(Buffer.concat([...portal.result.rows, portal.result.complete]));
+            for (const chunk of portal.result.rows) port.reply(chunk);
+            return port.reply(portal.result.complete);
           }
           // A row limit suspends the portal: upstream's portal does that, so it is made there.
           await orFail(port, undefined, () => this.materialize(port, name, portal));
