@@ -173,12 +173,54 @@ function halfway(a: number, mant: string, e: number): boolean {
   return d * 2n === gap;
 }
 
+const DOT = 0x2e;
+
+/**
+ * Whether float8out prints these bytes back unchanged: at most 15 significant digits (so no shorter
+ * string reads as the same double), no trailing fractional zero, no exponent, and a decimal point where
+ * %g notation keeps fixed notation (at most 15 integer digits, at most three zeros after `0.`). Most
+ * scores (integers, halves, short decimals) are; they then cost no parse and no allocation.
+ */
+function printsAsIs(v: Buffer): boolean {
+  let i = v[0] === MINUS ? 1 : 0;
+  const n = v.length;
+  if (i >= n) return false;
+  let digits = 0;
+  if (v[i] === ZERO) {
+    i++;
+    if (i === n) return true; // 0, -0
+    if (v[i] !== DOT) return false;
+    i++;
+    let zeros = 0;
+    while (i < n && v[i] === ZERO) {
+      zeros++;
+      i++;
+    }
+    if (zeros > 3 || i === n) return false;
+  } else {
+    if (v[i] === DOT) return false; // `.5` prints as 0.5
+    for (; i < n && v[i] !== DOT; i++) {
+      const d = v[i]! - ZERO;
+      if (d < 0 || d > 9 || ++digits > 15) return false;
+    }
+    if (i === n) return true;
+    i++; // the point
+    if (i === n) return false; // `5.`
+  }
+  for (; i < n; i++) {
+    const d = v[i]! - ZERO;
+    if (d < 0 || d > 9 || ++digits > 15) return false;
+  }
+  return v[n - 1] !== ZERO;
+}
+
 /** double precision: any value float8in reads without error, printed as float8out prints it. */
 const FLOAT8: FastType = {
   typeLen: 8,
   typeMod: -1,
   shortestFloat: true,
   text(v) {
+    if (printsAsIs(v)) return v;
     const f = parseFloat8(v.toString('latin1'));
     return f === undefined ? undefined : Buffer.from(float8Out(f), 'latin1');
   },
