@@ -197,6 +197,8 @@ class SessionInterceptor implements Interceptor {
   private owningTx = false;
   /** Name resolutions (with privileges) for the fast path, good for `recheckMs` as prepared statements' are. */
   private readonly resolutions = new Map<string, { at: number; generation: number; res: Resolution }>();
+  /** extra_float_digits as last read upstream, and the session's upstream write count then. */
+  private floatDigits: { value: number; at: number } | undefined;
 
   /** The current statement's Redis commands and rows, for the slow-statement log. */
   private readonly stats = new StatementStats();
@@ -553,8 +555,16 @@ class SessionInterceptor implements Interceptor {
           if (fast) {
             // Answered here, but an internal query (names, the statement_timeout probe) may have opened a
             // batch upstream meanwhile: close it first, so the reply leaves with upstream idle again.
-            if (port.sentSinceSync) closeOwnBatch(port);
-            port.replyReady(Buffer.concat([encodeRowDescription(fast.fields), ...fast.result.rows, fast.result.complete]));
+            if (port.sentSinceSync) {
+              const before = port.upstreamWrites;
+              closeOwnBatch(port);
+              // That Sync ends only the proxy's own queries: a setting read among them still holds.
+              if (this.floatDigits?.at === before) this.floatDigits.at = port.upstreamWrites;
+            }
+            // The rows go as the buffers they were written into: a big result is never copied into one.
+            port.reply(encodeRowDescription(fast.fields));
+            for (const chunk of fast.result.rows) port.reply(chunk);
+            port.replyReady(fast.result.complete);
             return 'local';
           }
         }
@@ -591,11 +601,12 @@ class SessionInterceptor implements Interceptor {
     const codec = codecFor(port.clientEncoding);
     // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
     if (codec && fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
+    if (shape.types.some((t) => t.shortestFloat) && !((await this.extraFloatDigits(port)) > 0)) return undefined;
     try {
       // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
       const result = await runFast(this.readsFor(port), shape, params, fields, codec);
       if (typeof result === 'string') return undefined;
-      this.stats.rows = result.rows.length;
+      this.stats.rows = result.rowCount;
       return { fields, result };
     } catch (e) {
       // The upstream path meets the same failure and reports it the way it always has; but a Redis
@@ -615,6 +626,19 @@ class SessionInterceptor implements Interceptor {
     if (!this.fdw.fastPath || this.owningTx) return false;
     if (port.txStatus === 'E' || port.inFailedBatch || !port.upstreamSettled || !port.textConvertible) return false;
     return this.tx.count === 0 || this.tx.on(table).length === 0;
+  }
+
+  /**
+   * The session's extra_float_digits (not a reported setting): asked of upstream, then kept while the
+   * session sends upstream nothing else, since only something run there can change it.
+   */
+  private async extraFloatDigits(port: SessionPort): Promise<number> {
+    const hit = this.floatDigits;
+    if (hit && hit.at === port.upstreamWrites) return hit.value;
+    const r = await runInternal(port, "SELECT pg_catalog.current_setting('extra_float_digits')", [], { errorIsReply: false });
+    const value = r.kind === 'rows' ? Number(r.rows[0]?.[0]?.toString('latin1')) : NaN;
+    if (Number.isInteger(value)) this.floatDigits = { value, at: port.upstreamWrites };
+    return Number.isInteger(value) ? value : 0;
   }
 
   private fastExplain(plan: ReadPlan): string {
@@ -710,7 +734,8 @@ class SessionInterceptor implements Interceptor {
         if (portal?.kind === 'fast') {
           if (decodeExecute(raw, 0, raw.length).maxRows === 0) {
             this.portals.delete(name);
-            return port.reply(Buffer.concat([...portal.result.rows, portal.result.complete]));
+            for (const chunk of portal.result.rows) port.reply(chunk);
+            return port.reply(portal.result.complete);
           }
           // A row limit suspends the portal: upstream's portal does that, so it is made there.
           await orFail(port, undefined, () => this.materialize(port, name, portal));

@@ -392,8 +392,16 @@ export function registerFastScan(client: object, spec: RedisConnSpec, opts: RawS
   pools.set(client, new RawScanPool(spec, opts));
 }
 
+/**
+ * The raw scan pool of `client`, or of the pooled client a session's view derives from (a session reaches
+ * Redis through an object whose prototype is the shared client: metrics/statement-stats.ts).
+ */
 export function fastScanFor(client: object): RawScanPool | undefined {
-  return pools.get(client);
+  for (let c: object | null = client, depth = 0; c && depth < 3; c = Object.getPrototypeOf(c) as object | null, depth++) {
+    const pool = pools.get(c);
+    if (pool) return pool;
+  }
+  return undefined;
 }
 
 export function closeFastScan(client: object): void {

@@ -83,6 +83,7 @@ export class Session implements SessionPort {
   private openBatch = false;
   /** Something went upstream since the last Sync: that Sync must go too (else it is answered locally). */
   sentSinceSync = false;
+  upstreamWrites = 0;
   private upstreamBlocked = false;
   private upstreamCorked = false;
   private clientCorked = false;
@@ -641,6 +642,7 @@ export class Session implements SessionPort {
   private toUpstream(b: Buffer): void {
     const up = this.upstream;
     if (!up || this.phase === 'closed') return;
+    this.upstreamWrites++;
     if (!up.write(b) && !this.upstreamBlocked) {
       this.upstreamBlocked = true;
       this.client.pause();

@@ -33,6 +33,8 @@ export interface SessionPort {
   readonly textConvertible: boolean;
   /** The client's encoding, as upstream last reported it (upstream reads and writes text in it). */
   readonly clientEncoding: string;
+  /** Counts the proxy's writes to upstream: a setting read upstream holds while this hasn't moved. */
+  readonly upstreamWrites: number;
   /** Something of the client's current batch went upstream since its last Sync. */
   readonly sentSinceSync: boolean;
   /** The proxy ended upstream's side of the batch with its own Sync: the client's Sync may be answered locally. */

@@ -13,7 +13,7 @@ export type ParamText = (n: number) => string | null | undefined;
 const EXACT_TEXT_COLUMNS = new Set(['text', 'character varying']);
 const CAST_KEEPS_TEXT = new Set(['text', 'varchar']);
 
-function conjuncts(where: Node | undefined, out: Node[] = []): Node[] {
+export function conjuncts(where: Node | undefined, out: Node[] = []): Node[] {
   if (!where) return out;
   if (nodeKind(where) === 'BoolExpr' && inner(where).boolop === 'AND_EXPR') {
     for (const a of (inner(where).args as Node[]) ?? []) conjuncts(a, out);
@@ -22,7 +22,7 @@ function conjuncts(where: Node | undefined, out: Node[] = []): Node[] {
 }
 
 /** The column a ColumnRef names if it belongs to this reference, else undefined. */
-function columnOf(n: unknown, ref: RangeVarRef, spec: TableSpec): number | undefined {
+export function columnOf(n: unknown, ref: RangeVarRef, spec: TableSpec): number | undefined {
   if (nodeKind(n) !== 'ColumnRef') return undefined;
   const fields = (inner(n).fields as Node[]).map((f) => (nodeKind(f) === 'String' ? String(inner(f).sval) : undefined));
   let col: string | undefined;
@@ -34,7 +34,7 @@ function columnOf(n: unknown, ref: RangeVarRef, spec: TableSpec): number | undef
 }
 
 /** The text of a constant or parameter, or undefined when it isn't one (NULL can never match `=`). */
-function constText(n: unknown, param: ParamText): string | null | undefined {
+export function constText(n: unknown, param: ParamText): string | null | undefined {
   let k = nodeKind(n);
   let b = inner(n);
   if (k === 'TypeCast') {

@@ -14,6 +14,7 @@ import { TextArrayBuilder } from '../../src/protocol/text-array.js';
 import type { ColumnRole, Pushdown, RedisType, TableSpec } from '../../src/redis/table-spec.js';
 import { PgError } from '../../src/protocol/pg-error.js';
 import { testEnv } from '../harness/env.js';
+import { attributedAccess, StatementStats } from '../../src/metrics/statement-stats.js';
 import { startRedis } from '../harness/servers.js';
 
 // ---- the reader ----
@@ -302,6 +303,14 @@ describe('fast scans, byte for byte as the ioredis row path', () => {
     } finally {
       await pool.close();
     }
+  });
+
+  test("a session's attributed view of the pooled client still scans raw (the slow log's wrapper once hid the pool)", async () => {
+    const view = (await attributedAccess({ client: async () => fast }, new StatementStats()).client(fromConnUrl(env.redisUrl))) as Redis;
+    assert.notEqual(view, fast);
+    assert.ok(fastScanFor(view));
+    const r = await params(view, spec('hash', 'after', ['field', 'value']));
+    assert.equal(r.rowCalls, 0);
   });
 
   test('a LIMIT or a pushdown keeps the row path', async () => {
