@@ -254,10 +254,10 @@ class TableReader {
     if (!pool) return false;
     const firstRole = scan.first;
     const secondRole = scan.second;
-    const targets: ScanTargets = { first: undefined, second: undefined };
+    const targets: ScanTargets = cols.direct ?? { first: undefined, second: undefined };
     const rest: { i: number; kind: ColumnRole['kind'] }[] = [];
     const roles = this.spec.roles;
-    for (let i = 0; i < roles.length; i++) {
+    for (let i = 0; i < roles.length && !cols.direct; i++) {
       const role = roles[i]!.kind;
       const arr = cols.arrays[i]!;
       if (role === firstRole || role === secondRole) {
@@ -278,7 +278,7 @@ class TableReader {
       if (this.opts.signal?.aborted) throw new PgError(SqlState.QueryCanceled, 'canceling statement due to user request');
       throw await mapRedisErrorWithType(e, this.errCtx(this.spec.key), this.client);
     }
-    // Columns the reply does not fill, as the row path fills them (Emitter.value).
+    // Columns the reply does not fill, as the row path fills them (Emitter.value); none for `direct`.
     for (const { i, kind: role } of rest) {
       const arr = cols.arrays[i]!;
       if (role === 'key') arr.pushRepeated(this.spec.key, rows);

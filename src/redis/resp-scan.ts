@@ -420,9 +420,16 @@ export type ScanKind = 'hash' | 'set' | 'list' | 'zset';
  * `first`, which they therefore require.
  */
 export interface ScanTargets {
-  first: TextArrayBuilder | undefined;
-  second: TextArrayBuilder | undefined;
+  first: ScanTarget | undefined;
+  second: ScanTarget | undefined;
 }
+
+/**
+ * Where a scan writes values in place: a `text[]` body (TextArrayBuilder) or DataRow messages
+ * (protocol/data-row-target.ts, one object as both targets). Values are written at the offsets the
+ * pushes return, in one buffer, so they can be checked and deduplicated where they lie.
+ */
+export type ScanTarget = Pick<TextArrayBuilder, 'length' | 'buffer' | 'bytes' | 'pushRange' | 'begin' | 'append' | 'dropLast' | 'forEachValue'>;
 
 export interface ScanRequest {
   kind: ScanKind;
@@ -485,7 +492,7 @@ class PageHandler implements RespHandler {
   private firstPage = true;
   private readonly seen: SeenSet | undefined;
   /** The current element, while it spans chunks. */
-  private splitTo: TextArrayBuilder | undefined;
+  private splitTo: ScanTarget | undefined;
   private splitStart = 0;
   private splitSlot = 0;
   private splitSkip = false;
@@ -587,7 +594,7 @@ class PageHandler implements RespHandler {
   }
 
   /** The value's bytes are in `to` from `at`: check them as text, and drop a member a rehash repeated. */
-  private finishValue(to: TextArrayBuilder, at: number, slot: number): void {
+  private finishValue(to: ScanTarget, at: number, slot: number): void {
     const buf = to.buffer;
     const end = to.bytes;
     checkTextRange(buf, at, end, this.req.key, this.req.table);
