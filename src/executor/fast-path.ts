@@ -22,6 +22,8 @@ import { TextArrayBuilder } from '../protocol/text-array.js';
 import { Backend } from '../protocol/codes.js';
 import { bindFilter, planFilter, type FilterPlan, type RowView } from './fast-filter.js';
 import { DataRowTarget } from '../protocol/data-row-target.js';
+import { GiveWay } from './give-way.js';
+import { throwIfCanceled } from '../session/cancel.js';
 import { typeOf } from '../redis/types/type.js';
 import type { Pushdown, TableSpec } from '../redis/table-spec.js';
 
@@ -323,7 +325,16 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
     const n = arrays[0]?.length ?? 0;
     const pos = new Int32Array(ncols).fill(20);
     for (let c = 0; c < ncols; c++) view.bufs[c] = arrays[c]!.buffer;
+    // A million rows take long enough to stall other sessions: give way every few ms, and stop on a cancel.
+    const gw = new GiveWay();
     for (let r = 0; r < n && !odd; r++) {
+      if ((r & 1023) === 1023) {
+        const turn = gw.maybe();
+        if (turn) {
+          await turn;
+          throwIfCanceled(redis.signal);
+        }
+      }
       for (let c = 0; c < ncols; c++) {
         const buf = view.bufs[c]!;
         const p = pos[c]!;

@@ -21,7 +21,7 @@ import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { isWrongTypeError, mapRedisError, mapRedisErrorWithType, serverOf } from './errors.js';
 import type { ColumnRole, Pushdown, RedisType, RowSink, TableSpec } from './table-spec.js';
-import { fastScanFor, scanKey, type ScanTargets } from './resp-scan.js';
+import { fastScanFor, scanKey, type CommandNote, type ScanTargets } from './resp-scan.js';
 import { asArray, asText, pairsJson, type Cmd, type CursorParams, type Item, type KeyCursor, type OpenCursor } from './types/cursor.js';
 import { exactKeys, scanPattern } from './types/multi.js';
 import { typeOf, type RedisTypeRecord } from './types/type.js';
@@ -272,7 +272,8 @@ class TableReader {
     // fewer round trips are fewer wakeups (ten for a 1M-field hash instead of ninety-one).
     let rows: number;
     try {
-      rows = await scanKey(pool, { kind: scan.kind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.opts.batchSize === undefined ? this.params.firstBatch : this.params.batch, signal: this.opts.signal }, targets);
+      const note = (this.client as { noteCommand?: CommandNote }).noteCommand;
+      rows = await scanKey(pool, { kind: scan.kind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.opts.batchSize === undefined ? this.params.firstBatch : this.params.batch, signal: this.opts.signal, note }, targets);
     } catch (e) {
       if (e instanceof PgError) throw e;
       if (this.opts.signal?.aborted) throw new PgError(SqlState.QueryCanceled, 'canceling statement due to user request');
