@@ -21,6 +21,11 @@ import { decodes, type Codec } from '../protocol/encoding.js';
 import { TextArrayBuilder } from '../protocol/text-array.js';
 import { Backend } from '../protocol/codes.js';
 import { bindFilter, planFilter, type FilterPlan, type RowView } from './fast-filter.js';
+import { DataRowTarget } from '../protocol/data-row-target.js';
+import { GiveWay } from './give-way.js';
+import { throwIfCanceled } from '../session/cancel.js';
+import { typeOf } from '../redis/types/type.js';
+import type { Pushdown, TableSpec } from '../redis/table-spec.js';
 
 const TEXT_PARAM_TYPES = new Set([0, 25, 1043]);
 const INT8_OID = 20;
@@ -274,7 +279,36 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
   const ncols = spec.columns.length;
   const view: RowView = { bufs: new Array<Buffer | undefined>(ncols), starts: new Int32Array(ncols), ends: new Int32Array(ncols) };
   const table = read.table.display;
-  if (spec.multi === 'none' && pushdown.fields === undefined && pushdown.limit === undefined) {
+  const direct = !filter && pins.length === 0 && !counting && !offset && limit === null && typed.length === 0 ? directColumns(shape, spec, pushdown, out) : undefined;
+  if (direct) {
+    // Rows are the reply's elements as they are: written as DataRows while the reply is parsed.
+    const target = new DataRowTarget(direct);
+    let viaRows = false;
+    await readRows(redis, read.table, pushdown, undefined, {
+      columns: { arrays: [], table, direct: { first: target, second: direct === 2 ? target : undefined } },
+      // No raw scan for this client (a cluster, --redis-fast-scan off): row by row as below.
+      row(key, values) {
+        viaRows = true;
+        for (let c = 0; c < ncols; c++) {
+          const v = values[c];
+          if (v === null || v === undefined) {
+            view.ends[c] = -1;
+            continue;
+          }
+          if (Buffer.isBuffer(v)) checkText(v, key, table);
+          const b = bytesOf(v);
+          view.bufs[c] = b;
+          view.starts[c] = 0;
+          view.ends[c] = b.length;
+        }
+        consume(view);
+      },
+    });
+    if (!viaRows) {
+      const rows = target.length > 0 ? [target.finish()] : [];
+      return { rows, rowCount: target.length, complete: encodeCommandComplete(`SELECT ${target.length}`) };
+    }
+  } else if (spec.multi === 'none' && pushdown.fields === undefined && pushdown.limit === undefined) {
     // A whole key: read into per-column array bodies (a big hash/list/set/zset is parsed straight from
     // RESP into them, resp-scan.ts), then walked; each value's bytes are copied once more, into its DataRow.
     const arrays = spec.columns.map(() => new TextArrayBuilder());
@@ -291,7 +325,16 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
     const n = arrays[0]?.length ?? 0;
     const pos = new Int32Array(ncols).fill(20);
     for (let c = 0; c < ncols; c++) view.bufs[c] = arrays[c]!.buffer;
+    // A million rows take long enough to stall other sessions: give way every few ms, and stop on a cancel.
+    const gw = new GiveWay();
     for (let r = 0; r < n && !odd; r++) {
+      if ((r & 1023) === 1023) {
+        const turn = gw.maybe();
+        if (turn) {
+          await turn;
+          throwIfCanceled(redis.signal);
+        }
+      }
       for (let c = 0; c < ncols; c++) {
         const buf = view.bufs[c]!;
         const p = pos[c]!;
@@ -327,6 +370,20 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
   return { rows: out.finish(), rowCount: out.count, complete: encodeCommandComplete(`SELECT ${out.count}`) };
 }
 
+/**
+ * The number of columns (1 or 2) when the output is exactly a whole-key scan's elements in reply order —
+ * the member, or member and value/score — each sent as read; undefined otherwise.
+ */
+function directColumns(shape: FastShape, spec: TableSpec, pushdown: Pushdown, out: RowWriter): 1 | 2 | undefined {
+  const scan = typeOf(spec).fastScan;
+  if (!scan || spec.multi !== 'none' || pushdown.fields !== undefined || pushdown.limit !== undefined || !out.raw) return undefined;
+  if (scan.whole && !scan.whole(pushdown)) return undefined;
+  const roles = shape.columns.map((c) => spec.roles[c.col]!.kind);
+  if (roles.length === 1 && roles[0] === scan.first) return 1;
+  if (roles.length === 2 && roles[0] === scan.first && scan.second !== undefined && roles[1] === scan.second) return 2;
+  return undefined;
+}
+
 /** How one output column's value becomes its DataRow bytes. */
 type Output = { col: number; raw: true } | { col: number; raw: false; encode: (v: Buffer) => Buffer | null };
 
@@ -347,6 +404,11 @@ class RowWriter {
 
   private readonly allRaw: boolean;
   private readonly rawCols: Int32Array;
+
+  /** Every column is sent as the bytes read. */
+  get raw(): boolean {
+    return this.allRaw;
+  }
 
   constructor(private readonly outputs: readonly Output[]) {
     this.allRaw = outputs.every((o) => o.raw);

@@ -21,7 +21,7 @@ import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { isWrongTypeError, mapRedisError, mapRedisErrorWithType, serverOf } from './errors.js';
 import type { ColumnRole, Pushdown, RedisType, RowSink, TableSpec } from './table-spec.js';
-import { fastScanFor, scanKey, type ScanTargets } from './resp-scan.js';
+import { fastScanFor, scanKey, type CommandNote, type ScanTargets } from './resp-scan.js';
 import { asArray, asText, pairsJson, type Cmd, type CursorParams, type Item, type KeyCursor, type OpenCursor } from './types/cursor.js';
 import { exactKeys, scanPattern } from './types/multi.js';
 import { typeOf, type RedisTypeRecord } from './types/type.js';
@@ -254,10 +254,10 @@ class TableReader {
     if (!pool) return false;
     const firstRole = scan.first;
     const secondRole = scan.second;
-    const targets: ScanTargets = { first: undefined, second: undefined };
+    const targets: ScanTargets = cols.direct ?? { first: undefined, second: undefined };
     const rest: { i: number; kind: ColumnRole['kind'] }[] = [];
     const roles = this.spec.roles;
-    for (let i = 0; i < roles.length; i++) {
+    for (let i = 0; i < roles.length && !cols.direct; i++) {
       const role = roles[i]!.kind;
       const arr = cols.arrays[i]!;
       if (role === firstRole || role === secondRole) {
@@ -272,13 +272,14 @@ class TableReader {
     // fewer round trips are fewer wakeups (ten for a 1M-field hash instead of ninety-one).
     let rows: number;
     try {
-      rows = await scanKey(pool, { kind: scan.kind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.opts.batchSize === undefined ? this.params.firstBatch : this.params.batch, signal: this.opts.signal }, targets);
+      const note = (this.client as { noteCommand?: CommandNote }).noteCommand;
+      rows = await scanKey(pool, { kind: scan.kind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.opts.batchSize === undefined ? this.params.firstBatch : this.params.batch, signal: this.opts.signal, note }, targets);
     } catch (e) {
       if (e instanceof PgError) throw e;
       if (this.opts.signal?.aborted) throw new PgError(SqlState.QueryCanceled, 'canceling statement due to user request');
       throw await mapRedisErrorWithType(e, this.errCtx(this.spec.key), this.client);
     }
-    // Columns the reply does not fill, as the row path fills them (Emitter.value).
+    // Columns the reply does not fill, as the row path fills them (Emitter.value); none for `direct`.
     for (const { i, kind: role } of rest) {
       const arr = cols.arrays[i]!;
       if (role === 'key') arr.pushRepeated(this.spec.key, rows);

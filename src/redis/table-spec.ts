@@ -4,6 +4,7 @@
  */
 import type { TextArrayBuilder } from '../protocol/text-array.js';
 import type { XaddOp } from './write.js';
+import type { ScanTargets } from './resp-scan.js';
 
 export type RedisType = 'list' | 'set' | 'hash' | 'zset' | 'stream' | 'string';
 
@@ -82,7 +83,8 @@ export interface RowSink {
   /**
    * The binary `text[]` parameters the rows end up in, one per column, still empty: a big single-key scan
    * may fill them in place (redis/resp-scan.ts) instead of calling row(), checking text as the sink would,
-   * with `table` in its messages.
+   * with `table` in its messages. With `direct`, a whole-key raw scan writes its elements there instead
+   * (the fast path's DataRows) and the arrays stay empty.
    */
-  columns?: { arrays: TextArrayBuilder[]; table: string } | undefined;
+  columns?: { arrays: TextArrayBuilder[]; table: string; direct?: ScanTargets | undefined } | undefined;
 }
