@@ -34,6 +34,9 @@ import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from '
 import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
 import { simpleQueryParam } from './upstream-only.js';
 import { clientRowDescription, evalCapture, fetchRows, writeParseError, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
+
+/** An INSERT's write needs no rows read beforehand. */
+const NO_SNAPSHOT: PreparedWrite = { extra: [], snapshot: [] };
 import { applyCommitted, applyNow, applyStaged, sharesOf, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { OwnConnections } from '../upstream/own-connection.js';
 import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart } from './outbox.js';
@@ -41,6 +44,7 @@ import { closeIdle } from '../redis/exclusive.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
 import { fastFields, fastParams, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
+import { fastWriteRows, fastWriteShape, type FastWriteShape } from './fast-write.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
 const NO_OP = 'DO $$BEGIN END$$';
@@ -83,7 +87,8 @@ type OwnedStatement =
   /** `generation`: the catalog's when planned; after DDL through this proxy the fast path leaves it to upstream. */
   | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean; sql: string }
   | { kind: 'tag'; tag: string }
-  | { kind: 'write'; plan: WritePlan; checkedAt: number; sql: string }
+  /** `confirmed`: upstream has answered its Parse (a fast write must not run a statement upstream refused). */
+  | { kind: 'write'; plan: WritePlan; checkedAt: number; sql: string; fast: FastWriteShape | string; generation: number; changed?: boolean; confirmed: boolean }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
 type OwnedPortal =
@@ -95,6 +100,11 @@ type OwnedPortal =
   /** `early`: its batch began with it, so upstream's side may end with the proxy's own Sync (see runWrite). */
   | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean; sql: string }
   | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
+  /**
+   * A write the fast write answers: its rows are computed, Redis gets them at Execute. Exists only here,
+   * for the batch it was bound in (`batch`); `ran` once executed (Postgres won't run a portal twice).
+   */
+  | { kind: 'fastwrite'; plan: WritePlan; shape: FastWriteShape; rows: (string | null)[][]; bind: BindMessage; batch: number; inBlock: boolean; ran: boolean; sql: string }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
 
@@ -504,7 +514,7 @@ class SessionInterceptor implements Interceptor {
       if (tp === 'failed') return FAILED;
       return tp === undefined ? PLAIN : { kind: 'truncate', plan: tp };
     }
-    const write = await planWrite(port, this.names, text, info, clientTypes, base);
+    const write = await planWrite(port, this.names, text, info, clientTypes, base, resolve);
     if (write === 'failed') return FAILED;
     if (write !== undefined) return { kind: 'write', plan: write };
     const read = await planRead(port, this.names, text, info, clientTypes, base, resolve);
@@ -516,9 +526,10 @@ class SessionInterceptor implements Interceptor {
   private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap, sole: boolean): Promise<boolean | 'local'> {
     // A statement that may take the fast path resolves its names from the cache, as prepared ones do.
     const mayBeFast = sole && this.fdw.fastPath && info.kind === 'SelectStmt' && fastSyntax(info.node) === undefined;
+    const mayBeFastWrite = sole && this.fdw.fastPath && info.kind === 'InsertStmt';
     const noParam = simpleQueryParam(info, (byte) => map(Buffer.from(text).subarray(0, byte - base).toString('utf8').length) + 1);
     if (noParam) throw noParam;
-    const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : undefined);
+    const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : mayBeFastWrite ? this.cachedWriteResolve : undefined);
     switch (p.kind) {
       case 'failed':
         return false;
@@ -539,6 +550,15 @@ class SessionInterceptor implements Interceptor {
         return this.runTruncate(port, p.plan, (execute) => sendSimple(port, NO_OP, [], [], map, execute));
       case 'write': {
         const write = p.plan;
+        if (mayBeFastWrite) {
+          const tag = await this.simpleFastWrite(port, write, text, base);
+          if (tag !== undefined) {
+            // As a fast read: an internal query (names) may have opened a batch upstream; close it first.
+            if (port.sentSinceSync) closeOwnBatch(port);
+            port.replyReady(encodeCommandComplete(tag));
+            return 'local';
+          }
+        }
         const prepared = await prepareWrite(this.readsFor(port), write, NO_PARAMS, this.pending);
         const wmap: PositionMap = (pos) => map(write.toOriginal(pos));
         const describe = passCapture(Req.Describe, [Backend.NoData], wmap, { rewrite: (c, buf, st, e) => (c === Backend.RowDescription ? clientRowDescription(write, buf, st, e) : undefined) });
@@ -623,12 +643,17 @@ class SessionInterceptor implements Interceptor {
     return typeof shape === 'string' ? `no (${shape})` : 'yes';
   }
 
-  private readonly cachedResolve: Resolver = async (port, refs) => {
+  private readonly cachedResolve: Resolver = (port, refs) => this.resolveCached(port, refs, (t) => t.resolved.privileges.select);
+
+  /** For a sole INSERT that may take the fast write: its target must allow INSERT, anything else it reads SELECT. */
+  private readonly cachedWriteResolve: Resolver = (port, refs) => this.resolveCached(port, refs, (t, i) => (i === 0 ? t.resolved.privileges.insert : t.resolved.privileges.select));
+
+  private async resolveCached(port: SessionPort, refs: Parameters<Resolver>[1], may: (t: ForeignTable, i: number) => boolean): Promise<Resolution> {
     const key = refs.map((r) => qualifiedName(r.schemaname, r.relname)).join(',');
     const generation = this.fdw.catalog.currentGeneration;
     const hit = this.resolutions.get(key);
     // A denial isn't cached: a GRANT must apply at once, as it does for statements planned afresh.
-    const allowed = (r: Resolution): boolean => r.kind === 'tables' && r.tables.every((t) => !t || t.resolved.privileges.select);
+    const allowed = (r: Resolution): boolean => r.kind === 'tables' && r.tables.every((t, i) => !t || may(t, i));
     if (hit && hit.generation === generation && Date.now() - hit.at <= this.fdw.recheckMs && allowed(hit.res)) return hit.res;
     const res = await resolveTables(port, refs);
     if (res.kind === 'tables') {
@@ -636,7 +661,83 @@ class SessionInterceptor implements Interceptor {
       this.resolutions.set(key, { at: Date.now(), generation, res });
     }
     return res;
-  };
+  }
+
+  // ---- the local fast write ----
+
+  /**
+   * Whether the fast write may answer now: upstream owes nothing (so the transaction status and any
+   * error of the batch are known), no failed transaction (upstream's 25P02 stands), text crosses the
+   * wire as the fast path converts it, and no implicit transaction of a multi-statement Query.
+   */
+  private writeAllowed(port: SessionPort): boolean {
+    if (!this.fdw.fastPath || this.owningTx || this.implicitQuery) return false;
+    return port.upstreamIdle && port.txStatus !== 'E' && !port.inFailedBatch && port.textConvertible;
+  }
+
+  /** A prepared write's Bind answered locally, its rows computed: true, or false for the upstream path. */
+  private bindFastWrite(port: SessionPort, m: BindMessage, st: OwnedStatement & { kind: 'write' }): boolean {
+    const shape = st.fast;
+    if (typeof shape === 'string' || !st.confirmed || st.changed || st.generation !== this.fdw.catalog.currentGeneration || !this.writeAllowed(port)) return false;
+    const rows = fastWriteRows(shape, m, codecFor(port.clientEncoding));
+    if (typeof rows === 'string') return false;
+    this.portals.set(m.portal, { kind: 'fastwrite', plan: st.plan, shape, rows, bind: m, batch: port.batches, inBlock: port.inTransactionBlock, ran: false, sql: st.sql });
+    port.reply(BIND_COMPLETE);
+    return true;
+  }
+
+  /** Postgres still has the portal: its batch goes on, or the transaction block it was bound in. */
+  private fastWriteLive(port: SessionPort, p: OwnedPortal & { kind: 'fastwrite' }): boolean {
+    return p.batch === port.batches || (p.inBlock && port.inTransactionBlock);
+  }
+
+  private async executeFastWrite(port: SessionPort, name: string, portal: OwnedPortal & { kind: 'fastwrite' }, raw: Buffer): Promise<void> {
+    // An earlier message of the batch failed: upstream discards until Sync, and Postgres would not run it.
+    if (port.inFailedBatch) return;
+    if (!this.fastWriteLive(port, portal)) {
+      this.portals.delete(name);
+      return port.send(raw, [forward(Req.Execute)]);
+    }
+    if (portal.ran) return failWith(port, encodeError(new PgError(SqlState.ObjectNotInPrerequisiteState, `portal "${name}" cannot be run`)));
+    portal.ran = true;
+    const t0 = process.hrtime.bigint();
+    this.stats.reset();
+    try {
+      if (!port.upstreamIdle) {
+        // Something went upstream since the Bind, and could yet fail the batch: the portal becomes upstream's.
+        const { plan, bind } = portal;
+        const prepared: PreparedWrite = { extra: [], snapshot: [] };
+        this.portals.set(name, { kind: 'write', plan, prepared, early: false, sql: portal.sql });
+        port.send(encodeBind({ ...bind, resultFormats: writeResultFormats(plan, bind.resultFormats) }), [passCapture(Req.Bind, [Backend.BindComplete], undefined)]);
+        await this.runWrite(port, plan, prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]));
+        return;
+      }
+      const tag = await orFail(port, undefined, () => this.applyFastWrite(port, portal.plan, portal.rows));
+      if (tag !== undefined) port.reply(encodeCommandComplete(tag));
+    } finally {
+      recordWrite(t0, portal.sql, port.log, this.stats);
+    }
+  }
+
+  /** The computed rows to Redis, at once or staged in the open transaction block, as the upstream path does with upstream's rows. */
+  private async applyFastWrite(port: SessionPort, plan: WritePlan, rows: (string | null)[][]): Promise<string> {
+    const out = await writeOutcome(this.redis, this.pending, plan, NO_SNAPSHOT, { rows, returning: [] }, this.fdw.maxValueBytes);
+    this.stats.addRows(out.count);
+    // The last point where a cancel takes the statement back whole; past it the writes are sent.
+    if (port.canceled) throwIfCanceled(port.signal);
+    await this.commitOrStage(port, plan.target, out.ops);
+    return out.tag;
+  }
+
+  /** A sole INSERT of a simple Query, answered locally: its command tag, or undefined for the upstream path. */
+  private async simpleFastWrite(port: SessionPort, plan: WritePlan, text: string, base: number): Promise<string | undefined> {
+    if (!this.writeAllowed(port)) return undefined;
+    const shape = fastWriteShape(plan, text, base);
+    if (typeof shape === 'string') return undefined;
+    const rows = fastWriteRows(shape, undefined, codecFor(port.clientEncoding));
+    if (typeof rows === 'string') return undefined;
+    return this.applyFastWrite(port, plan, rows);
+  }
 
   /** Makes a fast portal upstream's, for an Execute the fast path doesn't answer; its BindComplete was sent already. */
   private async materialize(port: SessionPort, name: string, portal: OwnedPortal & { kind: 'fast' }): Promise<void> {
@@ -678,9 +779,17 @@ class SessionInterceptor implements Interceptor {
       case 'truncate':
         this.statements.set(m.name, { kind: 'truncate', plan: p.plan });
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
-      case 'write':
-        this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: m.text });
-        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
+      case 'write': {
+        const fast = this.fdw.fastPath ? fastWriteShape(p.plan, m.text) : 'off';
+        const st: OwnedStatement & { kind: 'write' } = { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: m.text, fast, generation: this.fdw.catalog.currentGeneration, confirmed: false };
+        this.statements.set(m.name, st);
+        const parseError = writeParseError(p.plan);
+        const rewrite = (code: number, buf: Buffer, start: number, end: number): Buffer | undefined => {
+          if (code === Backend.ParseComplete) st.confirmed = true;
+          return parseError?.(code, buf, start, end);
+        };
+        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite })]);
+      }
       case 'read':
         this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: m.text });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
@@ -695,6 +804,14 @@ class SessionInterceptor implements Interceptor {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
         if (owner?.kind === 'fast') return port.reply(encodeRowDescription(owner.fields));
+        if (owner?.kind === 'fastwrite') {
+          // Upstream never had the portal; once it is gone in Postgres too, upstream's error (34000) is the answer.
+          if (!this.fastWriteLive(port, owner)) {
+            this.portals.delete(t.name);
+            return port.send(raw, [forward(Req.Describe)]);
+          }
+          return port.reply(NO_DATA);
+        }
         if (owner?.kind === 'write' || owner?.kind === 'suspended') {
           const plan = owner.plan;
           return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => clientRowDescription(plan, buf, s, e) ?? NO_DATA)]);
@@ -716,6 +833,7 @@ class SessionInterceptor implements Interceptor {
           await orFail(port, undefined, () => this.materialize(port, name, portal));
           return port.send(raw, [forward(Req.Execute)]);
         }
+        if (portal?.kind === 'fastwrite') return this.executeFastWrite(port, name, portal, raw);
         if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
         if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
         if (portal?.kind === 'write') {
@@ -739,7 +857,8 @@ class SessionInterceptor implements Interceptor {
       }
       case Frontend.Close: {
         const t = decodeTarget(raw, 0, raw.length);
-        const local = t.kind === 'P' && this.portals.get(t.name)?.kind === 'fast';
+        const kind = t.kind === 'P' ? this.portals.get(t.name)?.kind : undefined;
+        const local = kind === 'fast' || kind === 'fastwrite';
         this.forget(t.kind, t.name);
         // Upstream never had the fast portal; closing one that doesn't exist is no error there either.
         if (local) return port.reply(CLOSE_COMPLETE);
@@ -748,13 +867,14 @@ class SessionInterceptor implements Interceptor {
     }
   }
 
-  private async bindWrite(port: SessionPort, m: BindMessage, st: { plan: WritePlan; checkedAt: number; sql: string }): Promise<void> {
+  private async bindWrite(port: SessionPort, m: BindMessage, st: OwnedStatement & { kind: 'write' }): Promise<void> {
     const plan = st.plan;
     this.stats.reset();
     await orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
+      if (this.bindFastWrite(port, m, st)) return;
       const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes, codecFor(port.clientEncoding)), this.pending);
       const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
       this.portals.set(m.portal, { kind: 'write', plan, prepared, early, sql: st.sql });
