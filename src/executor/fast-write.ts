@@ -86,7 +86,8 @@ export function fastWriteShape(plan: WritePlan, text: string, base = 0): FastWri
   const inferred: number[] = declared.slice();
   const uses = new Map<number, number>();
   const rows: Expr[][] = [];
-  const kinds: (Kind | undefined)[] = cols.map(() => undefined);
+  const families: (Kind | undefined)[] = cols.map(() => undefined);
+  const mixes = cols.map(() => ({ literal: false, constant: false }));
   const width = lists.length ? ((inner(lists[0]).items as Node[] | undefined) ?? []).length : 0;
   // Without a column list the values fill the first columns; the rest are left out.
   const order = listed.length ? listed : cols.map((_, i) => i).slice(0, width);
@@ -100,23 +101,33 @@ export function fastWriteShape(plan: WritePlan, text: string, base = 0): FastWri
       const col = cols[ci]!;
       given.add(ci);
       const item = items[k]!;
+      const bare = nodeKind(item) === 'SetToDefault' || nodeKind(item) === 'ParamRef';
       if (nodeKind(item) === 'SetToDefault') {
         if (col.default !== undefined) return `column ${col.name} has a default`;
-        continue;
+      } else {
+        // A bare $n is cast to its column by the rewrite, so that is the type Postgres gives it.
+        const e = expr(item, bytes, base, Number(col.typeOid), uses, inferred);
+        if (typeof e === 'string') return e;
+        row[ci] = e;
       }
-      // A bare $n is cast to its column by the rewrite, so that is the type Postgres gives it.
-      const e = expr(item, bytes, base, Number(col.typeOid), uses, inferred);
-      if (typeof e === 'string') return e;
-      row[ci] = e;
-      const kind = kindOf(e, inferred);
-      if (kind === undefined) continue;
-      // Rows of one VALUES list get a common type per column first: only one kind per column keeps it exact.
-      if (kinds[ci] !== undefined && kinds[ci] !== kind) return `column ${col.name} gets values of different types`;
-      kinds[ci] = kind;
+      // Rows of one VALUES list get a common type per column, which must be the one each value has:
+      // the rewrite casts a bare $n and a DEFAULT to the column's type, a string constant or NULL takes
+      // any type, the rest have their own.
+      const e = row[ci]!;
+      const literal = e.k === 'const' && e.kind === 'text';
+      const family = bare ? familyOf(types[ci]!) : e.k === 'null' || literal ? undefined : e.k === 'const' ? e.kind : 'text';
+      if (literal) mixes[ci]!.literal = true;
+      if (e.k === 'const' && !literal) mixes[ci]!.constant = true;
+      if (family === undefined) continue;
+      if (families[ci] !== undefined && families[ci] !== family) return `column ${col.name} gets values of different types`;
+      families[ci] = family;
     }
     for (let ci = 0; ci < cols.length; ci++) if (!given.has(ci) && cols[ci]!.default !== undefined) return `column ${cols[ci]!.name} has a default`;
     rows.push(row);
   }
+  // A string constant then takes the common type by that type's input, which is the column's own
+  // (whose input the fast write models) only when no integer or boolean constant set it.
+  if (rows.length > 1) for (let ci = 0; ci < cols.length; ci++) if (mixes[ci]!.literal && mixes[ci]!.constant && families[ci] !== 'text') return `column ${cols[ci]!.name} mixes string and other constants`;
   for (let n = 1; n <= plan.clientParams; n++) {
     const t = inferred[n - 1] ?? 0;
     if (!PARAM_OIDS.has(t)) return t === 0 ? `parameter $${n} has no type` : `parameter $${n} is of type ${t}`;
@@ -181,6 +192,11 @@ function textOperand(n: Node, bytes: Buffer, base: number, uses: Map<number, num
   const kind = kindOf(e, inferred);
   if (kind !== undefined && kind !== 'text') return 'a non-text value in a text expression';
   return e;
+}
+
+/** A column type's family: what a value of it mixes with in one VALUES column. */
+function familyOf(t: FastType): Kind {
+  return t === BOOL_TYPE ? 'bool' : t.typeLen > 0 ? 'int' : 'text';
 }
 
 function kindOf(e: Expr, types: readonly number[]): Kind | undefined {
