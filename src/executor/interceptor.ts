@@ -91,6 +91,15 @@ type OwnedStatement =
   | { kind: 'write'; plan: WritePlan; checkedAt: number; sql: string; fast: FastWriteShape | string; generation: number; changed?: boolean; confirmed: boolean }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
+/**
+ * When a portal was bound: Postgres drops it at the end of its transaction, so one bound outside a
+ * transaction block lives until the batch's Sync (`batch`: the session's count of Syncs and Queries).
+ */
+interface PortalLife {
+  batch: number;
+  inBlock: boolean;
+}
+
 type OwnedPortal =
   | { kind: 'tag'; tag: string }
   | { kind: 'explain'; lines: string[] }
@@ -98,13 +107,12 @@ type OwnedPortal =
   /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
   | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
   /** `early`: its batch began with it, so upstream's side may end with the proxy's own Sync (see runWrite). */
-  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean; sql: string }
+  | ({ kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean; sql: string } & PortalLife)
   | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
-  /**
-   * A write the fast write answers: its rows are computed, Redis gets them at Execute. Exists only here,
-   * for the batch it was bound in (`batch`); `ran` once executed (Postgres won't run a portal twice).
-   */
-  | { kind: 'fastwrite'; plan: WritePlan; shape: FastWriteShape; rows: (string | null)[][]; bind: BindMessage; batch: number; inBlock: boolean; ran: boolean; sql: string }
+  /** A write the fast write answers: its rows are computed, Redis gets them at Execute. Exists only here. */
+  | ({ kind: 'fastwrite'; plan: WritePlan; shape: FastWriteShape; rows: (string | null)[][]; bind: BindMessage; sql: string } & PortalLife)
+  /** A write without RETURNING that has run: Postgres won't run it again (55000). `upstream`: upstream has it too. */
+  | ({ kind: 'spent'; upstream: boolean } & PortalLife)
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
 
@@ -681,25 +689,24 @@ class SessionInterceptor implements Interceptor {
     if (typeof shape === 'string' || !st.confirmed || st.changed || st.generation !== this.fdw.catalog.currentGeneration || !this.writeAllowed(port)) return false;
     const rows = fastWriteRows(shape, m, codecFor(port.clientEncoding));
     if (typeof rows === 'string') return false;
-    this.portals.set(m.portal, { kind: 'fastwrite', plan: st.plan, shape, rows, bind: m, batch: port.batches, inBlock: port.inTransactionBlock, ran: false, sql: st.sql });
+    this.portals.set(m.portal, { kind: 'fastwrite', plan: st.plan, shape, rows, bind: m, batch: port.batches, inBlock: port.inTransactionBlock, sql: st.sql });
     port.reply(BIND_COMPLETE);
     return true;
   }
 
   /** Postgres still has the portal: its batch goes on, or the transaction block it was bound in. */
-  private fastWriteLive(port: SessionPort, p: OwnedPortal & { kind: 'fastwrite' }): boolean {
+  private live(port: SessionPort, p: PortalLife): boolean {
     return p.batch === port.batches || (p.inBlock && port.inTransactionBlock);
   }
 
   private async executeFastWrite(port: SessionPort, name: string, portal: OwnedPortal & { kind: 'fastwrite' }, raw: Buffer): Promise<void> {
     // An earlier message of the batch failed: upstream discards until Sync, and Postgres would not run it.
     if (port.inFailedBatch) return;
-    if (!this.fastWriteLive(port, portal)) {
+    if (!this.live(port, portal)) {
       this.portals.delete(name);
       return port.send(raw, [forward(Req.Execute)]);
     }
-    if (portal.ran) return failWith(port, encodeError(new PgError(SqlState.ObjectNotInPrerequisiteState, `portal "${name}" cannot be run`)));
-    portal.ran = true;
+    this.portals.set(name, { kind: 'spent', upstream: false, batch: portal.batch, inBlock: portal.inBlock });
     const t0 = process.hrtime.bigint();
     this.stats.reset();
     try {
@@ -707,7 +714,7 @@ class SessionInterceptor implements Interceptor {
         // Something went upstream since the Bind, and could yet fail the batch: the portal becomes upstream's.
         const { plan, bind } = portal;
         const prepared: PreparedWrite = { extra: [], snapshot: [] };
-        this.portals.set(name, { kind: 'write', plan, prepared, early: false, sql: portal.sql });
+        this.portals.set(name, { kind: 'write', plan, prepared, early: false, sql: portal.sql, batch: portal.batch, inBlock: portal.inBlock });
         port.send(encodeBind({ ...bind, resultFormats: writeResultFormats(plan, bind.resultFormats) }), [passCapture(Req.Bind, [Backend.BindComplete], undefined)]);
         await this.runWrite(port, plan, prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]));
         return;
@@ -762,7 +769,7 @@ class SessionInterceptor implements Interceptor {
       this.notePassthroughDdl(info);
       return port.send(raw, [forward(Req.Parse)]);
     }
-    const p = await orFail(port, FAILED, () => this.planStatement(port, m.text, info, m.paramTypes, 0));
+    const p = await orFail(port, FAILED, () => this.planStatement(port, d.text, info, m.paramTypes, 0));
     switch (p.kind) {
       case 'failed':
         return;
@@ -780,8 +787,8 @@ class SessionInterceptor implements Interceptor {
         this.statements.set(m.name, { kind: 'truncate', plan: p.plan });
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
       case 'write': {
-        const fast = this.fdw.fastPath ? fastWriteShape(p.plan, m.text) : 'off';
-        const st: OwnedStatement & { kind: 'write' } = { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: m.text, fast, generation: this.fdw.catalog.currentGeneration, confirmed: false };
+        const fast = this.fdw.fastPath ? fastWriteShape(p.plan, d.text) : 'off';
+        const st: OwnedStatement & { kind: 'write' } = { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: d.text, fast, generation: this.fdw.catalog.currentGeneration, confirmed: false };
         this.statements.set(m.name, st);
         const parseError = writeParseError(p.plan);
         const rewrite = (code: number, buf: Buffer, start: number, end: number): Buffer | undefined => {
@@ -791,7 +798,7 @@ class SessionInterceptor implements Interceptor {
         return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite })]);
       }
       case 'read':
-        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: m.text });
+        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: d.text });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
     }
   }
@@ -804,9 +811,10 @@ class SessionInterceptor implements Interceptor {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
         if (owner?.kind === 'fast') return port.reply(encodeRowDescription(owner.fields));
-        if (owner?.kind === 'fastwrite') {
-          // Upstream never had the portal; once it is gone in Postgres too, upstream's error (34000) is the answer.
-          if (!this.fastWriteLive(port, owner)) {
+        if (owner?.kind === 'fastwrite' || owner?.kind === 'spent') {
+          // A write without RETURNING describes as NoData, run or not. Once Postgres would have dropped the
+          // portal, upstream's answer stands (34000: it never had a fast one, and has dropped its own).
+          if (!this.live(port, owner)) {
             this.portals.delete(t.name);
             return port.send(raw, [forward(Req.Describe)]);
           }
@@ -840,7 +848,17 @@ class SessionInterceptor implements Interceptor {
           // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
           const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
           const t0 = process.hrtime.bigint();
-          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordWrite(t0, portal.sql, port.log, this.stats)));
+          const ran = await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordWrite(t0, portal.sql, port.log, this.stats));
+          if (ran && !portal.plan.returning && this.portals.get(name) === portal) this.portals.set(name, { kind: 'spent', upstream: true, batch: portal.batch, inBlock: portal.inBlock });
+          return;
+        }
+        if (portal?.kind === 'spent') {
+          if (port.inFailedBatch) return;
+          if (!this.live(port, portal)) {
+            this.portals.delete(name);
+            return port.send(raw, [forward(Req.Execute)]);
+          }
+          return failWith(port, encodeError(new PgError(SqlState.ObjectNotInPrerequisiteState, `portal "${name}" cannot be run`)));
         }
         if (portal?.kind === 'suspended') {
           if (port.inFailedBatch) return;
@@ -857,8 +875,8 @@ class SessionInterceptor implements Interceptor {
       }
       case Frontend.Close: {
         const t = decodeTarget(raw, 0, raw.length);
-        const kind = t.kind === 'P' ? this.portals.get(t.name)?.kind : undefined;
-        const local = kind === 'fast' || kind === 'fastwrite';
+        const owned = t.kind === 'P' ? this.portals.get(t.name) : undefined;
+        const local = owned?.kind === 'fast' || owned?.kind === 'fastwrite' || (owned?.kind === 'spent' && !owned.upstream);
         this.forget(t.kind, t.name);
         // Upstream never had the fast portal; closing one that doesn't exist is no error there either.
         if (local) return port.reply(CLOSE_COMPLETE);
@@ -877,7 +895,7 @@ class SessionInterceptor implements Interceptor {
       if (this.bindFastWrite(port, m, st)) return;
       const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes, codecFor(port.clientEncoding)), this.pending);
       const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
-      this.portals.set(m.portal, { kind: 'write', plan, prepared, early, sql: st.sql });
+      this.portals.set(m.portal, { kind: 'write', plan, prepared, early, sql: st.sql, batch: port.batches, inBlock: port.inTransactionBlock });
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...rowParams(port, prepared.extra, plan.paramTypes)], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
     });

@@ -398,10 +398,14 @@ async function snapshot(r: Redis): Promise<Snapshot> {
   return out;
 }
 
-/** A snapshot as compared: an XADD '*' numbers its entry by the clock, so stream ids become ordinals. */
+/**
+ * A snapshot as compared: an XADD '*' numbers its entry by the clock, so stream ids become ordinals;
+ * the idempotency markers of committed transactions (outbox.ts) are named by random ids, so not shown.
+ */
 function comparable(s: Snapshot): Snapshot {
   const out: Snapshot = {};
   for (const [k, v] of Object.entries(s)) {
+    if (k.startsWith('redis-fdw-proxy:tx:')) continue;
     const stream = (v as { stream?: [string, string[]][] }).stream;
     out[k] = stream ? { stream: stream.map(([, fields], i) => [i, fields]) } : v;
   }
@@ -484,3 +488,153 @@ describe(`fast write vs upstream path: replies and Redis contents (seed ${SEED},
   });
 });
 
+
+describe('the fast write in context: same replies and Redis contents as the upstream path', () => {
+  /** One batch: the messages, and how many ReadyForQuery (or, `until`, which frame) end its replies. */
+  interface Step {
+    send: Buffer[];
+    readies?: number;
+    until?: string;
+  }
+  const q = (sql: string): Step => ({ send: [msg.query(sql)] });
+
+  /**
+   * Runs the same steps on both proxies (Redis put back in between), each on a fresh connection that
+   * first runs `warm` (unrecorded). Returns both replies, the fast proxy's upstream bytes per step and
+   * both Redis contents at the end.
+   */
+  async function both(steps: Step[], warm: string[] = tables.map((t) => `select count(*) from ${t.name}`)): Promise<{ fast: string[][]; slow: string[][]; sent: number[]; redis: Snapshot }> {
+    const start = await snapshot(f.redis);
+    const out = { fast: [] as string[][], slow: [] as string[][], sent: [] as number[], redis: {} as Snapshot };
+    let fastRedis: Snapshot = {};
+    for (const port of [fast.port, f.proxy.port]) {
+      await restore(f.redis, start);
+      const c = await open(port);
+      try {
+        for (const w of warm) {
+          c.write(msg.query(w));
+          await c.readUntilReady();
+        }
+        for (const s of steps) {
+          const before = upstreamBytes;
+          c.write(...s.send);
+          const frames = s.until ? await c.readUntil((fr) => fr.type === s.until) : await c.readUntilReady(s.readies ?? 1);
+          (port === fast.port ? out.fast : out.slow).push(bytes(frames));
+          if (port === fast.port) out.sent.push(upstreamBytes - before);
+        }
+      } finally {
+        c.destroy();
+      }
+      if (port === fast.port) fastRedis = comparable(await snapshot(f.redis));
+      else out.redis = comparable(await snapshot(f.redis));
+    }
+    assert.deepEqual(out.fast, out.slow);
+    assert.deepEqual(fastRedis, out.redis, 'Redis contents');
+    return out;
+  }
+  const prepare = (name: string, sql: string, types: number[] = []): Step => ({ send: [msg.parse(name, sql, types), msg.describe('S', name), msg.sync()] });
+  const exec = (name: string, params: Param[], portal = ''): Step => ({ send: [msg.bind(portal, name, params), msg.describe('P', portal), msg.execute(portal), msg.sync()] });
+  const hasError = (replies: string[][], code: string): boolean => replies.flat().some((x) => x.startsWith('E ') && x.includes(Buffer.from(`C${code}`).toString('hex')));
+
+  it('inside BEGIN … COMMIT the writes are staged with no upstream round trip, read back, and applied at COMMIT', async () => {
+    const r = await both([
+      q('begin'),
+      q(`insert into sb_hash values ('tx1', 'one')`),
+      prepare('ins', `insert into sb_hash values ($1, 'v' || $2)`),
+      exec('ins', ['tx2', 'two']),
+      q(`select * from sb_hash where key in ('tx1', 'tx2')`),
+      q('commit'),
+    ]);
+    assert.equal(r.sent[1], 0, 'the simple INSERT sent nothing upstream');
+    assert.equal(r.sent[3], 0, 'the prepared INSERT sent nothing upstream');
+    assert.equal(r.fast[1]!.at(-1), 'Z 54', 'still in the transaction block');
+    assert.equal(r.fast[4]!.filter((x) => x.startsWith('D ')).length, 2, 'read-your-writes');
+    assert.deepEqual((r.redis.h as { hash: [string, string][] }).hash.filter(([k]) => k.startsWith('tx')), [['tx1', 'one'], ['tx2', 'vtwo']]);
+  });
+
+  it('ROLLBACK and ROLLBACK TO SAVEPOINT drop staged fast writes', async () => {
+    const r = await both([q('begin'), q(`insert into rs_list values ('kept')`), q('savepoint s'), q(`insert into rs_list values ('dropped')`), q('rollback to savepoint s'), q('commit'), q('begin'), q(`insert into rs_list values ('gone')`), q('rollback')]);
+    assert.equal(r.sent[1], 0);
+    const list = (r.redis.rl as { list: string[] }).list;
+    assert.equal(list.at(-1), 'kept');
+    assert.ok(!list.includes('dropped') && !list.includes('gone'));
+  });
+
+  it('a failed transaction answers 25P02 from upstream; errors the rows make are the upstream path’s (23502, 428C9)', async () => {
+    const r = await both([q('begin'), q('select 1/0'), q(`insert into sb_hash values ('f', 'x')`), q('rollback'), q(`insert into sb_hash values ('n', NULL)`), q(`insert into rs_glist values ('gl:a', 'e', 3)`), prepare('p', 'insert into sb_set values ($1)'), exec('p', [null]), exec('p', ['ok'])]);
+    assert.ok(hasError([r.fast[2]!], '25P02'));
+    assert.ok(r.sent[2]! > 0, 'upstream answers in a failed transaction');
+    assert.ok(hasError([r.fast[4]!], '23502') && hasError([r.fast[7]!], '23502'));
+    assert.ok(hasError([r.fast[5]!], '428C9'));
+    assert.equal(r.sent[8], 0, 'after an error the next one is local again');
+  });
+
+  it('a portal runs once (55000 the second time, as Postgres says), and is gone after Sync (34000)', async () => {
+    const r = await both([prepare('p', `insert into rs_set values ($1)`), { send: [msg.bind('', 'p', ['once']), msg.execute(''), msg.execute(''), msg.sync()] }, { send: [msg.execute(''), msg.sync()] }]);
+    assert.ok(hasError([r.fast[1]!], '55000'));
+    assert.ok(hasError([r.fast[2]!], '34000'));
+    // Postgres itself, on a real table.
+    const c = await open(urlParts(f.directUrl).port);
+    try {
+      await c.query('create temp table t (a text)');
+      c.write(msg.parse('', 'insert into t values ($1)'), msg.bind('', '', ['x']), msg.execute(''), msg.execute(''), msg.sync());
+      const frames = await c.readUntilReady();
+      const e = frames.find((x) => x.type === 'E')!;
+      assert.match(e.body.toString('utf8'), /C55000\0Mportal "" cannot be run\0/);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('a message between Bind and Execute that fails upstream keeps the write from running', async () => {
+    const r = await both([prepare('p', `insert into rs_set values ($1)`), { send: [msg.bind('', 'p', ['never']), msg.parse('bad', 'selec 1'), msg.execute(''), msg.sync()] }, exec('p', ['after'])]);
+    assert.ok(hasError([r.fast[1]!], '42601'));
+    assert.deepEqual((r.redis.rset as { set: string[] }).set.includes('never'), false);
+    assert.ok((r.redis.rset as { set: string[] }).set.includes('after'));
+  });
+
+  it('Bind, Describe and Flush are answered before any Execute (the client is waiting for them)', async () => {
+    const r = await both([prepare('p', `insert into sb_zset values ($1)`), { send: [msg.bind('', 'p', ['flushed']), msg.describe('P', ''), msg.flush()], until: 'n' }, { send: [msg.execute(''), msg.sync()] }]);
+    assert.deepEqual(r.fast[1], ['2 ', 'n ']);
+    assert.deepEqual(r.fast[2], [`C ${Buffer.from('INSERT 0 1\0').toString('hex')}`, 'Z 49']);
+  });
+
+  it('in a LATIN1 session, values are converted as upstream converts them (Redis gets UTF-8)', async () => {
+    const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
+    const query = (text: Buffer): Buffer => {
+      const b = Buffer.concat([Buffer.from('Q'), Buffer.alloc(4), text, Buffer.from([0])]);
+      b.writeInt32BE(b.length - 1, 1);
+      return b;
+    };
+    const parse = (name: string, text: Buffer): Buffer => {
+      const b = Buffer.concat([Buffer.from('P'), Buffer.alloc(4), Buffer.from(`${name}\0`), text, Buffer.from([0, 0, 0])]);
+      b.writeInt32BE(b.length - 1, 1);
+      return b;
+    };
+    const r = await both([
+      q(`set client_encoding to 'LATIN1'`),
+      // A SET may change how names resolve: the first statement after it asks upstream again.
+      q(`insert into sb_hash values ('lat0', 'x')`),
+      { send: [query(latin1(`insert into sb_hash values ('lat1', 'caf\u00e9')`))] },
+      { send: [parse('p', latin1(`insert into sb_hash values ($1, $2 || '\u00e9')`)), msg.describe('S', 'p'), msg.sync()] },
+      exec('p', ['lat2', latin1('\u00fcber')]),
+    ]);
+    assert.equal(r.sent[2], 0);
+    assert.equal(r.sent[4], 0);
+    const h = Object.fromEntries((r.redis.h as { hash: [string, string][] }).hash);
+    assert.equal(h.lat1, 'café');
+    assert.equal(h.lat2, 'überé');
+  });
+
+  it('without INSERT privilege: 42501, as the upstream path says it', async () => {
+    const role = `fw_reader_${process.pid}`;
+    await setup.query(`drop role if exists ${role}; create role ${role}; grant select on all tables in schema public to ${role}`);
+    try {
+      const r = await both([q(`set role ${role}`), q(`insert into sb_hash values ('no', 'no')`), prepare('p', `insert into sb_hash values ($1, $2)`), q('reset role')]);
+      assert.ok(hasError([r.fast[1]!], '42501'));
+      assert.ok(hasError([r.fast[2]!], '42501'));
+    } finally {
+      await setup.query(`revoke all on all tables in schema public from ${role}; drop role ${role}`);
+    }
+  });
+});
