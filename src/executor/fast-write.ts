@@ -62,7 +62,7 @@ export interface FastWriteShape {
  * the statement's text and `base` its byte offset in what the parser saw (parse locations count from there).
  */
 export function fastWriteShape(plan: WritePlan, text: string, base = 0): FastWriteShape | string {
-  if (plan.kind !== 'insert') return `${plan.kind.toUpperCase()}`;
+  if (plan.kind !== 'insert') return `${plan.kind.toUpperCase()}: only INSERT … VALUES is written locally`;
   const q = plan.info.node;
   if (q.withClause) return 'WITH';
   if (plan.reads.length) return 'reads another foreign table';

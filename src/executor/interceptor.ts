@@ -31,7 +31,7 @@ import { catalogReloadsTotal, hotCounts, stagedWritesTotal } from '../metrics/me
 import { recordRead, recordStatementInfo, recordWrite } from '../metrics/statement-kind.js';
 import { attributedAccess, StatementStats } from '../metrics/statement-stats.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
-import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
+import { evaluatesPurely, explainPlanOf, planWrite, type WritePlan } from './write.js';
 import { simpleQueryParam } from './upstream-only.js';
 import { clientRowDescription, evalCapture, fetchRows, writeParseError, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
 
@@ -213,6 +213,8 @@ class SessionInterceptor implements Interceptor {
   private implicitWrites = false;
   /** The proxy's own COMMIT/ROLLBACK is in flight: the tag watcher leaves it to that path. */
   private owningTx = false;
+  /** EXPLAIN of a write, planned as the read of its evaluating SELECT: whether the write takes the fast path. */
+  private readonly explainedWrites = new WeakMap<ReadPlan, string>();
   /** Name resolutions (with privileges) for the fast path, good for `recheckMs` as prepared statements' are. */
   private readonly resolutions = new Map<string, { at: number; generation: number; res: Resolution }>();
 
@@ -353,7 +355,9 @@ class SessionInterceptor implements Interceptor {
     if (DDL_KINDS.has(i.kind)) return !passesThrough(i.kind, i.node);
     if (i.kind === 'TransactionStmt') return this.tx.active;
     const names = this.names;
-    return i.reads.some((r) => names.has(r.relname)) || i.targets.some((r) => names.has(r.relname));
+    if (i.reads.some((r) => names.has(r.relname)) || i.targets.some((r) => names.has(r.relname))) return true;
+    // EXPLAIN of a write: its target is no read.
+    return i.kind === 'ExplainStmt' && explainedWrite(i, names) !== undefined;
   }
 
   /** Pending writes outlived their transaction block (it ended by a path the proxy didn't own). */
@@ -525,6 +529,18 @@ class SessionInterceptor implements Interceptor {
     const write = await planWrite(port, this.names, text, info, clientTypes, base, resolve);
     if (write === 'failed') return FAILED;
     if (write !== undefined) return { kind: 'write', plan: write };
+    const explained = info.kind === 'ExplainStmt' ? explainedWrite(info, this.names) : undefined;
+    if (explained) {
+      if (explainOptions(info)?.analyze) throw new PgError(SqlState.FeatureNotSupported, 'EXPLAIN ANALYZE of a write to a Redis foreign table is not supported', { hint: 'ANALYZE would have to perform the write; EXPLAIN without it shows the plan and whether the write takes the fast path.' });
+      const w = await planWrite(port, this.names, text, explained, clientTypes, base, resolve);
+      if (w === 'failed') return FAILED;
+      if (w !== undefined) {
+        const plan = explainPlanOf(info, w);
+        const fast = this.fdw.fastPath ? fastWriteShape(w, text, base) : 'off';
+        this.explainedWrites.set(plan, typeof fast === 'string' ? `no (${fast})` : 'yes');
+        return { kind: 'read', plan };
+      }
+    }
     const read = await planRead(port, this.names, text, info, clientTypes, base, resolve);
     if (read === 'failed') return FAILED;
     return read === undefined ? PLAIN : { kind: 'read', plan: read };
@@ -646,6 +662,8 @@ class SessionInterceptor implements Interceptor {
   }
 
   private fastExplain(plan: ReadPlan): string {
+    const write = this.explainedWrites.get(plan);
+    if (write !== undefined) return write;
     if (!this.fdw.fastPath) return 'no (off)';
     const shape = fastShape(plan);
     return typeof shape === 'string' ? `no (${shape})` : 'yes';
@@ -943,6 +961,14 @@ class SessionInterceptor implements Interceptor {
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...extra.map(() => 1)], params: [...m.params, ...rowParams(port, extra, plan.paramTypes)] }), [forward(Req.Bind)]);
     });
   }
+}
+
+/** The INSERT, UPDATE or DELETE an EXPLAIN shows, when its target is a Redis foreign table. */
+function explainedWrite(info: StatementInfo, names: NameIndex): StatementInfo | undefined {
+  const query = info.node.query as Node | undefined;
+  if (!query || !['InsertStmt', 'UpdateStmt', 'DeleteStmt'].includes(Object.keys(query)[0] ?? '')) return undefined;
+  const w = analyzeStatement(query);
+  return w.targets.some((t) => names.has(t.relname)) ? w : undefined;
 }
 
 function checkParamCount(m: BindMessage, expected: number): void {

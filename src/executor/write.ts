@@ -27,7 +27,7 @@ import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '.
 import { streamUpdate } from '../redis/row-ops.js';
 import type { SessionPort } from '../session/types.js';
 import { planConflict, type ConflictPlan } from './upsert.js';
-import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege, type Resolver } from './select.js';
+import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege, type ReadPlan, type Resolver } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
 
@@ -188,6 +188,17 @@ export function evaluatesPurely(plan: WritePlan): boolean {
     }
   }
   return true;
+}
+
+/**
+ * EXPLAIN of a write (planned from the EXPLAIN's whole text, so the evaluating SELECT keeps the
+ * EXPLAIN and its options in front): upstream explains that SELECT, as it explains a read, with the
+ * rows it would be given (none: EXPLAIN reads nothing from Redis). The target of UPDATE and DELETE is
+ * read like any other table, so EXPLAIN shows its Redis scan.
+ */
+export function explainPlanOf(explain: StatementInfo, w: WritePlan): ReadPlan {
+  const reads = w.kind === 'insert' ? w.reads : [...w.reads, { ref: w.targetRef, table: w.target, firstParam: w.targetParam }];
+  return { info: explain, reads, rewritten: { text: w.text, toOriginal: w.toOriginal }, paramTypes: w.paramTypes, clientParams: w.clientParams, carrier: 'params', sources: undefined };
 }
 
 /** Byte offset where the statement ends: before a trailing semicolon. */

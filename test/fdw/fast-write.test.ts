@@ -626,6 +626,27 @@ describe('the fast write in context: same replies and Redis contents as the upst
     assert.equal(h.lat2, 'überé');
   });
 
+  it('EXPLAIN of a write says whether it takes the fast path, and why not; EXPLAIN ANALYZE of one is refused', async () => {
+    const c = await connect(fast.url(undefined, undefined, f.db));
+    try {
+      const plan = async (sql: string, values?: unknown[]): Promise<string> => (await c.query(`explain ${sql}`, values)).rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+      assert.match(await plan(`insert into sb_hash values ('a', 'b')`), /\nRedis fast path: yes$/);
+      assert.match(await plan(`insert into sb_hash values ($1, 'v' || $2)`, ['k', 'v']), /\nRedis fast path: yes$/);
+      assert.match(await plan(`insert into rs_i2 (key, value) values ('k', 7), ('l', $1)`, ['8']), /\nRedis fast path: yes$/);
+      assert.match(await plan(`insert into sb_hash values ('a', now()::text)`), /Redis fast path: no \(a value that is not a constant or parameter\)/);
+      assert.match(await plan(`insert into sb_hash_def (key) values ('a')`), /Redis fast path: no \(column value has a default\)/);
+      assert.match(await plan(`insert into rs_zset_s values ('m', 1)`), /Redis fast path: no \(column score is double precision\)/);
+      assert.match(await plan(`insert into sb_hash values ('a', 'b') returning key`), /Redis fast path: no \(RETURNING\)/);
+      assert.match(await plan(`insert into sb_hash select key, value from sb_hash`), /Redis scan on public\.sb_hash: HSCAN h 0 COUNT \d+[^]*Redis fast path: no/);
+      assert.match(await plan(`delete from sb_hash where key = 'a'`), /Redis scan on public\.sb_hash: HMGET h a[^]*Redis fast path: no \(DELETE/);
+      await assert.rejects(c.query(`explain analyze insert into sb_hash values ('a', 'b')`), (e: { code?: string }) => e.code === '0A000');
+      // Nothing was written by any of it.
+      assert.equal(await f.redis.hexists('h', 'a'), 0);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('without INSERT privilege: 42501, as the upstream path says it', async () => {
     const role = `fw_reader_${process.pid}`;
     await setup.query(`drop role if exists ${role}; create role ${role}; grant select on all tables in schema public to ${role}`);
