@@ -27,7 +27,7 @@ import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '.
 import { typeOf } from '../redis/types/type.js';
 import type { SessionPort } from '../session/types.js';
 import { planConflict, type ConflictPlan } from './upsert.js';
-import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
+import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege, type ReadPlan, type Resolver } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
 
@@ -72,12 +72,12 @@ const notSupported = (what: string, hint?: string): PgError => new PgError(SqlSt
  * Plans a write whose target is a Redis foreign table; `undefined` when the target isn't one (reads
  * of foreign tables in it are then the read path's job).
  */
-export async function planWrite(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0): Promise<WritePlan | undefined | 'failed'> {
+export async function planWrite(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0, resolve: Resolver = resolveTables): Promise<WritePlan | undefined | 'failed'> {
   const kind = WRITE_KINDS[info.kind];
   const targetRef = info.targets[0];
   if (!kind || !targetRef || !names.has(targetRef.relname)) return undefined;
   const readRefs = info.reads.filter((r) => names.has(r.relname));
-  const res = await resolveTables(port, [targetRef, ...readRefs]);
+  const res = await resolve(port, [targetRef, ...readRefs]);
   if (res.kind === 'failed') return 'failed';
   const [target, ...readTables] = res.tables;
   if (!target) return undefined;
@@ -189,6 +189,17 @@ export function evaluatesPurely(plan: WritePlan): boolean {
     }
   }
   return true;
+}
+
+/**
+ * EXPLAIN of a write (planned from the EXPLAIN's whole text, so the evaluating SELECT keeps the
+ * EXPLAIN and its options in front): upstream explains that SELECT, as it explains a read, with the
+ * rows it would be given (none: EXPLAIN reads nothing from Redis). The target of UPDATE and DELETE is
+ * read like any other table, so EXPLAIN shows its Redis scan.
+ */
+export function explainPlanOf(explain: StatementInfo, w: WritePlan): ReadPlan {
+  const reads = w.kind === 'insert' ? w.reads : [...w.reads, { ref: w.targetRef, table: w.target, firstParam: w.targetParam }];
+  return { info: explain, reads, rewritten: { text: w.text, toOriginal: w.toOriginal }, paramTypes: w.paramTypes, clientParams: w.clientParams, carrier: 'params', sources: undefined };
 }
 
 /** Byte offset where the statement ends: before a trailing semicolon. */

@@ -4,7 +4,7 @@
  * inside the same MULTI: it first checks every position still holds the element the statement read,
  * so a list changed by someone else in between is refused rather than edited in the wrong place.
  */
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { RedisClient } from './pool.js';
@@ -110,6 +110,9 @@ export interface ApplyResult {
 export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): Promise<ApplyResult> {
   if (ops.length === 0) return { applied: 0, failures: [] };
   const expanded = await batched(await expandPatterns(client, ops));
+  // One command is atomic by itself; MULTI/EXEC around it would cost Redis two more commands and the
+  // proxy a pipeline (the single-row INSERT's hot path).
+  if (expanded.length === 1) return applyOne(client, expanded);
   const multi = commands(client).multi();
   for (const { op } of expanded) multi.call(...commandOf(op));
   let replies: [Error | null, unknown][] | null;
@@ -120,6 +123,17 @@ export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): P
   }
   if (!replies) throw new PgError(SqlState.SerializationFailure, 'Redis aborted the transaction');
   return resultOf(replies, expanded);
+}
+
+async function applyOne(client: RedisClient, expanded: QueuedOp[]): Promise<ApplyResult> {
+  try {
+    await commands(client).call(...commandOf(expanded[0]!.op));
+    return { applied: 1, failures: [] };
+  } catch (e) {
+    // Redis refused the command (as it would inside EXEC); anything else is the connection's failure.
+    if (e instanceof ReplyError) return resultOf([[e as Error, null]], expanded);
+    throw execError(e, expanded, client);
+  }
 }
 
 function execError(e: unknown, expanded: QueuedOp[], client: RedisClient): PgError {
