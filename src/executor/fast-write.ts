@@ -73,7 +73,8 @@ export function fastWriteShape(plan: WritePlan, text: string, base = 0): FastWri
   const types: FastType[] = [];
   for (const c of cols) {
     const t = fastType(Number(c.typeOid), c.type);
-    if (!t) return `column ${c.name} is ${c.type}`;
+    // double precision's text depends on extra_float_digits, which only the read path asks for.
+    if (!t || t.shortestFloat) return `column ${c.name} is ${c.type}`;
     types.push(t);
   }
   const sel = q.selectStmt ? inner(q.selectStmt) : undefined;
