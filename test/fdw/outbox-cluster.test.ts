@@ -17,7 +17,7 @@ import { prng } from '../support/frames.js';
 import { waitFor } from '../support/proto-tools.js';
 import { slotOf } from '../../src/redis/slots.js';
 
-const ROUNDS = 10;
+const ROUNDS = 8;
 /** Elements per list per round; one list per slot, two slots per master. */
 const ROWS = 300;
 const SEED = Number(process.env.OUTBOX_FAULT_SEED ?? Date.now() % 1_000_000_007);
@@ -32,6 +32,17 @@ const lists: { key: string; port: number }[] = [];
 async function startAndReplay(extra: string[] = []): Promise<void> {
   await f.start(extra);
   await waitFor('the start-up outbox replay', () => /outbox replay at start|outbox off/.test(f.proxy.output()), 30_000, 20);
+}
+
+/**
+ * Restarts the proxy replaying every 250 ms, and waits for the outbox to be empty: a replay that meets a
+ * transient failure (a cluster client slow to connect on a loaded machine) leaves its row for the next
+ * pass, as in production. A row that never applies times this out.
+ */
+async function drain(): Promise<void> {
+  await f.kill();
+  await f.start(['--outbox-replay-interval', '250ms']);
+  await waitFor('the replays to empty the outbox', async () => (await d.query('select 1 from redis_fdw_proxy.outbox limit 1')).rowCount === 0, 60_000, 100);
 }
 
 /** Each list's elements, counted: the serial model compares these. */
@@ -72,7 +83,8 @@ function differences(all: Map<string, number>[], committed: number[], rounds: nu
 
 before(async () => {
   if (!haveRedisCli()) return;
-  rc = await startRedisCluster(3);
+  // A paused master must not be marked failed: with no replica, that would stop the whole cluster.
+  rc = await startRedisCluster(3, { nodeTimeoutMs: 120_000 });
   cluster = new Cluster([{ host: rc.host, port: rc.ports[0]! }], { enableOfflineQueue: true });
   await cluster.cluster('INFO');
   const ranges = (await cluster.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
@@ -133,7 +145,7 @@ describe('outbox on a Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not 
 
     // One master paused: its slots time out (outcome unknown: queued), the other masters' slots apply.
     await f.kill();
-    await startAndReplay(['--redis-timeout', '1s']);
+    await startAndReplay(['--redis-timeout', '3s']);
     const paused = lists[0]!.port;
     c = await stage(round + 1);
     const notices: string[] = [];
@@ -156,10 +168,8 @@ describe('outbox on a Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not 
       if (!onPaused.includes(i)) assert.equal(got, ROWS, `${lists[i]!.key} on a live master is written at COMMIT`);
     }
     // The replay finishes the paused master's slots and leaves the others alone.
-    await f.kill();
-    await startAndReplay();
-    assert.deepEqual(differences(await counts(), [round, round + 1], [round, round + 1]), []);
-    assert.deepEqual((await d.query('select txid from redis_fdw_proxy.outbox')).rows, [], 'the outbox is empty after the replay');
+    await drain();
+    assert.deepEqual(differences(await counts(), [round, round + 1], [round, round + 1]), [], `proxy log: ${f.proxy.output().slice(-3000)}`);
   });
 
   it(`${ROUNDS} rounds of SIGKILL (and a paused master) around COMMIT: Postgres, Redis and a serial model agree, per slot`, { timeout: 170_000 }, async () => {
@@ -201,12 +211,10 @@ describe('outbox on a Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not 
       await startAndReplay();
       seen[fault] = (seen[fault] ?? 0) + 1;
     }
+    // Whatever a start-up replay left (a proxy killed after its COMMIT, or a transient failure) is applied now.
+    await drain();
     const committed = (await committedRounds()).filter((r) => r < ROUNDS);
     assert.deepEqual(differences(await counts(), committed, rounds), [], `Redis differs from the serial model; proxy log: ${f.proxy.output().slice(-1500)}`);
-    // Rows applied by a live COMMIT are deleted just after it; one more replay pass settles a proxy killed in between.
-    await f.kill();
-    await startAndReplay();
-    assert.deepEqual((await d.query('select txid from redis_fdw_proxy.outbox')).rows, [], 'the outbox is empty after the replays');
     console.log(`[outbox-cluster] committed rounds ${JSON.stringify(committed)}; faults ${JSON.stringify(seen)}`);
   });
 });

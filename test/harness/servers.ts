@@ -336,8 +336,12 @@ export const haveRedisCli = (): boolean => {
   }
 };
 
-/** A throwaway Redis Cluster of `masters` nodes without replicas, every slot assigned and the state ok. */
-export async function startRedisCluster(masters = 3): Promise<RedisClusterInstance> {
+/**
+ * A throwaway Redis Cluster of `masters` nodes without replicas, every slot assigned and the state ok.
+ * `nodeTimeoutMs`: how long a silent node goes before the others mark it failed (and, with no replica
+ * to promote, the whole cluster refuses commands until it is back): fault tests that pause a node raise it.
+ */
+export async function startRedisCluster(masters = 3, opts: { nodeTimeoutMs?: number } = {}): Promise<RedisClusterInstance> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fdwproxy-cluster-'));
   const nodes: { port: number; child: ChildProcess }[] = [];
   const stop = async (): Promise<void> => {
@@ -354,6 +358,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterInstan
         '--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes',
         '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--dir', dir,
         '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', logFile,
+        '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 15_000),
       ], { stdio: 'ignore' });
       nodes.push({ port, child });
       await waitForPing(port, undefined, child, logFile);
