@@ -84,6 +84,8 @@ export type EvalResult = { kind: 'rows'; rows: (string | null)[][]; returning: B
 export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec?: Codec): { capture: Capture; result: Promise<EvalResult> } {
   const rows: (string | null)[][] = [];
   const returning: Buffer[] = [];
+  // UPDATE and DELETE lead with the row number.
+  const firstValue = plan.kind === 'insert' ? 0 : 1;
   let failed = false;
   let resolve!: (r: EvalResult) => void;
   const result = new Promise<EvalResult>((r) => (resolve = r));
@@ -93,8 +95,8 @@ export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec
     onFrame(code, buf, start, end) {
       if (code === Backend.DataRow) {
         const values = decodeDataRow(buf, start, end);
-        // Upstream sends text in the client's encoding; Redis gets UTF-8.
-        rows.push(values.slice(0, plan.leading).map((v) => (v === null ? null : codec ? codec.decode(v) : v.toString('utf8'))));
+        // Upstream sends text in the client's encoding, or a value's UTF-8 bytes in hex (plan.hexValues); Redis gets UTF-8.
+        rows.push(values.slice(0, plan.leading).map((v, i) => (v === null ? null : plan.hexValues && i >= firstValue ? Buffer.from(v.toString('latin1'), 'hex').toString('utf8') : codec ? codec.decode(v) : v.toString('utf8'))));
         if (plan.returning) returning.push(encodeDataRow(values.slice(plan.leading)));
         return null;
       }

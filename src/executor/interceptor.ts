@@ -1050,7 +1050,9 @@ function setCarriers(port: SessionPort, plan: ReadPlan, literals: Buffer[]): voi
   let i = 0;
   for (const r of plan.reads) {
     for (let c = 0; c < r.table.spec.columns.length; c++) {
-      void runInternal(port, 'SELECT pg_catalog.set_config($1, $2, true)', [carrierSetting(r.firstParam + c), literals[i++]!.toString('utf8')], { errorIsReply: true });
+      // The literal's UTF-8 bytes as a bytea: a text parameter would be read in the client's encoding.
+      // No result column: the value sent back would be converted to the client's encoding too (and cost a copy).
+      void runInternal(port, "SELECT FROM pg_catalog.set_config($1, pg_catalog.convert_from($2::pg_catalog.bytea, 'UTF8'), true)", [carrierSetting(r.firstParam + c), literals[i++]!], { errorIsReply: true });
     }
   }
 }

@@ -8,7 +8,7 @@ import { connKey } from '../redis/connection.js';
 import { touches } from '../redis/types/multi.js';
 import { randomUUID } from 'node:crypto';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
-import { applyShare, markerKey, type OutboxPart } from './outbox.js';
+import { applyShare, markerKey, missedWrites, notApplied, type OutboxPart } from './outbox.js';
 import { GiveWay } from './give-way.js';
 import type { RedisConnSpec } from '../redis/connection.js';
 import type { ForeignTable, PendingWrites, RedisAccess } from './select.js';
@@ -187,13 +187,13 @@ export async function applyCommitted(redis: RedisAccess, staged: readonly Staged
       if (out.warning) warnings.push(out.warning);
       continue;
     }
-    const n = part.ops.length;
     const first = part.ops[0]!.table;
     const where = `${first}${part.ops.some((o) => o.table !== first) ? ' and other tables on that server' : ''}`;
+    const atomic = (out.slots ?? 1) > 1 ? "each Redis Cluster hash slot's writes all or none" : 'all or none of them were';
     warnings.push(
       out.error.code === SqlState.TransactionResolutionUnknown
-        ? `the transaction committed, but whether its ${n} Redis writes to ${where} were applied is unknown (all or none of them were): ${out.error.message}`
-        : `the transaction committed, but none of its ${n} Redis writes to ${where} were applied: ${out.error.message}`,
+        ? `the transaction committed, but whether ${missedWrites(out)} to ${where} were applied is unknown (${atomic}${out.missed < out.total ? '; the rest were applied' : ''}): ${out.error.message}`
+        : `the transaction committed, but ${notApplied(out, where)}: ${out.error.message}`,
     );
   }
   if (warnings.length) commitApplyFailuresTotal.inc();

@@ -46,6 +46,8 @@ export interface WritePlan {
   clientParams: number;
   /** Result columns the proxy keeps (row number and row values) before the RETURNING ones. */
   leading: number;
+  /** The leading row values come as the hex of their UTF-8 bytes (utf8Hex): a session whose client_encoding isn't UTF-8. */
+  hexValues: boolean;
   returning: boolean;
   /** What the statement needs on its target: the write itself, and SELECT when it reads the target's rows. */
   targetPrivileges: Privilege[];
@@ -126,18 +128,19 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
 
   // WITH ... stays in front.
   if (stmtStart > 0) b.copy(tokens[0]!.start, tokens[stmtStart]!.start);
-  const lead = kind === 'insert' ? cols.map((_, i) => `${Q}.${C(i)}`) : [`${Q}.${ROW_ID}`, ...cols.map((_, i) => `${Q}.${C(i)}`)];
+  const value = utf8 ? (sql: string): string => sql : utf8Hex;
+  const lead = kind === 'insert' ? cols.map((_, i) => value(`${Q}.${C(i)}`)) : [`${Q}.${ROW_ID}`, ...cols.map((_, i) => value(`${Q}.${C(i)}`))];
   const rows = derivedRows(target, targetParam, array, ROW_ID);
   let narrowSource: WritePlan['narrowSource'];
   // DELETE's RETURNING sees the old row and the USING tables, UPDATE ... FROM's the new row and the FROM
   // items: each is evaluated right beside them.
   const beside = returning && (kind === 'delete' || (kind === 'update' && ((q.fromClause as unknown[] | undefined)?.length ?? 0) > 0));
   if (kind === 'delete' || beside) {
-    filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, returning ? { start: tokens[retTok]!.end, end } : undefined);
+    filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, returning ? { start: tokens[retTok]!.end, end } : undefined, value);
   } else {
     b.emit(`SELECT ${lead.join(', ')}${returning ? `, ${R}.*` : ''} FROM (`, tokens[stmtStart]!.start);
     if (kind === 'insert') narrowSource = insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
-    else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, undefined);
+    else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, undefined, (sql) => sql);
     b.emit(`) AS ${Q}`);
   }
   if (returning && !beside) {
@@ -158,6 +161,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     paramTypes,
     clientParams,
     leading: lead.length,
+    hexValues: !utf8,
     returning,
     targetPrivileges,
     conflict,
@@ -207,6 +211,17 @@ function statementEnd(tokens: Token[], text: string): number {
   let i = tokens.length - 1;
   while (i >= 0 && tokens[i]!.text === ';') i--;
   return i >= 0 ? tokens[i]!.end : Buffer.byteLength(text);
+}
+
+/**
+ * A row value as the proxy reads it in a session whose client_encoding isn't UTF-8: the hex of its
+ * output's UTF-8 bytes. Upstream converts whatever it sends into the client's encoding, but a value
+ * on its way to Redis needn't be representable there (a twin table's UPDATE never shows it to the
+ * client); RETURNING columns, which the client sees, are left to convert, and fail, as on the table.
+ * `format('%s')` is the type's output function (a cast to text isn't, for bool or char(n)).
+ */
+function utf8Hex(sql: string): string {
+  return `CASE WHEN pg_catalog.num_nulls(${sql}) = 0 THEN pg_catalog.encode(pg_catalog.convert_to(pg_catalog.format('%s', ${sql}), 'UTF8'), 'hex') END`;
 }
 
 function castTo(sql: string, type: string): string {
@@ -300,7 +315,8 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
 }
 
 /** UPDATE and DELETE: the numbered rows of the target, filtered by the statement's own FROM/USING and WHERE. */
-function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target: ForeignTable, ref: RangeVarRef, tokens: Token[], stmtStart: number, bodyEnd: number, base: number, rows: string, returning: { start: number; end: number } | undefined): void {
+/** `value` shapes the row values the proxy reads when this SELECT is the outermost one (see utf8Hex). */
+function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target: ForeignTable, ref: RangeVarRef, tokens: Token[], stmtStart: number, bodyEnd: number, base: number, rows: string, returning: { start: number; end: number } | undefined, value: (sql: string) => string): void {
   const q = info.node;
   const cols = target.spec.columns;
   const alias = quoteIdent(ref.alias ?? ref.relname);
@@ -320,7 +336,7 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
   const whereStart = whereTok >= 0 ? tokens[whereTok]!.start : bodyEnd;
   if (kind === 'update' && returning) {
     // UPDATE ... FROM ... RETURNING (planWrite): the new row, and RETURNING over it beside the FROM items.
-    b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${cols.map((_, i) => `${N}.${C(i)} AS ${C(i)}`).join(', ')}, ${R}.*`, Number(ref.location) - base);
+    b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${cols.map((_, i) => `${value(`${N}.${C(i)}`)} AS ${C(i)}`).join(', ')}, ${R}.*`, Number(ref.location) - base);
     b.emit(` FROM ${rows} AS ${alias}, `, Number(ref.location) - base);
     b.copy(tokens[fromTok]!.end, whereStart);
     b.emit(`, LATERAL (SELECT ${newValues.map((v, i) => `${v} AS ${C(i)}`).join(', ')}) AS ${N}, LATERAL (SELECT `, tokens[fromTok]!.start);
@@ -342,7 +358,7 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     }
     return;
   }
-  b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${newValues.map((v, i) => `${v} AS ${C(i)}`).join(', ')}`, Number(ref.location) - base);
+  b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${newValues.map((v, i) => `${value(v)} AS ${C(i)}`).join(', ')}`, Number(ref.location) - base);
   if (returning) {
     // `*` and `alias.*` mean the table's declared columns, not the row number beside them.
     const star: Replace[] = [];

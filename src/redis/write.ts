@@ -302,7 +302,7 @@ function opError(err: Error, s: QueuedOp): PgError {
 }
 
 /** Resolves delPattern ops to the keys they match now (SCAN can't run inside MULTI). */
-async function expandPatterns(client: RedisClient, ops: readonly StagedOp[]): Promise<StagedOp[]> {
+export async function expandPatterns(client: RedisClient, ops: readonly StagedOp[]): Promise<StagedOp[]> {
   if (!ops.some((o) => o.op.op === 'delPattern')) return [...ops];
   const out: StagedOp[] = [];
   for (const s of ops) {
