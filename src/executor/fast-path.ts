@@ -379,7 +379,8 @@ function directColumns(shape: FastShape, spec: TableSpec, pushdown: Pushdown, ou
   if (!scan || spec.multi !== 'none' || pushdown.fields !== undefined || pushdown.limit !== undefined || !out.raw) return undefined;
   if (scan.whole && !scan.whole(pushdown)) return undefined;
   const roles = shape.columns.map((c) => spec.roles[c.col]!.kind);
-  if (roles.length === 1 && roles[0] === scan.first) return 1;
+  // Every element the reply brings is checked as text, so a pair's second half must be written too.
+  if (roles.length === 1 && roles[0] === scan.first && scan.second === undefined) return 1;
   if (roles.length === 2 && roles[0] === scan.first && scan.second !== undefined && roles[1] === scan.second) return 2;
   return undefined;
 }
