@@ -13,6 +13,7 @@ import { Req, type Capture } from '../session/expected-queue.js';
 import { StatementOps, type SnapshotRow } from '../redis/row-ops.js';
 import { checkText } from '../redis/text.js';
 import type { ColumnRole, TableSpec } from '../redis/table-spec.js';
+import { typeOf } from '../redis/types/type.js';
 import type { RedisOp } from '../redis/write.js';
 import { fetchReadParams, readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
 import type { WritePlan } from './write.js';
@@ -41,7 +42,7 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
   const scoreCol = spec.roles.findIndex((r) => r.kind === 'score');
   const pushdown = extractPushdown(plan.targetRef, table.spec, param);
   await readRows(redis, { ...table, spec }, { ...pushdown, limit: undefined }, pending, {
-    row(key, values) {
+    row(key, values, staged) {
       const text: (string | null)[] = values.map((v) => {
         if (v === null) return null;
         if (Buffer.isBuffer(v)) {
@@ -56,6 +57,7 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
         values: text.slice(0, n),
         ...(indexCol >= 0 ? { index: Number(text[indexCol]) } : {}),
         ...(scoreCol >= 0 && text[scoreCol] !== null ? { score: text[scoreCol]! } : {}),
+        ...(staged ? { staged } : {}),
       });
     },
   });
@@ -65,9 +67,9 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
 
 /** The table's roles plus what identifies a row when the declared columns don't: list index, zset score. */
 function withIdentity(spec: TableSpec): TableSpec {
-  const extra: ColumnRole[] = [];
-  if (spec.type === 'list' && !spec.roles.some((r) => r.kind === 'index')) extra.push({ kind: 'index' });
-  if (spec.type === 'zset' && spec.multi !== 'aggregate' && !spec.roles.some((r) => r.kind === 'score')) extra.push({ kind: 'score' });
+  // A multi_* row is its whole key: the key identifies it.
+  const roles = spec.multi === 'aggregate' ? [] : (typeOf(spec).identityRoles ?? []);
+  const extra: ColumnRole[] = roles.filter((kind) => !spec.roles.some((r) => r.kind === kind)).map((kind) => ({ kind }));
   if (extra.length === 0) return spec;
   return {
     ...spec,
@@ -82,6 +84,8 @@ export type EvalResult = { kind: 'rows'; rows: (string | null)[][]; returning: B
 export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec?: Codec): { capture: Capture; result: Promise<EvalResult> } {
   const rows: (string | null)[][] = [];
   const returning: Buffer[] = [];
+  // UPDATE and DELETE lead with the row number.
+  const firstValue = plan.kind === 'insert' ? 0 : 1;
   let failed = false;
   let resolve!: (r: EvalResult) => void;
   const result = new Promise<EvalResult>((r) => (resolve = r));
@@ -91,8 +95,8 @@ export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec
     onFrame(code, buf, start, end) {
       if (code === Backend.DataRow) {
         const values = decodeDataRow(buf, start, end);
-        // Upstream sends text in the client's encoding; Redis gets UTF-8.
-        rows.push(values.slice(0, plan.leading).map((v) => (v === null ? null : codec ? codec.decode(v) : v.toString('utf8'))));
+        // Upstream sends text in the client's encoding, or a value's UTF-8 bytes in hex (plan.hexValues); Redis gets UTF-8.
+        rows.push(values.slice(0, plan.leading).map((v, i) => (v === null ? null : plan.hexValues && i >= firstValue ? Buffer.from(v.toString('latin1'), 'hex').toString('utf8') : codec ? codec.decode(v) : v.toString('utf8'))));
         if (plan.returning) returning.push(encodeDataRow(values.slice(plan.leading)));
         return null;
       }

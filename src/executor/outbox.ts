@@ -17,13 +17,15 @@
  * transactions are applied without the outbox, as with --no-outbox.
  */
 import { randomUUID } from 'node:crypto';
+import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import type { UpstreamTarget } from '../config/config.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { RedisConnSpec } from '../redis/connection.js';
 import { isCluster, lease, release } from '../redis/exclusive.js';
-import { applyGuarded, applyOps, describeFailures, type ApplyResult, type StagedOp } from '../redis/write.js';
+import { applyPerSlot } from '../redis/slot-apply.js';
+import { applyGuarded, describeFailures, type ApplyResult, type StagedOp } from '../redis/write.js';
 import type { OwnClient, OwnConnections } from '../upstream/own-connection.js';
 import { GiveWay } from './give-way.js';
 import type { RedisAccess } from './select.js';
@@ -59,24 +61,38 @@ const DDL = [
   `GRANT INSERT (txid, payload) ON ${SCHEMA}.outbox TO PUBLIC`,
 ];
 
-/** The Redis key that says a transaction's share for one server has been applied. */
+/** The Redis key that says a transaction's share for one server has been applied (on a cluster, per slot: this plus `:{tag}`). */
 export const markerKey = (txid: string, part: number): string => `redis-fdw-proxy:tx:${txid}:${part}`;
 
-/** What became of one server's share, as applyShare reports it. */
-export type ShareOutcome = { kind: 'done'; warning?: string } | { kind: 'failed'; error: PgError };
+/**
+ * What became of one server's share, as applyShare reports it. `failed`: `missed` of its `total` writes
+ * were not applied, or their outcome is unknown (`error` says which); on a Redis Cluster the others were.
+ */
+export type ShareOutcome = { kind: 'done'; warning?: string } | { kind: 'failed'; error: PgError; missed: number; total: number; slots?: number };
+
+/** "its 12 Redis writes", or "5 of its 12 Redis writes" when a cluster applied the other slots. */
+export const missedWrites = (o: { missed: number; total: number }): string => (o.missed === o.total ? `its ${o.total} Redis writes` : `${o.missed} of its ${o.total} Redis writes`);
+
+/** "none of its 12 Redis writes to t were applied", or "5 of its 12 Redis writes to t were not applied (the rest were)". */
+export const notApplied = (o: { missed: number; total: number }, where: string): string =>
+  o.missed === o.total ? `none of its ${o.total} Redis writes to ${where} were applied` : `${o.missed} of its ${o.total} Redis writes to ${where} were not applied (the rest were)`;
 
 /**
  * Applies one server's share of a committed transaction at most once, under `marker` (see
- * applyGuarded), on a connection of its own. A Redis Cluster gets one unguarded MULTI/EXEC: WATCH
- * can't span its nodes.
+ * applyGuarded), on a connection of its own. On a Redis Cluster, where WATCH and MULTI can't span hash
+ * slots, once per slot, each slot under a marker of its own in that slot (applyPerSlot).
  */
 export async function applyShare(redis: RedisAccess, part: OutboxPart, marker: string, markerTtlS: number): Promise<ShareOutcome> {
   const table = part.ops[0]?.table ?? '';
+  const all = { missed: part.ops.length, total: part.ops.length };
   try {
     const client = await redis.client(part.conn);
     let r: ApplyResult;
-    if (isCluster(client)) r = await applyOps(client, part.ops);
-    else {
+    if (isCluster(client)) {
+      const s = await applyPerSlot(client as Cluster, part.ops, (tag) => `${marker}:{${tag}}`, markerTtlS, table);
+      if (s.error) return { kind: 'failed', error: s.error, missed: s.missed, total: s.total, slots: s.missedSlots };
+      r = s.result;
+    } else {
       const conn = await lease(client);
       let clean = false;
       try {
@@ -91,7 +107,7 @@ export async function applyShare(redis: RedisAccess, part: OutboxPart, marker: s
     if (r.failures.length) return { kind: 'done', warning: `the transaction committed, but ${describeFailures(r, part.ops.length)}` };
     return { kind: 'done' };
   } catch (e) {
-    return { kind: 'failed', error: isPgError(e) ? e : new PgError(SqlState.FdwError, String(e)) };
+    return { kind: 'failed', error: isPgError(e) ? e : new PgError(SqlState.FdwError, String(e)), ...all };
   }
 }
 
@@ -99,7 +115,7 @@ export async function applyShare(redis: RedisAccess, part: OutboxPart, marker: s
 type PartOutcome =
   | { kind: 'done'; warning?: string }
   /** Not applied now (Redis unreachable, or the outcome unknown): the row stays for a replay. */
-  | { kind: 'queued'; reason: string };
+  | { kind: 'queued'; reason: string; writes: string };
 
 type DbState = { kind: 'ready' } | { kind: 'off'; until: number } | { kind: 'pending'; p: Promise<boolean> };
 
@@ -211,7 +227,7 @@ export class Outbox {
       if (out.kind === 'queued') {
         queued = true;
         const tables = [...new Set(part.ops.map((o) => o.table))].join(', ');
-        warnings.push(`the transaction committed; its ${part.ops.length} Redis writes to ${tables} could not be applied now and are queued in the outbox: they will be applied exactly once when Redis is reachable (${out.reason})`);
+        warnings.push(`the transaction committed; ${out.writes} to ${tables} could not be applied now and are queued in the outbox: they will be applied exactly once when Redis is reachable (${out.reason})`);
       } else if (out.warning) warnings.push(out.warning);
     }
     if (!queued) this.forget(database, txid);
@@ -222,9 +238,9 @@ export class Outbox {
     const out = await applyShare(this.redis, part, markerKey(txid, index), this.cfg.markerTtlS);
     if (out.kind === 'done') return out;
     const e = out.error;
-    if (e.code === SqlState.FdwUnableToEstablishConnection || e.code === SqlState.TransactionResolutionUnknown) return { kind: 'queued', reason: e.message };
+    if (e.code === SqlState.FdwUnableToEstablishConnection || e.code === SqlState.TransactionResolutionUnknown) return { kind: 'queued', reason: e.message, writes: missedWrites(out) };
     // Redis refused the transaction as a whole (EXECABORT): nothing applied, and a replay would fare no better.
-    return { kind: 'done', warning: `the transaction committed, but none of its ${part.ops.length} Redis writes to ${part.ops[0]?.table ?? ''} were applied: ${e.message}` };
+    return { kind: 'done', warning: `the transaction committed, but ${notApplied(out, part.ops[0]?.table ?? '')}: ${e.message}` };
   }
 
   /** Deletes applied rows, batched: one statement per database for whatever piled up meanwhile. */

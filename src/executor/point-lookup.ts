@@ -114,7 +114,7 @@ export function pointResult(p: PointLookup, fields: readonly Buffer[], reply: Re
     const f = fields[i]!;
     rows.push(encodeDataRow(p.out.map((o) => (o === 0 ? f : v))));
   }
-  return { rows, complete: COMPLETE[rows.length] ?? encodeCommandComplete(`SELECT ${rows.length}`) };
+  return { rows, rowCount: rows.length, complete: COMPLETE[rows.length] ?? encodeCommandComplete(`SELECT ${rows.length}`) };
 }
 
 /** Valid UTF-8 without NUL, what checkText lets through (short ASCII checked by hand, as there). */

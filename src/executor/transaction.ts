@@ -5,10 +5,10 @@
  */
 import { commitApplyFailuresTotal } from '../metrics/metrics.js';
 import { connKey } from '../redis/connection.js';
-import { resolveCancels, touches } from '../redis/overlay.js';
+import { touches } from '../redis/types/multi.js';
 import { randomUUID } from 'node:crypto';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
-import { applyShare, markerKey, type OutboxPart } from './outbox.js';
+import { applyShare, markerKey, missedWrites, notApplied, type OutboxPart } from './outbox.js';
 import { GiveWay } from './give-way.js';
 import type { RedisConnSpec } from '../redis/connection.js';
 import type { ForeignTable, PendingWrites, RedisAccess } from './select.js';
@@ -77,7 +77,6 @@ export class TxWrites implements PendingWrites {
   }
 
   stage(table: ForeignTable, ops: readonly RedisOp[]): void {
-    if (table.spec.type === 'stream') resolveCancels(table.spec, this.on(table), ops);
     const key = connKey(table.conn);
     for (const op of ops) this.staged.push({ op, table: table.display, conn: table.conn, connKey: key });
   }
@@ -145,7 +144,7 @@ export class TxWrites implements PendingWrites {
 async function groupByConn(staged: readonly Staged[]): Promise<Map<string, StagedOp[] & { conn?: RedisConnSpec }>> {
   const giveWay = new GiveWay();
   const cancelled = new Set<RedisOp>();
-  for (const s of staged) if (s.op.op === 'xcancel' && s.op.cancels) cancelled.add(s.op.cancels);
+  for (const s of staged) if (s.op.op === 'xcancel') cancelled.add(s.op.cancels);
   const byConn = new Map<string, StagedOp[] & { conn?: RedisConnSpec }>();
   for (let i = 0; i < staged.length; i++) {
     const s = staged[i]!;
@@ -188,13 +187,13 @@ export async function applyCommitted(redis: RedisAccess, staged: readonly Staged
       if (out.warning) warnings.push(out.warning);
       continue;
     }
-    const n = part.ops.length;
     const first = part.ops[0]!.table;
     const where = `${first}${part.ops.some((o) => o.table !== first) ? ' and other tables on that server' : ''}`;
+    const atomic = (out.slots ?? 1) > 1 ? "each Redis Cluster hash slot's writes all or none" : 'all or none of them were';
     warnings.push(
       out.error.code === SqlState.TransactionResolutionUnknown
-        ? `the transaction committed, but whether its ${n} Redis writes to ${where} were applied is unknown (all or none of them were): ${out.error.message}`
-        : `the transaction committed, but none of its ${n} Redis writes to ${where} were applied: ${out.error.message}`,
+        ? `the transaction committed, but whether ${missedWrites(out)} to ${where} were applied is unknown (${atomic}${out.missed < out.total ? '; the rest were applied' : ''}): ${out.error.message}`
+        : `the transaction committed, but ${notApplied(out, where)}: ${out.error.message}`,
     );
   }
   if (warnings.length) commitApplyFailuresTotal.inc();

@@ -24,10 +24,10 @@ import type { NameIndex } from '../sql/classify.js';
 import { quoteIdent } from '../sql/quote.js';
 import { wholeRowLocations, wholeRowNames } from '../sql/whole-row.js';
 import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
-import { streamUpdate } from '../redis/row-ops.js';
+import { typeOf } from '../redis/types/type.js';
 import type { SessionPort } from '../session/types.js';
 import { planConflict, type ConflictPlan } from './upsert.js';
-import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
+import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege, type ReadPlan, type Resolver } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
 
@@ -46,6 +46,8 @@ export interface WritePlan {
   clientParams: number;
   /** Result columns the proxy keeps (row number and row values) before the RETURNING ones. */
   leading: number;
+  /** The leading row values come as the hex of their UTF-8 bytes (utf8Hex): a session whose client_encoding isn't UTF-8. */
+  hexValues: boolean;
   returning: boolean;
   /** What the statement needs on its target: the write itself, and SELECT when it reads the target's rows. */
   targetPrivileges: Privilege[];
@@ -72,12 +74,12 @@ const notSupported = (what: string, hint?: string): PgError => new PgError(SqlSt
  * Plans a write whose target is a Redis foreign table; `undefined` when the target isn't one (reads
  * of foreign tables in it are then the read path's job).
  */
-export async function planWrite(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0): Promise<WritePlan | undefined | 'failed'> {
+export async function planWrite(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0, resolve: Resolver = resolveTables): Promise<WritePlan | undefined | 'failed'> {
   const kind = WRITE_KINDS[info.kind];
   const targetRef = info.targets[0];
   if (!kind || !targetRef || !names.has(targetRef.relname)) return undefined;
   const readRefs = info.reads.filter((r) => names.has(r.relname));
-  const res = await resolveTables(port, [targetRef, ...readRefs]);
+  const res = await resolve(port, [targetRef, ...readRefs]);
   if (res.kind === 'failed') return 'failed';
   const [target, ...readTables] = res.tables;
   if (!target) return undefined;
@@ -90,7 +92,8 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   // As Postgres: DO UPDATE needs UPDATE on the target too.
   if (conflict?.action === 'update') targetPrivileges.push('update');
   for (const p of targetPrivileges) checkPrivilege(target, p);
-  if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
+  const refuseUpdate = typeOf(target.spec).refuseUpdate;
+  if (kind === 'update' && refuseUpdate) throw refuseUpdate(target.display);
 
   const utf8 = isUtf8Encoding(port.clientEncoding);
   const clientParams = Math.max(info.maxParam, clientTypes.length);
@@ -125,18 +128,19 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
 
   // WITH ... stays in front.
   if (stmtStart > 0) b.copy(tokens[0]!.start, tokens[stmtStart]!.start);
-  const lead = kind === 'insert' ? cols.map((_, i) => `${Q}.${C(i)}`) : [`${Q}.${ROW_ID}`, ...cols.map((_, i) => `${Q}.${C(i)}`)];
+  const value = utf8 ? (sql: string): string => sql : utf8Hex;
+  const lead = kind === 'insert' ? cols.map((_, i) => value(`${Q}.${C(i)}`)) : [`${Q}.${ROW_ID}`, ...cols.map((_, i) => value(`${Q}.${C(i)}`))];
   const rows = derivedRows(target, targetParam, array, ROW_ID);
   let narrowSource: WritePlan['narrowSource'];
   // DELETE's RETURNING sees the old row and the USING tables, UPDATE ... FROM's the new row and the FROM
   // items: each is evaluated right beside them.
   const beside = returning && (kind === 'delete' || (kind === 'update' && ((q.fromClause as unknown[] | undefined)?.length ?? 0) > 0));
   if (kind === 'delete' || beside) {
-    filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, returning ? { start: tokens[retTok]!.end, end } : undefined);
+    filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, returning ? { start: tokens[retTok]!.end, end } : undefined, value);
   } else {
     b.emit(`SELECT ${lead.join(', ')}${returning ? `, ${R}.*` : ''} FROM (`, tokens[stmtStart]!.start);
     if (kind === 'insert') narrowSource = insertBody(b, info, target, tokens, stmtStart, bodyEnd, base);
-    else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, undefined);
+    else filterBody(b, kind, info, target, targetRef, tokens, stmtStart, bodyEnd, base, rows, undefined, (sql) => sql);
     b.emit(`) AS ${Q}`);
   }
   if (returning && !beside) {
@@ -157,6 +161,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     paramTypes,
     clientParams,
     leading: lead.length,
+    hexValues: !utf8,
     returning,
     targetPrivileges,
     conflict,
@@ -190,11 +195,33 @@ export function evaluatesPurely(plan: WritePlan): boolean {
   return true;
 }
 
+/**
+ * EXPLAIN of a write (planned from the EXPLAIN's whole text, so the evaluating SELECT keeps the
+ * EXPLAIN and its options in front): upstream explains that SELECT, as it explains a read, with the
+ * rows it would be given (none: EXPLAIN reads nothing from Redis). The target of UPDATE and DELETE is
+ * read like any other table, so EXPLAIN shows its Redis scan.
+ */
+export function explainPlanOf(explain: StatementInfo, w: WritePlan): ReadPlan {
+  const reads = w.kind === 'insert' ? w.reads : [...w.reads, { ref: w.targetRef, table: w.target, firstParam: w.targetParam }];
+  return { info: explain, reads, rewritten: { text: w.text, toOriginal: w.toOriginal }, paramTypes: w.paramTypes, clientParams: w.clientParams, carrier: 'params', sources: undefined };
+}
+
 /** Byte offset where the statement ends: before a trailing semicolon. */
 function statementEnd(tokens: Token[], text: string): number {
   let i = tokens.length - 1;
   while (i >= 0 && tokens[i]!.text === ';') i--;
   return i >= 0 ? tokens[i]!.end : Buffer.byteLength(text);
+}
+
+/**
+ * A row value as the proxy reads it in a session whose client_encoding isn't UTF-8: the hex of its
+ * output's UTF-8 bytes. Upstream converts whatever it sends into the client's encoding, but a value
+ * on its way to Redis needn't be representable there (a twin table's UPDATE never shows it to the
+ * client); RETURNING columns, which the client sees, are left to convert, and fail, as on the table.
+ * `format('%s')` is the type's output function (a cast to text isn't, for bool or char(n)).
+ */
+function utf8Hex(sql: string): string {
+  return `CASE WHEN pg_catalog.num_nulls(${sql}) = 0 THEN pg_catalog.encode(pg_catalog.convert_to(pg_catalog.format('%s', ${sql}), 'UTF8'), 'hex') END`;
 }
 
 function castTo(sql: string, type: string): string {
@@ -288,7 +315,8 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
 }
 
 /** UPDATE and DELETE: the numbered rows of the target, filtered by the statement's own FROM/USING and WHERE. */
-function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target: ForeignTable, ref: RangeVarRef, tokens: Token[], stmtStart: number, bodyEnd: number, base: number, rows: string, returning: { start: number; end: number } | undefined): void {
+/** `value` shapes the row values the proxy reads when this SELECT is the outermost one (see utf8Hex). */
+function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target: ForeignTable, ref: RangeVarRef, tokens: Token[], stmtStart: number, bodyEnd: number, base: number, rows: string, returning: { start: number; end: number } | undefined, value: (sql: string) => string): void {
   const q = info.node;
   const cols = target.spec.columns;
   const alias = quoteIdent(ref.alias ?? ref.relname);
@@ -308,7 +336,7 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
   const whereStart = whereTok >= 0 ? tokens[whereTok]!.start : bodyEnd;
   if (kind === 'update' && returning) {
     // UPDATE ... FROM ... RETURNING (planWrite): the new row, and RETURNING over it beside the FROM items.
-    b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${cols.map((_, i) => `${N}.${C(i)} AS ${C(i)}`).join(', ')}, ${R}.*`, Number(ref.location) - base);
+    b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${cols.map((_, i) => `${value(`${N}.${C(i)}`)} AS ${C(i)}`).join(', ')}, ${R}.*`, Number(ref.location) - base);
     b.emit(` FROM ${rows} AS ${alias}, `, Number(ref.location) - base);
     b.copy(tokens[fromTok]!.end, whereStart);
     b.emit(`, LATERAL (SELECT ${newValues.map((v, i) => `${v} AS ${C(i)}`).join(', ')}) AS ${N}, LATERAL (SELECT `, tokens[fromTok]!.start);
@@ -330,7 +358,7 @@ function filterBody(b: TextBuilder, kind: WriteKind, info: StatementInfo, target
     }
     return;
   }
-  b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${newValues.map((v, i) => `${v} AS ${C(i)}`).join(', ')}`, Number(ref.location) - base);
+  b.emit(`SELECT ${alias}.${ROW_ID} AS ${ROW_ID}, ${newValues.map((v, i) => `${value(v)} AS ${C(i)}`).join(', ')}`, Number(ref.location) - base);
   if (returning) {
     // `*` and `alias.*` mean the table's declared columns, not the row number beside them.
     const star: Replace[] = [];

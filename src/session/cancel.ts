@@ -105,6 +105,11 @@ export class StatementScope {
     if (!this.ended && !this.fired) this.fired = this.source.abort(reason);
   }
 
+  /** Whether the statement was cancelled (without making its signal). */
+  get canceled(): boolean {
+    return this.fired !== undefined;
+  }
+
   /** Whether a cancel of this scope made some wait fail (see cancelTookEffect). */
   get tookEffect(): boolean {
     return this.fired !== undefined && tookEffect.has(this.fired);

@@ -84,6 +84,9 @@ export class Session implements SessionPort {
   private openBatch = false;
   /** Something went upstream since the last Sync: that Sync must go too (else it is answered locally). */
   sentSinceSync = false;
+  upstreamWrites = 0;
+  /** Syncs and Queries the client has sent: a batch's number. */
+  batches = 0;
   private upstreamBlocked = false;
   private upstreamCorked = false;
   private clientCorked = false;
@@ -165,6 +168,10 @@ export class Session implements SessionPort {
       if (this.cancelPending) scope.cancel();
     }
     return this.scope;
+  }
+
+  get canceled(): boolean {
+    return this.scope?.canceled ?? false;
   }
 
   get upstreamSettled(): boolean {
@@ -391,8 +398,10 @@ export class Session implements SessionPort {
           if (!(e instanceof RangeError) && !isPgError(e)) throw e;
           intercept = undefined;
         }
-        if (code === Frontend.Sync || code === Frontend.Query) this.openBatch = false;
-        else if (req >= 0 || code === Frontend.Flush) this.openBatch = true;
+        if (code === Frontend.Sync || code === Frontend.Query) {
+          this.openBatch = false;
+          this.batches++;
+        } else if (req >= 0 || code === Frontend.Flush) this.openBatch = true;
         if (intercept) {
           this.flushRun(buf, runStart, off);
           item.off = next;
@@ -709,6 +718,7 @@ export class Session implements SessionPort {
   private toUpstream(b: Buffer): void {
     const up = this.upstream;
     if (!up || this.phase === 'closed') return;
+    this.upstreamWrites++;
     if (!up.write(b) && !this.upstreamBlocked) {
       this.upstreamBlocked = true;
       this.client.pause();

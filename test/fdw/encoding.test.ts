@@ -9,7 +9,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, setupSupabase } from '../support/fdw-sql.js';
 import { REDIS_DB } from '../support/redis-dbs.js';
@@ -240,5 +243,167 @@ describe('the local fast path in a converted encoding', () => {
       assert.equal(await fastReads(), typedBefore + 2, type);
       assert.deepEqual(typedProxy, await typed(f.directUrl, `${t}t`), type);
     }
+  });
+});
+
+/** Redis's hash as rows, and the twin table's (read in UTF8), each sorted by key. */
+async function bothTables(): Promise<{ redis: [string, string][]; twin: [string, string][] }> {
+  const redis = Object.entries(await f.redis.hgetall('enc:h')).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const twin = (await d.query({ text: 'select key, value from ht order by key collate "C"', rowMode: 'array' })).rows as [string, string][];
+  return { redis, twin };
+}
+
+describe('values the client encoding lacks, between Redis and upstream', () => {
+  // '€' (LATIN1 has no euro sign) and '日本' are in Redis; the statements only pass them along or compute
+  // with them, and a real table takes that in a LATIN1 session: only what is shown to the client converts.
+  const rows: [string, string][] = [
+    ['euro', '\u20ac'],
+    ['jp', '\u65e5\u672c'],
+    ['plain', 'caf\u00e9'],
+  ];
+
+  test('psql in LATIN1: UPDATE, INSERT … SELECT and DELETE over such values succeed, and only RETURNING or SELECT of one is 22P05, as on the twin', async () => {
+    await seed(rows);
+    const script = (t: string): Buffer =>
+      Buffer.from(
+        [
+          `update ${t} set value = value || 'x' where key in ('euro', 'jp');`,
+          `insert into ${t} select key || '2', value || '\u00e9' from ${t} where key in ('euro', 'jp');`,
+          `insert into ${t} values ('computed', chr(8364) || chr(26085) || 'z');`,
+          `update ${t} set key = key || '3' where key = 'jp2';`,
+          `delete from ${t} where key = 'euro2';`,
+          `insert into ${t} (key, value) values ('plain', 'caf\u00e9 au lait') on conflict (key) do update set value = excluded.value;`,
+          `select key, length(value), value like '%' || chr(8364) || '%' from ${t} order by key collate "C";`,
+          `update ${t} set value = value || 'y' where key = 'euro' returning value;`,
+          `select value from ${t} where key = 'jp';`,
+          `select key, value from ${t} where key = 'plain';`,
+        ].join('\n'),
+        'latin1',
+      );
+    // ON CONFLICT needs a unique key on the twin, as the hash field is on Redis.
+    await d.query('create unique index if not exists ht_key on ht (key)');
+    const viaProxy = await psqlBytes(f.url, script('h'), 'LATIN1');
+    const direct = await psqlBytes(f.directUrl, script('ht'), 'LATIN1');
+    assert.equal(viaProxy.toString('latin1'), direct.toString('latin1'));
+    assert.equal(direct.toString('latin1').match(/ERROR: {2}character with byte sequence/g)?.length, 2, `only the two statements that show such a value fail: ${direct.toString('latin1')}`);
+    const { redis, twin } = await bothTables();
+    assert.deepEqual(redis, twin);
+    assert.deepEqual(Object.fromEntries(redis), { computed: '\u20ac\u65e5z', euro: '\u20acx', jp: '\u65e5\u672cx', jp23: '\u65e5\u672cx\u00e9', plain: 'caf\u00e9 au lait' });
+  });
+
+  test('node-postgres in LATIN1 and WIN1251 (binary parameters and results): the same results and the same Redis contents as the twin', async () => {
+    for (const enc of ['LATIN1', 'WIN1251']) {
+      await seed(rows);
+      const run = async (url: string, t: string): Promise<unknown[]> => {
+        const k = await connect(url);
+        const out: unknown[] = [];
+        const q = async (sql: string, values: unknown[] = []): Promise<void> => {
+          out.push(
+            await k.query({ text: sql, values, rowMode: 'array', binary: true } as pg.QueryArrayConfig).then(
+              (r: pg.QueryArrayResult) => [r.command, r.rowCount, r.rows],
+              (e: { code?: string; message?: string }) => ({ code: e.code, message: e.message }),
+            ),
+          );
+        };
+        try {
+          await k.query(`set client_encoding = '${enc}'`);
+          await q(`update ${t} set value = value || $1 where key = $2`, [Buffer.from('!'), Buffer.from('euro')]);
+          await q(`insert into ${t} select key || '2', value from ${t} where key = $1`, [Buffer.from('jp')]);
+          await q(`insert into ${t} values ($1, chr(8364) || $2)`, [Buffer.from('computed'), Buffer.from('z')]);
+          await q(`delete from ${t} where value = chr(8364) || 'z'`);
+          await q(`update ${t} set value = value || 'w' where key = 'jp' returning key`);
+          await q(`update ${t} set value = value || 'v' where key = 'jp' returning value`);
+          await q(`select key, length(value) from ${t} order by key collate "C"`);
+        } finally {
+          await k.end();
+        }
+        return out;
+      };
+      const viaProxy = await run(f.url, 'h');
+      const direct = await run(f.directUrl, 'ht');
+      assert.deepEqual(viaProxy, direct, enc);
+      assert.match(JSON.stringify(direct), /22P05/, `${enc}: RETURNING such a value fails on the twin too`);
+      const { redis, twin } = await bothTables();
+      assert.deepEqual(redis, twin, enc);
+    }
+  });
+
+  test('what a typed column writes to Redis is its output, the same bytes whatever the client encoding; NULL is still NULL', async () => {
+    await c.query(`create foreign table hb (key text, value bool) server redis_server options (src_type 'hash', src_key 'enc:hb')`);
+    await c.query(`create foreign table hc (key text, value char(4)) server redis_server options (src_type 'hash', src_key 'enc:hc')`);
+    const k = await connect(f.url);
+    const nulls: unknown[] = [];
+    try {
+      for (const enc of ['UTF8', 'LATIN1']) {
+        await k.query(`set client_encoding = '${enc}'`);
+        await k.query(`insert into hb values ('${enc}', true)`);
+        // Redis has no NULL: 23502 in either encoding, never an empty string written.
+        nulls.push(await k.query(`insert into hb values ('${enc}-null', null)`).then(() => 'written', (e: { code?: string }) => e.code));
+        await k.query(`insert into hc values ('${enc}', chr(233))`);
+        await k.query(`update hc set value = value || 'b' where key = '${enc}'`);
+      }
+    } finally {
+      await k.end();
+    }
+    assert.deepEqual(nulls, ['23502', '23502']);
+    assert.deepEqual(await f.redis.hgetall('enc:hb'), { UTF8: 't', LATIN1: 't' });
+    assert.deepEqual(await f.redis.hgetall('enc:hc'), { UTF8: '\u00e9b  ', LATIN1: '\u00e9b  ' });
+  });
+});
+
+describe('COPY (SELECT … FROM a foreign table) TO STDOUT in a converted encoding', () => {
+  test('psql in LATIN1: the twin table\'s bytes, and its 22P05 for a value LATIN1 lacks', async () => {
+    await seed([
+      ['caf\u00e9', 'cr\u00e8me \u00bd'],
+      ['plain', 'x'],
+    ]);
+    const script = (t: string): Buffer =>
+      Buffer.from(
+        [
+          `copy (select key, value from ${t} order by key collate "C") to stdout;`,
+          `copy (select value, length(key) from ${t} where key = 'caf\u00e9') to stdout (format csv, header);`,
+          `copy (select key from ${t} where value = 'cr\u00e8me \u00bd') to stdout;`,
+          `insert into ${t} values ('euro', chr(8364));`,
+          `copy (select count(*), max(length(value)) from ${t}) to stdout;`,
+          `copy (select value from ${t} where key = 'euro') to stdout;`,
+          `copy (select key, value from ${t} order by key collate "C") to stdout (format binary);`,
+        ].join('\n'),
+        'latin1',
+      );
+    const viaProxy = await psqlBytes(f.url, script('h'), 'LATIN1');
+    const direct = await psqlBytes(f.directUrl, script('ht'), 'LATIN1');
+    assert.equal(viaProxy.toString('latin1'), direct.toString('latin1'));
+    assert.ok(direct.includes(Buffer.from('caf\u00e9\tcr\u00e8me \u00bd\n', 'latin1')), 'the LATIN1 bytes of the row');
+    assert.match(direct.toString('latin1'), /ERROR: {2}character with byte sequence 0xe2 0x82 0xac in encoding "UTF8" has no equivalent in encoding "LATIN1"/);
+  });
+
+  test('node-postgres (pg-copy-streams) in WIN1251: the twin table\'s bytes', async () => {
+    await seed([
+      ['\u0451\u0436', '\u041f\u0440\u0438\u0432\u0435\u0442 \u2116'],
+      ['plain', 'x'],
+    ]);
+    const run = async (url: string, t: string): Promise<string> => {
+      const k = await connect(url);
+      try {
+        await k.query(`set client_encoding = 'WIN1251'`);
+        const chunks: Buffer[] = [];
+        await pipeline(
+          k.query(copyTo(`copy (select key, value, length(value) from ${t} order by key collate "C") to stdout`)),
+          new Writable({
+            write(chunk: Buffer, _enc, cb) {
+              chunks.push(chunk);
+              cb();
+            },
+          }),
+        );
+        return Buffer.concat(chunks).toString('hex');
+      } finally {
+        await k.end();
+      }
+    };
+    const viaProxy = await run(f.url, 'h');
+    const direct = await run(f.directUrl, 'ht');
+    assert.equal(viaProxy, direct);
+    assert.ok(Buffer.from(direct, 'hex').includes(codecFor('WIN1251')!.encode('\u0451\u0436\t\u041f\u0440\u0438\u0432\u0435\u0442 \u2116\t8\n')));
   });
 });

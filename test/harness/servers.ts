@@ -314,3 +314,77 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
     },
   };
 }
+
+export interface RedisClusterInstance {
+  /** A URL of the first node (db 0: a cluster has no other). */
+  url: string;
+  host: string;
+  ports: number[];
+  /** Sends a signal to one node (SIGSTOP/SIGCONT for fault tests). */
+  signal(port: number, sig: NodeJS.Signals): void;
+  /** SIGKILLs every node and removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Whether `redis-cli` is installed: it creates the cluster. */
+export const haveRedisCli = (): boolean => {
+  try {
+    execFileSync('redis-cli', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A throwaway Redis Cluster of `masters` nodes without replicas, every slot assigned and the state ok.
+ * `nodeTimeoutMs`: how long a silent node goes before the others mark it failed (and, with no replica
+ * to promote, the whole cluster refuses commands until it is back): fault tests that pause a node raise it.
+ */
+export async function startRedisCluster(masters = 3, opts: { nodeTimeoutMs?: number } = {}): Promise<RedisClusterInstance> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fdwproxy-cluster-'));
+  const nodes: { port: number; child: ChildProcess }[] = [];
+  const stop = async (): Promise<void> => {
+    const all = nodes.splice(0);
+    for (const n of all) n.child.kill('SIGKILL');
+    await Promise.all(all.map((n) => waitExit(n.child)));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await freePort();
+      const logFile = path.join(dir, `redis-${port}.log`);
+      const child = spawn('redis-server', [
+        '--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes',
+        '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--dir', dir,
+        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', logFile,
+        '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 15_000),
+      ], { stdio: 'ignore' });
+      nodes.push({ port, child });
+      await waitForPing(port, undefined, child, logFile);
+    }
+    await mustRun('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `${HOST}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    for (const n of nodes) {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const c = new Redis({ host: HOST, port: n.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        c.on('error', () => {});
+        const info = await c.connect().then(() => c.cluster('INFO'), () => '').finally(() => c.disconnect());
+        if (/cluster_state:ok/.test(String(info))) break;
+        if (Date.now() > deadline) throw new Error(`Redis Cluster node ${n.port} not ok within 20 s: ${String(info)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const ports = nodes.map((n) => n.port);
+  return {
+    url: `redis://${HOST}:${ports[0]}/0`,
+    host: HOST,
+    ports,
+    signal: (port, sig) => void nodes.find((n) => n.port === port)?.child.kill(sig),
+    stop,
+  };
+}

@@ -3,86 +3,33 @@
 // started here (skipped when redis-cli is not installed).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { RedisPool } from '../../src/redis/pool.js';
 import { readTable } from '../../src/redis/read.js';
 import type { ColumnRole, Pushdown, RedisType, TableSpec } from '../../src/redis/table-spec.js';
 import { toText } from '../../src/redis/text.js';
 import { PgError } from '../../src/protocol/pg-error.js';
-import { freePort } from '../harness/servers.js';
+import { SLOT_COUNT, slotTags } from '../../src/redis/slots.js';
+import { haveRedisCli, startRedisCluster, type RedisClusterInstance } from '../harness/servers.js';
 
 const HOST = '127.0.0.1';
-const haveRedisCli = spawnSync('redis-cli', ['--version']).status === 0;
 
-interface Node {
-  port: number;
-  child: ChildProcess;
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function ping(port: number, cmd: string[]): Promise<string> {
-  const c = new Redis({ host: HOST, port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-  c.on('error', () => {});
-  try {
-    await c.connect();
-    return String(await c.call(cmd[0]!, ...cmd.slice(1)));
-  } finally {
-    c.disconnect();
-  }
-}
-
-describe('Redis Cluster', { skip: !haveRedisCli && 'redis-cli not installed' }, () => {
-  const nodes: Node[] = [];
-  let dir = '';
+describe('Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not installed' }, () => {
+  let rc: RedisClusterInstance;
   let pool: RedisPool;
   let cluster: Cluster;
 
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'fdwproxy-cluster-'));
-    for (let i = 0; i < 3; i++) {
-      const port = await freePort();
-      const child = spawn('redis-server', [
-        '--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes',
-        '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--dir', dir,
-        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', path.join(dir, `redis-${port}.log`),
-      ], { stdio: 'ignore' });
-      nodes.push({ port, child });
-    }
-    for (const n of nodes) await waitFor(async () => (await ping(n.port, ['PING'])) === 'PONG', `node ${n.port}`);
-    const r = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `${HOST}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    for (const n of nodes) {
-      await waitFor(async () => /cluster_state:ok/.test(await ping(n.port, ['CLUSTER', 'INFO'])), `cluster state ok on ${n.port}`);
-    }
+    rc = await startRedisCluster(3);
     pool = new RedisPool();
-    const c = await pool.getClient({ host: HOST, port: nodes[0]!.port, db: 0, tls: false });
+    const c = await pool.getClient({ host: HOST, port: rc.ports[0]!, db: 0, tls: false });
     assert.ok(c instanceof Cluster, 'a cluster node gives a Cluster client');
     cluster = c;
   });
 
   after(async () => {
     await pool?.close();
-    for (const n of nodes) {
-      n.child.kill('SIGKILL');
-    }
-    await Promise.all(nodes.map((n) => (n.child.exitCode !== null || n.child.signalCode !== null ? undefined : new Promise((r) => n.child.once('exit', r)))));
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await rc?.stop();
   });
 
   function spec(type: RedisType, key: string, roles: ColumnRole['kind'][], multi: TableSpec['multi'] = 'none'): TableSpec {
@@ -96,7 +43,7 @@ describe('Redis Cluster', { skip: !haveRedisCli && 'redis-cli not installed' }, 
   }
 
   test('get() refuses a cluster (0A000); the same spec via getClient() is the pooled Cluster', async () => {
-    const spec0 = { host: HOST, port: nodes[0]!.port, db: 0, tls: false };
+    const spec0 = { host: HOST, port: rc.ports[0]!, db: 0, tls: false };
     await assert.rejects(pool.get(spec0), (e: unknown) => e instanceof PgError && e.code === '0A000');
     assert.equal(await pool.getClient(spec0), cluster);
   });
@@ -104,7 +51,7 @@ describe('Redis Cluster', { skip: !haveRedisCli && 'redis-cli not installed' }, 
   test('a database other than 0 on a cluster: HV00N saying SELECT is not allowed', async () => {
     const p = new RedisPool();
     try {
-      await assert.rejects(p.getClient({ host: HOST, port: nodes[1]!.port, db: 3, tls: false }), (e: unknown) => {
+      await assert.rejects(p.getClient({ host: HOST, port: rc.ports[1]!, db: 3, tls: false }), (e: unknown) => {
         assert.ok(e instanceof PgError);
         assert.equal(e.code, 'HV00N');
         assert.match(e.message, /SELECT is not allowed in cluster mode/);
@@ -135,6 +82,13 @@ describe('Redis Cluster', { skip: !haveRedisCli && 'redis-cli not installed' }, 
     assert.equal(elems.length, 2 * N);
     assert.equal((await read(spec('hash', 'ck:*', ['key', 'items'], 'aggregate'))).length, 50);
     assert.equal((await read(spec('list', 'ck:*', ['key', 'items'], 'aggregate'), { limit: 7 })).length, 7);
+  });
+
+  test("the outbox markers' hash tags land where the server says (CLUSTER KEYSLOT)", async () => {
+    const tags = await slotTags();
+    for (let slot = 0; slot < SLOT_COUNT; slot += 97) {
+      assert.equal(await cluster.cluster('KEYSLOT', `redis-fdw-proxy:tx:0b7c:0:{${tags[slot]!}}`), slot);
+    }
   });
 
   test('keys pushdown across slots', async () => {
