@@ -36,6 +36,7 @@ export function buildProgram(): Command {
     .addOption(opt('--redis-timeout <duration>', 'a Redis command with no reply within this long fails with HV00N (0 = no per-command bound; a connection silent for 30 s is still reset)', 'redis-timeout').default('5s'))
     .addOption(opt('--redis-connect-timeout <duration>', 'connecting to a Redis server gives up after this long', 'redis-connect-timeout').default('2s'))
     .addOption(opt('--redis-fast-scan <on|off>', 'read whole single-key hash/set/list/zset tables over a raw Redis connection whose replies are parsed straight into the query parameters (off: through ioredis like every other read)', 'redis-fast-scan').choices(['on', 'off']).default('on'))
+    .addOption(opt('--redis-fast-lookup <on|off>', 'send the fast path\'s hash point lookups (HMGET of pinned fields) over one raw pipelined Redis connection per server, a turn\'s lookups in one write (off: through ioredis like every other read)', 'redis-fast-lookup').choices(['on', 'off']).default('on'))
     .addOption(opt('--fast-path <on|off>', 'answer single-table reads, and INSERT … VALUES of constants and parameters, from and to Redis without an upstream round trip (off: always through upstream)', 'fast-path').choices(['on', 'off']).default('on'))
     .addOption(opt('--advertise <host:port|auto>', 'address upstream Postgres reaches this proxy at: Redis foreign tables then get postgres_fdw\'s handler and work wherever Postgres evaluates them (views, functions, information_schema); auto = the listen address when it and upstream are local', 'advertise'))
     .addOption(opt('--no-outbox', 'apply committed Redis writes without the transactional outbox (no redis_fdw_proxy schema upstream; a proxy crash between upstream COMMIT and Redis EXEC then loses them)', 'outbox'))
@@ -70,6 +71,7 @@ interface RawOptions {
   outboxReplayAfter?: string;
   redisTimeout?: string;
   redisFastScan?: string;
+  redisFastLookup?: string;
   redisConnectTimeout?: string;
 }
 
@@ -138,6 +140,7 @@ export function toConfig(o: RawOptions, env: NodeJS.ProcessEnv = process.env): P
     logMinDurationMs: o.logMinDuration === undefined ? undefined : parseDuration(o.logMinDuration, '--log-min-duration'),
     redisTimeoutMs: parseDuration(o.redisTimeout ?? '5s', '--redis-timeout'),
     redisFastScan: (o.redisFastScan ?? 'on') === 'on',
+    redisFastLookup: (o.redisFastLookup ?? 'on') === 'on',
     redisConnectTimeoutMs: positive(parseDuration(o.redisConnectTimeout ?? '2s', '--redis-connect-timeout'), '--redis-connect-timeout'),
   };
 }

@@ -51,6 +51,8 @@ export interface ProxyConfig {
   redisConnectTimeoutMs?: number;
   /** Whole single-key scans parse Redis's replies straight into the parameters (default on). */
   redisFastScan?: boolean;
+  /** The fast path's hash point lookups go over a raw pipelined connection per server (default on). */
+  redisFastLookup?: boolean;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -159,6 +159,22 @@ export const NO_FAST_PARAMS: FastParams = { text: () => undefined, count: () => 
  * refuse or change (bad UTF-8, NUL, a count that isn't a plain non-negative integer) stays upstream's.
  */
 export function fastParams(shape: FastShape, m: BindMessage, declared: readonly number[], codec?: Codec): FastParams | string {
+  const problem = fastParamsProblem(shape, m, declared, codec);
+  if (problem !== undefined) return problem;
+  return {
+    text: (n) => {
+      const v = m.params[n - 1];
+      return v === undefined ? undefined : v === null ? null : codec ? codec.decode(v) : v.toString('utf8');
+    },
+    count: (n) => {
+      const v = m.params[n - 1];
+      return v === undefined ? undefined : v === null ? null : countValue(v, paramFormat(m, n - 1), declared[n - 1] ?? 0);
+    },
+  };
+}
+
+/** Why fastParams would refuse a Bind's parameters, or undefined when it takes them (no closures made). */
+export function fastParamsProblem(shape: FastShape, m: BindMessage, declared: readonly number[], codec?: Codec): string | undefined {
   for (const [n, how] of shape.params) {
     const v = m.params[n - 1];
     const type = declared[n - 1] ?? 0;
@@ -170,16 +186,7 @@ export function fastParams(shape: FastShape, m: BindMessage, declared: readonly 
       if (!(codec ? decodes(codec, v) : isUtf8(v)) || v.includes(0)) return `parameter $${n} is not valid text`;
     } else if (countValue(v, fmt, type) === undefined) return `parameter $${n} is not a count the fast path reads`;
   }
-  return {
-    text: (n) => {
-      const v = m.params[n - 1];
-      return v === undefined ? undefined : v === null ? null : codec ? codec.decode(v) : v.toString('utf8');
-    },
-    count: (n) => {
-      const v = m.params[n - 1];
-      return v === undefined ? undefined : v === null ? null : countValue(v, paramFormat(m, n - 1), declared[n - 1] ?? 0);
-    },
-  };
+  return undefined;
 }
 
 function countValue(v: Buffer, fmt: number, type: number): number | undefined {

@@ -43,7 +43,11 @@ import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart
 import { closeIdle } from '../redis/exclusive.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
-import { fastFields, fastParams, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
+import { fastFields, fastParams, fastParamsProblem, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
+import { encodeHmget, planPoint, pointFields, pointResult, type PointLookup } from './point-lookup.js';
+import type { Reply } from '../redis/resp-pipe.js';
+import { isTimeout, mapRedisError } from '../redis/errors.js';
+import { describeConn } from '../redis/connection.js';
 import { fastWriteRows, fastWriteShape, type FastWriteShape } from './fast-write.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
@@ -83,14 +87,22 @@ async function orFail<T, F>(port: SessionPort, failed: F, fn: () => Promise<T> |
   }
 }
 
+/** A fast-path RowDescription for one list of result formats, kept with its statement for the next Bind. */
+interface Described {
+  formats: string;
+  fields: FieldDescription[];
+  bytes: Buffer;
+}
+
 type OwnedStatement =
   /** `generation`: the catalog's when planned; after DDL through this proxy the fast path leaves it to upstream. */
-  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean; sql: string }
+  | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean; sql: string; point?: PointLookup; described?: Described }
   | { kind: 'tag'; tag: string }
   /** `confirmed`: upstream has answered its Parse (a fast write must not run a statement upstream refused). */
   | { kind: 'write'; plan: WritePlan; checkedAt: number; sql: string; fast: FastWriteShape | string; generation: number; changed?: boolean; confirmed: boolean }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
+type OwnedRead = OwnedStatement & { kind: 'read' };
 /**
  * When a portal was bound: Postgres drops it at the end of its transaction, so one bound outside a
  * transaction block lives until the batch's Sync (`batch`: the session's count of Syncs and Queries).
@@ -105,7 +117,7 @@ type OwnedPortal =
   | { kind: 'explain'; lines: string[] }
   | { kind: 'read'; plan: ReadPlan }
   /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
-  | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
+  | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; description: Buffer; result: FastResult }
   /** `early`: its batch began with it, so upstream's side may end with the proxy's own Sync (see runWrite). */
   | ({ kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean; sql: string } & PortalLife)
   | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
@@ -157,7 +169,7 @@ export class RedisFdw {
 
 /** `opts` lengthen the catalog's and privileges' re-check intervals (tests that count round trips). */
 export function createRedisFdw(config: ProxyConfig, log: Logger, opts: { recheckMs?: number } = {}): RedisFdw {
-  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs, fastScan: config.redisFastScan ?? true });
+  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs, fastScan: config.redisFastScan ?? true, fastLookup: config.redisFastLookup ?? true });
 }
 
 const textParam =
@@ -606,7 +618,7 @@ class SessionInterceptor implements Interceptor {
               if (this.floatDigits?.at === before) this.floatDigits.at = port.upstreamWrites;
             }
             // The rows go as the buffers they were written into: a big result is never copied into one.
-            port.reply(encodeRowDescription(fast.fields));
+            port.reply(fast.described.bytes);
             for (const chunk of fast.result.rows) port.reply(chunk);
             port.replyReady(fast.result.complete);
             return 'local';
@@ -638,26 +650,45 @@ class SessionInterceptor implements Interceptor {
    * The fast path's answer to a read, or undefined when the upstream path must answer: the shape or
    * the parameters aren't the fast path's, or the session's state leaves the bytes uncertain.
    */
-  private async fastAnswer(port: SessionPort, shape: FastShape | string, params: FastParams | string, formats: readonly number[]): Promise<{ fields: FieldDescription[]; result: FastResult } | undefined> {
+  private async fastAnswer(
+    port: SessionPort,
+    shape: FastShape | string,
+    params: FastParams | string,
+    formats: readonly number[],
+    /** A prepared statement, where its RowDescription is kept for the next Bind. */
+    st?: { described?: Described },
+  ): Promise<{ described: Described; result: FastResult } | undefined> {
     if (typeof shape === 'string' || typeof params === 'string' || !this.fastAllowed(port, shape.read.table)) return undefined;
-    const fields = fastFields(shape, formats);
-    if (!fields) return undefined;
+    const described = this.describe(shape, formats, st);
+    if (!described) return undefined;
     const codec = codecFor(port.clientEncoding);
     // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
-    if (codec && fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
+    if (codec && described.fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
     if (shape.types.some((t) => t.shortestFloat) && !((await this.extraFloatDigits(port)) > 0)) return undefined;
     try {
       // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
-      const result = await runFast(this.readsFor(port), shape, params, fields, codec);
+      const result = await runFast(this.readsFor(port), shape, params, described.fields, codec);
       if (typeof result === 'string') return undefined;
       this.stats.rows = result.rowCount;
-      return { fields, result };
+      return { described, result };
     } catch (e) {
       // The upstream path meets the same failure and reports it the way it always has; but a Redis
       // that did not answer, or a cancel, fails now: trying again would double the wait.
       if (isPgError(e) && e.code !== SqlState.FdwUnableToEstablishConnection && e.code !== SqlState.QueryCanceled) return undefined;
       throw e;
     }
+  }
+
+  /** The fast path's RowDescription for these result formats; a prepared statement keeps the last one. */
+  private describe(shape: FastShape, formats: readonly number[], prepared?: { described?: Described }): Described | undefined {
+    const key = formats.length === 0 ? '' : formats.join(',');
+    const kept = prepared?.described;
+    if (kept?.formats === key) return kept;
+    const fields = fastFields(shape, formats);
+    if (!fields) return undefined;
+    const d = { formats: key, fields, bytes: encodeRowDescription(fields) };
+    if (prepared) prepared.described = d;
+    return d;
   }
 
   /**
@@ -840,19 +871,22 @@ class SessionInterceptor implements Interceptor {
         return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite })]);
       }
       case 'read':
-        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: d.text });
+        const fast = p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan);
+        const point = typeof fast === 'string' ? undefined : planPoint(fast);
+        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast, ...(point ? { point } : {}), generation: this.fdw.catalog.currentGeneration, sql: d.text });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
     }
   }
 
-  async onExtended(port: SessionPort, code: number, raw: Buffer): Promise<void> {
+  /** Synchronous where the answer is (a fast portal's Describe, Execute, Close): no promise, no turn lost. */
+  onExtended(port: SessionPort, code: number, raw: Buffer): Promise<void> | void {
     switch (code) {
       case Frontend.Bind:
         return this.onBind(port, raw);
       case Frontend.Describe: {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
-        if (owner?.kind === 'fast') return port.reply(encodeRowDescription(owner.fields));
+        if (owner?.kind === 'fast') return port.reply(owner.description);
         if (owner?.kind === 'fastwrite' || owner?.kind === 'spent') {
           // A write without RETURNING describes as NoData, run or not. Once Postgres would have dropped the
           // portal, upstream's answer stands (34000: it never had a fast one, and has dropped its own).
@@ -870,52 +904,8 @@ class SessionInterceptor implements Interceptor {
         const plan = owner.plan;
         return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => withSources(plan, buf, s, e))]);
       }
-      case Frontend.Execute: {
-        this.syncTx(port);
-        const name = decodeExecute(raw, 0, raw.length).portal;
-        const portal = this.portals.get(name);
-        if (portal?.kind === 'fast') {
-          if (decodeExecute(raw, 0, raw.length).maxRows === 0) {
-            this.portals.delete(name);
-            for (const chunk of portal.result.rows) port.reply(chunk);
-            return port.reply(portal.result.complete);
-          }
-          // A row limit suspends the portal: upstream's portal does that, so it is made there.
-          await orFail(port, undefined, () => this.materialize(port, name, portal));
-          return port.send(raw, [forward(Req.Execute)]);
-        }
-        if (portal?.kind === 'fastwrite') return this.executeFastWrite(port, name, portal, raw);
-        if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
-        if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
-        if (portal?.kind === 'write') {
-          // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
-          const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
-          const t0 = process.hrtime.bigint();
-          const ran = await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordWrite(t0, portal.sql, port.log, this.stats));
-          if (ran && !portal.plan.returning && this.portals.get(name) === portal) this.portals.set(name, { kind: 'spent', upstream: true, batch: portal.batch, inBlock: portal.inBlock });
-          return;
-        }
-        if (portal?.kind === 'spent') {
-          if (port.inFailedBatch) return;
-          if (!this.live(port, portal)) {
-            this.portals.delete(name);
-            return port.send(raw, [forward(Req.Execute)]);
-          }
-          return failWith(port, encodeError(new PgError(SqlState.ObjectNotInPrerequisiteState, `portal "${name}" cannot be run`)));
-        }
-        if (portal?.kind === 'suspended') {
-          if (port.inFailedBatch) return;
-          const { reply, rest } = fetchRows(portal.rest.rows, portal.rest.tag, decodeExecute(raw, 0, raw.length).maxRows, true);
-          this.portals.set(name, { ...portal, rest: rest ?? { rows: [], tag: portal.rest.tag } });
-          return port.reply(reply);
-        }
-        if (portal?.kind === 'tx') {
-          if (!this.tx.active) return port.send(raw, [forward(Req.Execute)]);
-          return void (await this.runTx(port, portal.cmd, (execute) => port.send(raw, [execute])));
-        }
-        if (portal?.kind === 'truncate') return void (await this.runTruncate(port, portal.plan, (execute) => port.send(raw, [execute])));
-        return port.send(raw, [forward(Req.Execute)]);
-      }
+      case Frontend.Execute:
+        return this.onExecute(port, raw);
       case Frontend.Close: {
         const t = decodeTarget(raw, 0, raw.length);
         const owned = t.kind === 'P' ? this.portals.get(t.name) : undefined;
@@ -926,6 +916,54 @@ class SessionInterceptor implements Interceptor {
         return port.send(raw, [forward(Req.Close)]);
       }
     }
+  }
+
+  private onExecute(port: SessionPort, raw: Buffer): Promise<void> | void {
+    this.syncTx(port);
+    const { portal: name, maxRows } = decodeExecute(raw, 0, raw.length);
+    const portal = this.portals.get(name);
+    if (portal?.kind === 'fast') {
+      if (maxRows === 0) {
+        this.portals.delete(name);
+        const { rows, complete } = portal.result;
+        for (const r of rows) port.reply(r);
+        return port.reply(complete);
+      }
+      // A row limit suspends the portal: upstream's portal does that, so it is made there.
+      return orFail(port, undefined, () => this.materialize(port, name, portal)).then(() => port.send(raw, [forward(Req.Execute)]));
+    }
+    if (portal?.kind === 'fastwrite') return this.executeFastWrite(port, name, portal, raw);
+    if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
+    if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
+    if (portal?.kind === 'write') {
+      // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
+      const t0 = process.hrtime.bigint();
+      return this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0)
+        .finally(() => recordWrite(t0, portal.sql, port.log, this.stats))
+        .then((ran) => {
+          if (ran && !portal.plan.returning && this.portals.get(name) === portal) this.portals.set(name, { kind: 'spent', upstream: true, batch: portal.batch, inBlock: portal.inBlock });
+        });
+    }
+    if (portal?.kind === 'spent') {
+      if (port.inFailedBatch) return;
+      if (!this.live(port, portal)) {
+        this.portals.delete(name);
+        return port.send(raw, [forward(Req.Execute)]);
+      }
+      return failWith(port, encodeError(new PgError(SqlState.ObjectNotInPrerequisiteState, `portal "${name}" cannot be run`)));
+    }
+    if (portal?.kind === 'suspended') {
+      if (port.inFailedBatch) return;
+      const { reply, rest } = fetchRows(portal.rest.rows, portal.rest.tag, maxRows, true);
+      this.portals.set(name, { ...portal, rest: rest ?? { rows: [], tag: portal.rest.tag } });
+      return port.reply(reply);
+    }
+    if (portal?.kind === 'tx') {
+      if (!this.tx.active) return port.send(raw, [forward(Req.Execute)]);
+      return this.runTx(port, portal.cmd, (execute) => port.send(raw, [execute])).then(() => {});
+    }
+    if (portal?.kind === 'truncate') return this.runTruncate(port, portal.plan, (execute) => port.send(raw, [execute])).then(() => {});
+    return port.send(raw, [forward(Req.Execute)]);
   }
 
   private async bindWrite(port: SessionPort, m: BindMessage, st: OwnedStatement & { kind: 'write' }): Promise<void> {
@@ -944,7 +982,7 @@ class SessionInterceptor implements Interceptor {
     });
   }
 
-  private async onBind(port: SessionPort, raw: Buffer): Promise<void> {
+  private onBind(port: SessionPort, raw: Buffer): Promise<void> | void {
     // Upstream discards it (an earlier message failed): no Redis work, no error of ours.
     if (port.inFailedBatch) return port.send(raw, [forward(Req.Bind)]);
     const named = this.statements.get(bindStatementName(raw));
@@ -958,20 +996,20 @@ class SessionInterceptor implements Interceptor {
     if (st?.kind === 'truncate') this.portals.set(m.portal, { kind: 'truncate', plan: st.plan });
     if (st?.kind === 'write') return this.bindWrite(port, m, st);
     if (st?.kind !== 'read') return port.send(raw, [forward(Req.Bind)]);
-    const plan = st.plan;
     this.stats.reset();
     const t0 = process.hrtime.bigint();
-    await orFail(port, undefined, async () => {
+    return (st.point && this.pointLane(port, raw, st, st.point, m, t0)) || this.bindRead(port, raw, st, m, t0);
+  }
+
+  private bindRead(port: SessionPort, raw: Buffer, st: OwnedRead, m: BindMessage, t0: bigint): Promise<void> {
+    const plan = st.plan;
+    return orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
       if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] })), this.fdw.recheckMs))) return;
       // Only the unnamed portal: a named one outlives the batch, and the fast path answers per batch.
       if (m.portal === '' && typeof st.fast !== 'string' && !st.changed && st.generation === this.fdw.catalog.currentGeneration) {
-        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes, codecFor(port.clientEncoding)), m.resultFormats);
-        if (fast) {
-          this.portals.set(m.portal, { kind: 'fast', plan, bind: m, ...fast });
-          recordRead('foreign_read_fast', t0, st.sql, port.log, this.stats);
-          return port.reply(BIND_COMPLETE);
-        }
+        const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes, codecFor(port.clientEncoding)), m.resultFormats, st);
+        if (fast) return this.boundFast(port, st, m, fast.described, fast.result, t0);
       }
       const param = textParam(m, plan.paramTypes, codecFor(port.clientEncoding));
       const explain = explainOptions(plan.info);
@@ -985,6 +1023,50 @@ class SessionInterceptor implements Interceptor {
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...extra.map(() => 1)], params: [...m.params, ...rowParams(port, extra, plan.paramTypes)] }), [forward(Req.Bind)]);
     });
+  }
+
+  /** The fast path answered a Bind: its portal holds the rows until Execute. */
+  private boundFast(port: SessionPort, st: OwnedRead, m: BindMessage, described: Described, result: FastResult, t0: bigint): void {
+    this.stats.rows = result.rowCount;
+    this.portals.set(m.portal, { kind: 'fast', plan: st.plan, bind: m, fields: described.fields, description: described.bytes, result });
+    recordRead('foreign_read_fast', t0, st.sql, port.log, this.stats);
+    port.reply(BIND_COMPLETE);
+  }
+
+  /**
+   * A prepared point lookup's Bind in one step (point-lookup.ts): everything decided synchronously, one
+   * HMGET on the server's raw pipe, one continuation. Undefined when this Bind isn't one the lane can take
+   * as it stands (privileges due for their re-check, no pipe yet, a parameter the fast path can't read,
+   * ...): bindRead decides it as for any read. A reply the lane can't use goes to bindRead too, which
+   * reads again through ioredis and answers or reports as it always has.
+   */
+  private pointLane(port: SessionPort, raw: Buffer, st: OwnedRead, point: PointLookup, m: BindMessage, t0: bigint): Promise<void> | undefined {
+    const shape = st.fast;
+    if (m.portal !== '' || typeof shape === 'string' || st.changed || st.generation !== this.fdw.catalog.currentGeneration) return undefined;
+    if (m.params.length !== st.plan.clientParams || Date.now() - st.checkedAt > this.fdw.recheckMs) return undefined;
+    if (!this.fastAllowed(port, shape.read.table) || codecFor(port.clientEncoding) !== undefined) return undefined;
+    if (fastParamsProblem(shape, m, st.plan.paramTypes) !== undefined) return undefined;
+    const described = this.describe(shape, m.resultFormats, st);
+    if (!described) return undefined;
+    const fields = pointFields(point, m);
+    const table = shape.read.table;
+    const pipe = fields.length === 0 ? undefined : this.fdw.pool.lookupPipe(table.conn);
+    if (fields.length > 0 && !pipe?.available) return undefined;
+    const sent: Promise<Reply> = pipe ? abortable(pipe.call(encodeHmget(point, fields), this.stats), port.signal) : Promise.resolve([]);
+    if (pipe) this.stats.count('HMGET');
+    return sent.then(
+      (reply) => {
+        const result = pointResult(point, fields, reply);
+        if (!result) return this.bindRead(port, raw, st, m, t0);
+        this.boundFast(port, st, m, described, result, t0);
+      },
+      (e: unknown) => {
+        // The cancel's 57014; or a Redis that didn't answer in time (reading again would double the wait).
+        if (isPgError(e)) return failWith(port, encodeError(e));
+        if (isTimeout(e)) return failWith(port, encodeError(mapRedisError(e, { key: table.spec.key, table: table.display, server: describeConn(table.conn), expected: 'hash' })));
+        return this.bindRead(port, raw, st, m, t0);
+      },
+    );
   }
 }
 

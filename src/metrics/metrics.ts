@@ -4,7 +4,8 @@
  * Hot-path cost is kept at a counter increment: gauges and byte totals are read from the live objects
  * when /metrics is scraped (collect callbacks), not maintained per message.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 
 export const PREFIX = 'redis_fdw_proxy_';
 export const registry = new Registry();
@@ -69,21 +70,16 @@ export type StatementKind = 'passthrough' | 'foreign_read_fast' | 'foreign_read_
 /** Passthrough statements are counted with a bare increment on the session's hot path, read at scrape time. */
 export const hotCounts = { passthrough: 0 };
 let passthroughReported = 0;
-export const statementsTotal = new Counter({
-  name: `${PREFIX}statements_total`,
-  help: 'Statements (Query and Parse messages) handled, by kind',
-  labelNames: ['kind'] as const,
-  registers: [registry],
-  collect() {
-    this.inc({ kind: 'passthrough' }, hotCounts.passthrough - passthroughReported);
-    passthroughReported = hotCounts.passthrough;
-  },
+// Recorded for every foreign-table statement and Redis command: cheap children (hot-metrics.ts).
+export const statementsTotal = new HotCounter(`${PREFIX}statements_total`, 'Statements (Query and Parse messages) handled, by kind', ['kind'], registry, () => {
+  statementsTotal.labels('passthrough').inc(hotCounts.passthrough - passthroughReported);
+  passthroughReported = hotCounts.passthrough;
 });
-export const statementSeconds = new Histogram({ name: `${PREFIX}statement_duration_seconds`, help: 'Foreign-table statement latency, by kind', labelNames: ['kind'] as const, buckets, registers: [registry] });
+export const statementSeconds = new HotHistogram(`${PREFIX}statement_duration_seconds`, 'Foreign-table statement latency, by kind', ['kind'], buckets, registry);
 
-export const redisCommandsTotal = new Counter({ name: `${PREFIX}redis_commands_total`, help: 'Redis commands sent, by server', labelNames: ['server'] as const, registers: [registry] });
-export const redisErrorsTotal = new Counter({ name: `${PREFIX}redis_errors_total`, help: 'Redis command and connection errors, by server', labelNames: ['server'] as const, registers: [registry] });
-export const redisSeconds = new Histogram({ name: `${PREFIX}redis_roundtrip_seconds`, help: 'Redis round-trip latency, by server', labelNames: ['server'] as const, buckets, registers: [registry] });
+export const redisCommandsTotal = new HotCounter(`${PREFIX}redis_commands_total`, 'Redis commands sent, by server', ['server'], registry);
+export const redisErrorsTotal = new HotCounter(`${PREFIX}redis_errors_total`, 'Redis command and connection errors, by server', ['server'], registry);
+export const redisSeconds = new HotHistogram(`${PREFIX}redis_roundtrip_seconds`, 'Redis round-trip latency, by server', ['server'], buckets, registry);
 new Gauge({
   name: `${PREFIX}redis_clients`,
   help: 'Pooled Redis clients (one per server, database and login)',

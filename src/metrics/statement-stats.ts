@@ -22,6 +22,12 @@ export class StatementStats {
     this.rows = undefined;
   }
 
+  /** A command sent without a pooled ioredis client (the raw lookup pipe). */
+  count(name: string): void {
+    this.commands++;
+    this.names.set(name, (this.names.get(name) ?? 0) + 1);
+  }
+
   addRows(n: number): void {
     this.rows = (this.rows ?? 0) + n;
   }

@@ -40,6 +40,15 @@ export function describeConn(spec: RedisConnSpec): string {
  * the key is safe to log.
  */
 export function connKey(spec: RedisConnSpec): string {
+  let key = keys.get(spec);
+  if (key === undefined) keys.set(spec, (key = makeKey(spec)));
+  return key;
+}
+
+/** Every statement asks for its table's pool entry by key: a spec's key (a SHA-256 inside) is made once. */
+const keys = new WeakMap<RedisConnSpec, string>();
+
+function makeKey(spec: RedisConnSpec): string {
   const scheme = spec.tls ? (spec.tlsInsecure ? 'rediss+insecure' : 'rediss') : 'redis';
   const where = spec.path ? `unix:${spec.path}` : `${spec.host.toLowerCase()}:${spec.port}`;
   const user = spec.username ? `${encodeURIComponent(spec.username)}@` : '';

@@ -20,6 +20,9 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { connKey, describeConn, type RedisConnSpec } from './connection.js';
 import { closeFastScan, registerFastScan } from './resp-scan.js';
 import { instrumentRedis } from '../metrics/redis-metrics.js';
+import { redisRecorder } from '../metrics/metrics.js';
+import { writePerTurn } from './turn-writes.js';
+import { RespPipe } from './resp-pipe.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -46,6 +49,8 @@ export interface RedisPoolOptions {
    * the `text[]` parameters (resp-scan.ts, --redis-fast-scan). Default true.
    */
   fastScan?: boolean;
+  /** Point lookups' commands on one raw pipelined connection per standalone server (resp-pipe.ts, --redis-fast-lookup). Default true. */
+  fastLookup?: boolean;
   /** CLIENT SETNAME for the pool's connections. Default `redis-fdw-proxy`. */
   connectionName?: string;
   /** Called for each ioredis 'error' / 'node error' event (they are otherwise only recorded), e.g. to log them. */
@@ -61,6 +66,7 @@ interface Entry {
   everReady: boolean;
   lastError: Error | undefined;
   pending: Promise<RedisClient> | undefined;
+  pipe?: RespPipe;
 }
 
 export class RedisPool {
@@ -79,6 +85,7 @@ export class RedisPool {
       // A little past the command timeout, so a command fails as timed out before its connection is reset.
       socketTimeoutMs: opts.socketTimeoutMs ?? (commandTimeoutMs > 0 ? commandTimeoutMs + 1000 : 30_000),
       fastScan: opts.fastScan ?? true,
+      fastLookup: opts.fastLookup ?? true,
       connectionName: opts.connectionName ?? 'redis-fdw-proxy',
       onError: opts.onError,
     };
@@ -112,6 +119,18 @@ export class RedisPool {
     return e.pending;
   }
 
+  /**
+   * The raw pipelined connection for point lookups on `spec`'s server, once its ioredis client has been
+   * ready and the server is known to be standalone; undefined otherwise (the caller uses getClient()).
+   */
+  lookupPipe(spec: RedisConnSpec): RespPipe | undefined {
+    if (!this.opts.fastLookup || this.closed) return undefined;
+    const entry = this.entries.get(connKey(spec));
+    if (!entry || entry.kind !== 'standalone' || !entry.everReady) return undefined;
+    const commandTimeoutMs = this.opts.commandTimeoutMs > 0 ? this.opts.commandTimeoutMs : this.opts.socketTimeoutMs;
+    return (entry.pipe ??= new RespPipe(entry.spec, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs, record: redisRecorder(describeConn(entry.spec)) }));
+  }
+
   /** Like getClient(), for callers that need a standalone `Redis`: a cluster is refused with 0A000. */
   async get(spec: RedisConnSpec): Promise<Redis> {
     const client = await this.getClient(spec);
@@ -131,6 +150,7 @@ export class RedisPool {
     this.closed = true;
     const entries = [...this.entries.values()];
     this.entries.clear();
+    for (const e of entries) e.pipe?.close();
     await Promise.all(entries.map((e) => quitClient(e.client)));
   }
 
@@ -173,6 +193,7 @@ export class RedisPool {
     }
     const client = new Redis(options);
     this.watch(entry, client);
+    writePerTurn(client);
     if (this.opts.fastScan) {
       const commandTimeoutMs = this.opts.commandTimeoutMs > 0 ? this.opts.commandTimeoutMs : this.opts.socketTimeoutMs;
       registerFastScan(client, spec, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs });
@@ -199,7 +220,10 @@ export class RedisPool {
       this.opts.onError?.(err, node);
     });
     // Node connections need the same in-flight protection as a standalone client.
-    cluster.on('+node', (node: Redis) => failInFlightOnClose(node));
+    cluster.on('+node', (node: Redis) => {
+      failInFlightOnClose(node);
+      writePerTurn(node);
+    });
     return cluster;
   }
 
@@ -288,6 +312,7 @@ export class RedisPool {
 
   private drop(entry: Entry): void {
     if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+    entry.pipe?.close();
     entry.client.disconnect();
   }
 }

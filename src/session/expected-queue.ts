@@ -88,6 +88,8 @@ function ends(req: Req, code: number): boolean {
 const [BE, ST, CO, RO, PR] = ['BE', 'ST', 'CO', 'RO', 'PR'].map((t) => (t.charCodeAt(0) << 8) | t.charCodeAt(1));
 const isExtended = (req: Req): boolean => req <= Req.Close;
 const EMPTY = Buffer.alloc(0);
+/** ReadyForQuery by status byte, made once: a locally answered Sync sends one per batch. */
+const READY = new Map([0x49, 0x54, 0x45].map((b) => [b, encodeReadyForQuery(String.fromCharCode(b) as 'I' | 'T' | 'E')]));
 const isAsync = (code: number): boolean => code === Backend.NoticeResponse || code === Backend.ParameterStatus || code === Backend.NotificationResponse;
 
 export class ExpectedQueue {
@@ -346,7 +348,7 @@ export class ExpectedQueue {
 
   private emitLocal(e: Local): void {
     if (e.bytes.length) this.emit(e.bytes);
-    if (e.ready) this.emit(encodeReadyForQuery(String.fromCharCode(this.txStatus) as 'I' | 'T' | 'E'));
+    if (e.ready) this.emit(READY.get(this.txStatus) ?? encodeReadyForQuery(String.fromCharCode(this.txStatus) as 'I' | 'T' | 'E'));
     else if (e.endsBatch) {
       this.txStatus = e.bytes[e.bytes.length - 1] ?? this.txStatus;
       this.inBlock = this.txStatus !== 0x49;

@@ -169,6 +169,33 @@ describe('CancelRequest', () => {
     }
   });
 
+  it('stops a prepared point lookup waiting on a paused Redis on the lookup pipe; the pipe serves the next one', async () => {
+    const a = await connect(f.url);
+    const lookup = (): Promise<(string | null)[][]> => rows(a, 'select value from p where key = $1', ['k3']);
+    try {
+      await a.query(`insert into p values ('k3', 'v3')`);
+      // The pipe opens once the pool's ioredis client has been ready: by the second lookup at the latest.
+      await lookup();
+      assert.deepEqual(await lookup(), [['v3']]);
+      const hmgets = async (): Promise<number> => String(await redis.call('CLIENT', 'LIST')).split('\n').filter((l) => / name= /.test(l) && / cmd=hmget /.test(l)).length;
+      assert.equal(await hmgets(), 1, 'the lookup ran on the pipe');
+      paused.pause();
+      try {
+        const r = await cancelled(a, a.query('select value from p where key = $1', ['k3']));
+        console.log(`[cancel] point lookup waiting on a paused Redis (pipe): cancel answered in ${r.ms} ms`);
+        assert.equal(r.code, '57014');
+        assert.ok(r.ms < CANCEL_BOUND_MS, `cancel took ${r.ms} ms`);
+        assert.deepEqual(await rows(a, 'select 1'), [['1']]);
+      } finally {
+        paused.resume();
+      }
+      // The cancelled HMGET's reply is read and dropped: the next lookup gets its own.
+      assert.deepEqual(await eventually(lookup), [['v3']]);
+    } finally {
+      await a.end();
+    }
+  });
+
   it('a cancel racing a 20,000-row INSERT leaves all of its writes or none, never part', async () => {
     const a = await connect(f.url);
     const outcomes: string[] = [];

@@ -78,6 +78,7 @@ async function commitWithNotices(client: pg.Client): Promise<{ notices: string[]
 describe('Redis paused (SIGSTOP)', () => {
   it('reads, autocommit writes and COMMIT each end within the bound with HV00N naming the server; all work after SIGCONT', async () => {
     await c.query(`insert into fh values ('before', '1')`);
+    for (let i = 0; i < 2; i++) assert.deepEqual(await rows(c, 'select value from fh where key = $1', ['before']), [['1']]);
     const server = `127.0.0.1:${r.port}`;
     r.pause();
     try {
@@ -87,6 +88,13 @@ describe('Redis paused (SIGSTOP)', () => {
       assert.ok(read.message.includes(server), read.message);
       assert.ok(readMs < BOUND_MS, `read took ${readMs} ms`);
       assert.deepEqual(await rows(c, 'select 1'), [['1']], 'the session stays usable');
+
+      // A prepared point lookup waits on the lookup pipe (opened by the lookups before the pause).
+      const [lookup, lookupMs] = await timed(pgError(c.query('select value from fh where key = $1', ['before'])));
+      console.log(`[faults] paused Redis: point lookup failed after ${lookupMs} ms: ${lookup.code} ${lookup.message}`);
+      assert.equal(lookup.code, 'HV00N');
+      assert.ok(lookup.message.includes(server) && lookup.message.includes('--redis-timeout'), lookup.message);
+      assert.ok(lookupMs < BOUND_MS, `lookup took ${lookupMs} ms`);
 
       const [write, writeMs] = await timed(pgError(c.query(`insert into fh values ('during', '1')`)));
       console.log(`[faults] paused Redis: autocommit INSERT failed after ${writeMs} ms: ${write.code} ${write.all}`);
@@ -106,6 +114,7 @@ describe('Redis paused (SIGSTOP)', () => {
       r.resume();
     }
     assert.deepEqual(await eventually(() => rows(c, `select value from fh where key = 'before'`)), [['1']]);
+    assert.deepEqual(await eventually(() => rows(c, 'select value from fh where key = $1', ['before'])), [['1']]);
     await c.query(`insert into fh values ('after', '1')`);
     await raw.connect().catch(() => {});
     assert.equal(await raw.hget('fh', 'after'), '1');
@@ -121,6 +130,10 @@ describe('Redis killed and restarted', () => {
       assert.equal(read.code, 'HV00N');
       assert.ok(read.message.includes(`127.0.0.1:${r.port}`), read.message);
       assert.ok(readMs < BOUND_MS, `read took ${readMs} ms`);
+      // The lookup pipe's connection dropped too: its lookups go to ioredis, which reports the outage.
+      const [lookup, lookupMs] = await timed(pgError(c.query('select value from fh where key = $1', ['back'])));
+      assert.equal(lookup.code, 'HV00N');
+      assert.ok(lookupMs < BOUND_MS, `lookup took ${lookupMs} ms`);
       const [write, writeMs] = await timed(pgError(c.query(`insert into fh values ('down', '1')`)));
       assert.equal(write.code, 'HV00N');
       assert.ok(writeMs < BOUND_MS, `write took ${writeMs} ms`);
@@ -134,6 +147,7 @@ describe('Redis killed and restarted', () => {
     }
     await eventually(() => c.query(`insert into fh values ('back', '1')`));
     assert.deepEqual(await rows(c, `select value from fh where key = 'back'`), [['1']]);
+    assert.deepEqual(await eventually(() => rows(c, 'select value from fh where key = $1', ['back'])), [['1']]);
     // A write that failed while Redis was down is not replayed behind the client's back.
     assert.deepEqual(await rows(c, `select key from fh where key = 'down'`), []);
   });

@@ -5,6 +5,7 @@
 //   passthrough                   2: one to upstream, one to the client
 //   foreign-table point lookup    2: one to Redis, one to the client: the local fast path answers
 //                                    Bind, Describe, Execute and Sync with nothing sent upstream
+//   N clients' lookups in a turn  N + 1: one to each client, one to Redis for all of them
 // Counts, unlike timings, don't move with machine load.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -136,6 +137,32 @@ describe('write syscalls per request batch (real CLI, /proc/<pid>/io)', { skip: 
 
   test('foreign-table point lookup: Redis, then the client, nothing upstream (the local fast path)', async () => {
     await assertBudget('select value from h where key = $1', 2, 2);
+  });
+
+  test('point lookups of many clients read in one turn reach Redis in one write (the lookup pipe)', async () => {
+    const K = 8;
+    const sql = 'select value from h where key = $1';
+    const conns = await Promise.all(Array.from({ length: K }, () => preparedConn(sql)));
+    const pid = proxy.child.pid!;
+    try {
+      const counts: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        // Warm (pipe open, privileges checked within the last second), then all K batches wait in the
+        // kernel while the proxy is stopped: continued, it reads them in one turn of its event loop.
+        await Promise.all(conns.map((c, i) => lookups(c, [String(i + 1)])));
+        const before = await writeSyscalls(pid);
+        proxy.child.kill('SIGSTOP');
+        conns.forEach((c, i) => c.write(msg.bind('', 's', [String(i + 50)]), msg.describe('P', ''), msg.execute(''), msg.sync()));
+        proxy.child.kill('SIGCONT');
+        const values = await Promise.all(conns.map(async (c) => dataRow((await c.readUntilReady()).find((f) => f.type === 'D')!.body)[0]!.toString()));
+        counts.push((await writeSyscalls(pid)) - before);
+        assert.deepEqual(values, conns.map((_, i) => `v${i + 50}`));
+      }
+      // One write per client and one to Redis; a round may also meet the once-a-second re-checks.
+      assert.ok(Math.min(...counts) <= K + 1, `write syscalls per round of ${K} lookups: ${counts.join(', ')} (one per client, one to Redis)`);
+    } finally {
+      for (const c of conns) c.destroy();
+    }
   });
 
   test('Terminate reaches upstream once', async () => {

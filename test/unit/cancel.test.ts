@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { abortable, cancelTookEffect, CancelRegistry, parseStatementTimeout, PROBE_AFTER_MS, StatementScope } from '../../src/session/cancel.js';
+import { abortable, cancelTookEffect, CancelRegistry, CancelSource, parseStatementTimeout, PROBE_AFTER_MS, StatementScope } from '../../src/session/cancel.js';
 import { PgError } from '../../src/protocol/pg-error.js';
 
 describe('parseStatementTimeout', () => {
@@ -71,6 +71,62 @@ describe('StatementScope', () => {
     scope.end();
     scope.cancel();
     assert.equal(scope.signal.aborted, false);
+  });
+});
+
+describe('a session\'s scopes', () => {
+  test('share one signal until a cancel fires it; the next scope gets a fresh one', () => {
+    const source = new CancelSource();
+    const a = new StatementScope(undefined, source);
+    const first = a.signal;
+    a.end();
+    const b = new StatementScope(undefined, source);
+    assert.equal(b.signal, first, 'made once, kept while unused');
+    b.cancel();
+    assert.equal(b.signal.aborted, true);
+    b.end();
+    const c = new StatementScope(undefined, source);
+    assert.notEqual(c.signal, first);
+    assert.equal(c.signal.aborted, false, 'a cancel fails one statement');
+    c.end();
+  });
+
+  test('a thousand waits on one reused signal, then a cancel: only the wait in progress fails', async () => {
+    const source = new CancelSource();
+    for (let i = 0; i < 1000; i++) {
+      const s = new StatementScope(undefined, source);
+      assert.equal(await abortable(Promise.resolve(i), s.signal), i);
+      s.end();
+    }
+    const s = new StatementScope(undefined, source);
+    const p = abortable(new Promise<number>(() => {}), s.signal);
+    s.cancel();
+    await assert.rejects(p, /canceling statement due to user request/);
+    assert.equal(s.tookEffect, true);
+    s.end();
+  });
+
+  test('one timer probes every scope still running after PROBE_AFTER_MS, once each; ended ones never', async () => {
+    const probed: string[] = [];
+    const running = ['a', 'b', 'c'].map((name) => {
+      let done!: () => void;
+      const seen = new Promise<void>((r) => (done = r));
+      const scope = new StatementScope(async () => {
+        probed.push(name);
+        done();
+        return 0;
+      });
+      return { name, scope, seen };
+    });
+    const ended = new StatementScope(async () => {
+      probed.push('ended');
+      return 0;
+    });
+    ended.end();
+    await Promise.all(running.map((r) => r.seen));
+    for (const r of running) r.scope.end();
+    // The ended scope started with the others: its probe would have come in the same firing.
+    assert.deepEqual(probed.sort(), ['a', 'b', 'c']);
   });
 });
 

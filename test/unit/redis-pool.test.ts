@@ -67,6 +67,30 @@ describe('RedisPool', () => {
     }
   });
 
+  test('commands sent in one turn leave in one socket write; each gets its own reply', async () => {
+    const pool = new RedisPool();
+    try {
+      const client = await pool.get(shared);
+      await client.set('pool:turn', 'x');
+      const sock = client.stream as unknown as { _writeGeneric: (...a: unknown[]) => unknown };
+      const write = sock._writeGeneric;
+      let writes = 0;
+      sock._writeGeneric = function (this: unknown, ...a: unknown[]) {
+        writes++;
+        return write.apply(this, a);
+      };
+      try {
+        const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? client.get('pool:turn') : client.echo(`e${i}`))));
+        assert.deepEqual(replies, Array.from({ length: 10 }, (_, i) => (i % 2 ? 'x' : `e${i}`)));
+        assert.equal(writes, 1, 'ten commands of one turn, one write');
+      } finally {
+        sock._writeGeneric = write;
+      }
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('close() quits every client; get() afterwards is HV00N', async () => {
     const pool = new RedisPool();
     const c = await pool.get(shared);
