@@ -17,7 +17,7 @@ import { prng } from '../support/frames.js';
 import { waitFor } from '../support/proto-tools.js';
 import { slotOf } from '../../src/redis/slots.js';
 
-const ROUNDS = 8;
+const ROUNDS = 6;
 /** Elements per list per round; one list per slot, two slots per master. */
 const ROWS = 300;
 const SEED = Number(process.env.OUTBOX_FAULT_SEED ?? Date.now() % 1_000_000_007);
@@ -124,6 +124,9 @@ after(async () => {
 /** Opens a transaction that writes ROWS elements to every list and records `round` in a real table. */
 async function stage(round: number): Promise<pg.Client> {
   const c = await connect(f.url);
+  // The proxy meets the cluster before any fault: one that first meets it with a master paused may not
+  // connect within the bound (the pool probes the seed node, ioredis asks nodes for the slot map).
+  await c.query('select count(*) from ol0');
   await c.query('begin');
   for (let i = 0; i < lists.length; i++) await c.query(`insert into ol${i} (element) select '${round}:' || g from generate_series(1, ${ROWS}) g`);
   await c.query(`insert into track values (${round})`);
@@ -133,10 +136,11 @@ async function stage(round: number): Promise<pg.Client> {
 const committedRounds = async (): Promise<number[]> => (await d.query('select round from track order by round')).rows.map((r) => Number(r.round));
 
 type Fault = 'kill proxy after COMMIT sent' | 'kill proxy before COMMIT' | 'kill proxy once upstream committed' | 'a master paused at COMMIT, kill proxy once the others applied';
-const FAULTS: Fault[] = ['kill proxy after COMMIT sent', 'kill proxy before COMMIT', 'kill proxy once upstream committed', 'a master paused at COMMIT, kill proxy once the others applied'];
+// The runner's 3-minute file limit holds ROUNDS rounds on a loaded machine: the first two faults run twice.
+const FAULTS: Fault[] = ['a master paused at COMMIT, kill proxy once the others applied', 'kill proxy after COMMIT sent', 'kill proxy once upstream committed', 'kill proxy before COMMIT'];
 
 describe('outbox on a Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not installed' }, () => {
-  it('a clean COMMIT writes every slot, and a master paused at COMMIT leaves only its slots queued, applied once by the replay', { timeout: 120_000 }, async () => {
+  it('a clean COMMIT writes every slot, and a master paused at COMMIT leaves only its slots queued, applied once by the replay', { timeout: 60_000 }, async () => {
     const round = 1000;
     let c = await stage(round);
     assert.equal((await c.query('commit')).command, 'COMMIT');
@@ -172,7 +176,7 @@ describe('outbox on a Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not 
     assert.deepEqual(differences(await counts(), [round, round + 1], [round, round + 1]), [], `proxy log: ${f.proxy.output().slice(-3000)}`);
   });
 
-  it(`${ROUNDS} rounds of SIGKILL (and a paused master) around COMMIT: Postgres, Redis and a serial model agree, per slot`, { timeout: 170_000 }, async () => {
+  it(`${ROUNDS} rounds of SIGKILL (and a paused master) around COMMIT: Postgres, Redis and a serial model agree, per slot`, { timeout: 110_000 }, async () => {
     const rnd = prng(SEED);
     console.log(`[outbox-cluster] seed ${SEED} (repeat with OUTBOX_FAULT_SEED=${SEED})`);
     const seen: Record<string, number> = {};
