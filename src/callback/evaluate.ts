@@ -23,6 +23,7 @@ import { quoteIdent } from '../sql/quote.js';
 import type { ParamText } from '../sql/pushdown.js';
 import { derivedRows, fetchReadParams, readRows, type ForeignRead, type ForeignTable, type PendingWrites, type RedisAccess } from '../executor/select.js';
 import { mapRedisErrorWithType } from '../redis/errors.js';
+import { typeOf } from '../redis/types/type.js';
 import { checkText } from '../redis/text.js';
 import type { CallbackCatalog } from './catalog.js';
 import { DEFAULT_KEY_BATCH, readTable } from '../redis/read.js';
@@ -206,15 +207,14 @@ export async function openStream(ctx: EvalContext, stmt: Node): Promise<{ rowDes
   return { rowDescription: scanDescription(t, local.columns), stream };
 }
 
-const COUNT_COMMAND = { hash: 'hlen', list: 'llen', set: 'scard', zset: 'zcard', stream: 'xlen' } as const;
-
 async function countRows(ctx: EvalContext, t: ForeignTable): Promise<RowSet> {
   let n = 0;
   const s = t.spec;
-  if (s.multi === 'none' && s.type !== 'string' && ctx.pending.on(t).length === 0) {
+  const length = typeOf(s).count.length;
+  if (s.multi === 'none' && length && ctx.pending.on(t).length === 0) {
     const client = (await ctx.redis.client(t.conn)) as Redis;
     try {
-      n = Number(await client[COUNT_COMMAND[s.type]](s.key));
+      n = Number(await client.call(length, s.key));
     } catch (e) {
       throw await mapRedisErrorWithType(e, { key: s.key, table: t.display, expected: s.type }, client);
     }
@@ -263,9 +263,10 @@ export async function explainEstimate(ctx: EvalContext, stmt: Node): Promise<Row
   let rows = 1000;
   const tables = await Promise.all(info.reads.map((r) => ctx.catalog.table(r.schemaname ?? 'public', r.relname)));
   const t = tables[0];
-  if (tables.length === 1 && t && t.spec.multi === 'none' && t.spec.type !== 'string') {
+  const length = t && typeOf(t.spec).count.length;
+  if (tables.length === 1 && t && t.spec.multi === 'none' && length) {
     const client = (await ctx.redis.client(t.conn)) as Redis;
-    rows = Number(await client[COUNT_COMMAND[t.spec.type]](t.spec.key).catch(() => 1000));
+    rows = Number(await client.call(length, t.spec.key).catch(() => 1000));
   }
   const width = 32 * Math.max(1, t?.spec.columns.length ?? 1);
   const line = `Foreign Scan on Redis  (cost=0.00..${(rows * 0.01 + 1).toFixed(2)} rows=${rows} width=${width})`;

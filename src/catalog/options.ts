@@ -8,6 +8,8 @@ import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { ColumnDef, ColumnRole, RedisType, TableSpec } from '../redis/table-spec.js';
 import { fromConnUrl, fromHostPort } from '../redis/connection.js';
+import { shapeError } from '../redis/types/shape.js';
+import { typeOf } from '../redis/types/type.js';
 
 export type Options = Record<string, string>;
 
@@ -85,37 +87,13 @@ export function tableSpecFrom(table: string, opts: Options, columns: ColumnDef[]
   return { table, type, multi: multi ? 'aggregate' : 'none', key: opts.src_key, columns, roles: supabaseRoles(table, t, type, multi, columns) };
 }
 
-function shapeError(table: string, type: string, expected: string, columns: ColumnDef[]): PgError {
-  return new PgError(SqlState.FdwInvalidDataType, `foreign table ${table} of type ${type} must have columns ${expected}, but has (${columns.map((c) => `${c.name} ${c.type}`).join(', ')})`);
-}
-
 function supabaseRoles(table: string, srcType: string, type: RedisType, multi: boolean, cols: ColumnDef[]): ColumnRole[] {
   if (multi) {
     if (cols.length !== 2) throw shapeError(table, `'${srcType}'`, '(key text, items jsonb)', cols);
     return [{ kind: 'key' }, { kind: 'items' }];
   }
-  switch (type) {
-    case 'hash':
-      if (cols.length !== 2) throw shapeError(table, "'hash'", '(key text, value text)', cols);
-      return [{ kind: 'field' }, { kind: 'value' }];
-    case 'stream':
-      if (cols.length !== 2) throw shapeError(table, "'stream'", '(id text, items jsonb)', cols);
-      return [{ kind: 'id' }, { kind: 'items' }];
-    case 'set':
-      if (cols.length !== 1) throw shapeError(table, "'set'", '(element text)', cols);
-      return [{ kind: 'element' }];
-    default:
-      return withExtra(table, `'${type}'`, cols, type === 'list' ? 'index' : 'score');
-  }
-}
-
-/** list (element [, index]) and zset (element [, score]): the extra column is found by name. */
-function withExtra(table: string, type: string, cols: ColumnDef[], extra: 'index' | 'score'): ColumnRole[] {
-  const roles = cols.map((c): ColumnRole => (c.name === extra ? { kind: extra } : { kind: 'element' }));
-  if (roles.filter((r) => r.kind === 'element').length !== 1 || cols.length > 2) {
-    throw shapeError(table, type, `(element text) with an optional "${extra}" column`, cols);
-  }
-  return roles;
+  // SUPABASE_TYPES named only types that have a Supabase shape.
+  return typeOf(type).supabaseColumns!(table, cols);
 }
 
 function rsSpec(table: string, opts: Options, cols: ColumnDef[]): TableSpec {
@@ -129,32 +107,6 @@ function rsSpec(table: string, opts: Options, cols: ColumnDef[]): TableSpec {
   const rest = glob ? cols.slice(1) : cols;
   if (glob && cols.length === 0) throw shapeError(table, `'${t}' with a key pattern`, '(key text, ...)', cols);
   const roles: ColumnRole[] = glob ? [{ kind: 'key' }] : [];
-  const prefixNote = glob ? '(key text, ' : '(';
-  switch (type) {
-    case 'hash':
-      if (rest.length !== 2) throw shapeError(table, "'hash'", `${prefixNote}field text, value text)`, cols);
-      roles.push({ kind: 'field' }, { kind: 'value' });
-      break;
-    case 'list':
-      roles.push(...withExtra(table, "'list'", rest, 'index'));
-      break;
-    case 'set':
-      if (rest.length !== 1) throw shapeError(table, "'set'", `${prefixNote}member text)`, cols);
-      roles.push({ kind: 'element' });
-      break;
-    case 'zset':
-      if (rest.length < 1 || rest.length > 2) throw shapeError(table, "'zset'", `${prefixNote}member text[, score float8])`, cols);
-      roles.push({ kind: 'element' });
-      if (rest.length === 2) roles.push({ kind: 'score' });
-      break;
-    case 'string':
-      if (rest.length !== 1) throw shapeError(table, "'string'", `${prefixNote}value text)`, cols);
-      roles.push({ kind: 'value' });
-      break;
-    case 'stream':
-      if (rest.length < 1) throw shapeError(table, "'stream'", `${prefixNote}id text, <one column per field>...)`, cols);
-      roles.push({ kind: 'id' }, ...rest.slice(1).map((c): ColumnRole => ({ kind: 'streamField', name: c.name })));
-      break;
-  }
+  roles.push(...typeOf(type).rsColumns(table, rest, glob ? '(key text, ' : '(', cols));
   return { table, type, multi: glob ? 'rows' : 'none', key: opts.table_key_prefix, columns: cols, roles };
 }

@@ -9,15 +9,11 @@
  */
 import { inner, nodeKind, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import { mapRedisErrorWithType, serverOf } from '../redis/errors.js';
-import { isCluster } from '../redis/exclusive.js';
-import { globLiteral } from '../redis/glob.js';
 import type { RedisClient } from '../redis/pool.js';
 import { PgError } from '../protocol/pg-error.js';
-import { SqlState } from '../protocol/sqlstate.js';
-import type { Cluster } from 'ioredis';
-import type { RedisType, TableSpec } from '../redis/table-spec.js';
-
-const LENGTH: Partial<Record<RedisType, string>> = { hash: 'hlen', list: 'llen', set: 'scard', zset: 'zcard', stream: 'xlen' };
+import type { TableSpec } from '../redis/table-spec.js';
+import { countKeys, countKeysCommand } from '../redis/types/multi.js';
+import { typeOf } from '../redis/types/type.js';
 
 /** `count(*)` (or `pg_catalog.count(*)`) as the plain aggregate: no FILTER, OVER, ORDER BY or DISTINCT. */
 export function isCountStar(n: unknown): boolean {
@@ -34,9 +30,9 @@ export function isCountStar(n: unknown): boolean {
  * redis_fdw_rs string globs. Other glob tables have a row per element, which only a read counts.
  */
 function countable(spec: TableSpec): boolean {
-  if (spec.multi === 'none') return LENGTH[spec.type] !== undefined || spec.type === 'string';
-  if (spec.multi === 'aggregate') return LENGTH[spec.type] !== undefined && spec.type !== 'stream';
-  return spec.type === 'string';
+  if (spec.multi === 'none') return true;
+  if (spec.multi === 'aggregate') return typeOf(spec).aggregate !== undefined;
+  return typeOf(spec).singleRow === true;
 }
 
 /**
@@ -83,52 +79,18 @@ function selectOf(n: unknown, location: number): Node | undefined {
 /** The table's row count from Redis; Redis errors become the reader's own. */
 export async function redisCount(client: RedisClient, spec: TableSpec): Promise<number> {
   try {
-    if (spec.multi !== 'none') return await keyCount(client, spec);
-    if (spec.type === 'string') {
-      // STRLEN fails on another type as the reader's GET does; an empty string is still a row.
-      const [, exists] = await Promise.all([client.call('strlen', spec.key), client.call('exists', spec.key)]);
-      return Number(exists);
-    }
-    return Number(await client.call(LENGTH[spec.type]!, spec.key));
+    if (spec.multi !== 'none') return await countKeys(client, spec);
+    return await typeOf(spec).count.run(client, spec.key);
   } catch (e) {
     if (e instanceof PgError) throw e;
     throw await mapRedisErrorWithType(e, { key: spec.key, table: spec.table, server: serverOf(client), expected: spec.type }, client);
   }
 }
 
-const SCAN_COUNT = 1000;
-
-/**
- * Keys of the table's type matching its pattern, as the reader finds them: SCAN … TYPE on every
- * master (keys of other types are not the table's), a key SCAN returns twice counted once; a pattern
- * with no wildcard is that one key, if it has the type.
- */
-async function keyCount(client: RedisClient, spec: TableSpec): Promise<number> {
-  const literal = globLiteral(spec.key);
-  if (literal !== null) return String(await client.call('type', literal)) === spec.type ? 1 : 0;
-  const nodes = isCluster(client) ? (client as Cluster).nodes('master') : [client];
-  if (nodes.length === 0) {
-    throw new PgError(SqlState.FdwUnableToEstablishConnection, `could not reach any Redis Cluster master at ${serverOf(client)} for foreign table ${spec.table}`);
-  }
-  const seen = new Set<string>();
-  for (const node of nodes) {
-    let cursor = '0';
-    do {
-      const [next, keys] = (await node.callBuffer('scan', cursor, 'MATCH', spec.key, 'COUNT', SCAN_COUNT, 'TYPE', spec.type)) as [Buffer, Buffer[]];
-      cursor = next.toString('latin1');
-      for (const k of keys) seen.add(k.toString('latin1'));
-    } while (cursor !== '0');
-  }
-  return seen.size;
-}
-
 /** The command EXPLAIN shows. */
 export function countCommand(spec: TableSpec): string {
-  if (spec.multi !== 'none') {
-    const literal = globLiteral(spec.key);
-    return literal !== null ? `TYPE ${literal}` : `SCAN 0 MATCH ${spec.key} COUNT ${SCAN_COUNT} TYPE ${spec.type} (keys counted, on every master)`;
-  }
-  return spec.type === 'string' ? `EXISTS ${spec.key}` : `${LENGTH[spec.type]!.toUpperCase()} ${spec.key}`;
+  if (spec.multi !== 'none') return countKeysCommand(spec);
+  return typeOf(spec).count.explain(spec.key);
 }
 
 /** A count as a binary int8 parameter. */

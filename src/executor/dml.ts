@@ -13,6 +13,7 @@ import { Req, type Capture } from '../session/expected-queue.js';
 import { StatementOps, type SnapshotRow } from '../redis/row-ops.js';
 import { checkText } from '../redis/text.js';
 import type { ColumnRole, TableSpec } from '../redis/table-spec.js';
+import { typeOf } from '../redis/types/type.js';
 import type { RedisOp } from '../redis/write.js';
 import { fetchReadParams, readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
 import type { WritePlan } from './write.js';
@@ -41,7 +42,7 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
   const scoreCol = spec.roles.findIndex((r) => r.kind === 'score');
   const pushdown = extractPushdown(plan.targetRef, table.spec, param);
   await readRows(redis, { ...table, spec }, { ...pushdown, limit: undefined }, pending, {
-    row(key, values) {
+    row(key, values, staged) {
       const text: (string | null)[] = values.map((v) => {
         if (v === null) return null;
         if (Buffer.isBuffer(v)) {
@@ -56,6 +57,7 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
         values: text.slice(0, n),
         ...(indexCol >= 0 ? { index: Number(text[indexCol]) } : {}),
         ...(scoreCol >= 0 && text[scoreCol] !== null ? { score: text[scoreCol]! } : {}),
+        ...(staged ? { staged } : {}),
       });
     },
   });
@@ -65,9 +67,9 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
 
 /** The table's roles plus what identifies a row when the declared columns don't: list index, zset score. */
 function withIdentity(spec: TableSpec): TableSpec {
-  const extra: ColumnRole[] = [];
-  if (spec.type === 'list' && !spec.roles.some((r) => r.kind === 'index')) extra.push({ kind: 'index' });
-  if (spec.type === 'zset' && spec.multi !== 'aggregate' && !spec.roles.some((r) => r.kind === 'score')) extra.push({ kind: 'score' });
+  // A multi_* row is its whole key: the key identifies it.
+  const roles = spec.multi === 'aggregate' ? [] : (typeOf(spec).identityRoles ?? []);
+  const extra: ColumnRole[] = roles.filter((kind) => !spec.roles.some((r) => r.kind === kind)).map((kind) => ({ kind }));
   if (extra.length === 0) return spec;
   return {
     ...spec,

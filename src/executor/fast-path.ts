@@ -12,12 +12,20 @@ import { isUtf8 } from 'node:buffer';
 import { encodeCommandComplete, encodeDataRow, encodeRowDescription, type FieldDescription } from '../protocol/backend.js';
 import { paramFormat, type BindMessage } from '../protocol/frontend.js';
 import { inner, nodeKind, type Node } from '../sql/analyze.js';
-import { exactPins, type ParamText, type Pin } from '../sql/pushdown.js';
+import { exactPins, type ParamText } from '../sql/pushdown.js';
 import { checkText } from '../redis/text.js';
 import { countRows, pushdownFor, readRows, type ForeignRead, type ReadPlan, type RedisAccess } from './select.js';
 import { isCountStar } from './count.js';
 import { fastType, isPlainText, type FastType } from './fast-types.js';
 import { decodes, type Codec } from '../protocol/encoding.js';
+import { TextArrayBuilder } from '../protocol/text-array.js';
+import { Backend } from '../protocol/codes.js';
+import { bindFilter, planFilter, type FilterPlan, type RowView } from './fast-filter.js';
+import { DataRowTarget } from '../protocol/data-row-target.js';
+import { GiveWay } from './give-way.js';
+import { throwIfCanceled } from '../session/cancel.js';
+import { typeOf } from '../redis/types/type.js';
+import type { Pushdown, TableSpec } from '../redis/table-spec.js';
 
 const TEXT_PARAM_TYPES = new Set([0, 25, 1043]);
 const INT8_OID = 20;
@@ -37,6 +45,8 @@ export interface FastShape {
   offset: Node | undefined;
   /** How each client parameter is used: compared as text, or a LIMIT/OFFSET count. */
   params: Map<number, 'text' | 'count'>;
+  /** A WHERE the pushdown doesn't apply exactly, evaluated here (fast-filter.ts); else the pins are exact. */
+  filter?: FilterPlan;
 }
 
 /**
@@ -109,7 +119,12 @@ export function fastShape(plan: ReadPlan): FastShape | string {
     return true;
   };
   // Any text stands in for a parameter here; the real values are checked at each execution.
-  if (!exactPins(read.ref, read.table.spec, () => '')) return 'a WHERE the pushdown does not apply exactly';
+  let filter: FilterPlan | undefined;
+  if (!exactPins(read.ref, read.table.spec, () => '')) {
+    const f = planFilter(read.ref.where!, read.ref, read.table.spec);
+    if (typeof f === 'string') return `a WHERE the pushdown does not apply exactly (${f})`;
+    filter = f;
+  }
   for (const n of paramRefs(read.ref.where)) if (!use(n, 'text')) return 'a parameter used two ways';
   for (const c of [select.limitCount, select.limitOffset] as (Node | undefined)[]) {
     if (c === undefined) continue;
@@ -119,7 +134,7 @@ export function fastShape(plan: ReadPlan): FastShape | string {
     } else if (k !== 'A_Const' || !(inner(c).isnull || inner(c).ival)) return 'a LIMIT or OFFSET that is not an integer';
   }
   for (let n = 1; n <= plan.clientParams; n++) if (!params.has(n)) return `parameter $${n} is not used`;
-  return { read, columns, ...(count === undefined ? {} : { count }), types, typed, limit: select.limitCount as Node | undefined, offset: select.limitOffset as Node | undefined, params };
+  return { read, columns, ...(count === undefined ? {} : { count }), ...(filter ? { filter } : {}), types, typed, limit: select.limitCount as Node | undefined, offset: select.limitOffset as Node | undefined, params };
 }
 
 function paramRefs(n: unknown, out: number[] = []): number[] {
@@ -210,8 +225,9 @@ export function fastFields(shape: FastShape, formats: readonly number[]): FieldD
 export const encodeFastFields = encodeRowDescription;
 
 export interface FastResult {
-  /** DataRow messages, in Redis's order as upstream would return them. */
+  /** The DataRow messages, in Redis's order as upstream would return them, packed into a few buffers. */
   rows: Buffer[];
+  rowCount: number;
   /** CommandComplete. */
   complete: Buffer;
 }
@@ -223,8 +239,11 @@ export interface FastResult {
  */
 export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams, fields: readonly FieldDescription[], codec?: Codec): Promise<FastResult | string> {
   const { read } = shape;
-  const pins = exactPins(read.ref, read.table.spec, params.text);
+  const spec = read.table.spec;
+  const pins = shape.filter ? [] : exactPins(read.ref, spec, params.text);
   if (!pins) return 'a parameter the pushdown cannot read';
+  const filter = shape.filter ? bindFilter(shape.filter, params.text) : undefined;
+  if (typeof filter === 'string') return filter;
   const limit = count(shape.limit, params);
   const offset = count(shape.offset, params);
   if (limit === undefined || offset === undefined) return 'LIMIT or OFFSET';
@@ -233,40 +252,291 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
   if (counting && read.countOnly) {
     const n = await countRows(redis, read.table, undefined);
     const rows = (offset ?? 0) === 0 && limit !== 0 ? [encodeDataRow([countValue64(n, fields[0]!.format)])] : [];
-    return { rows, complete: encodeCommandComplete(`SELECT ${rows.length}`) };
+    return { rows, rowCount: rows.length, complete: encodeCommandComplete(`SELECT ${rows.length}`) };
   }
   const end = counting || limit === null ? Infinity : (offset ?? 0) + limit;
-  const rows: Buffer[] = [];
+  const { types, typed } = shape;
+  const pinBytes = pins.map((p) => ({ col: p.col, values: p.values.map((v) => Buffer.from(v, 'utf8')) }));
+  const out = new RowWriter(shape.columns.map((c, i) => outputOf(types[c.col]!, fields[i]!.format, codec, c.col)));
   let seen = 0;
   let odd = false;
+  // Called for every row read, in order; `view` holds its values.
+  const consume = (view: RowView): void => {
+    // Upstream may never cast a value it doesn't show; the fast path doesn't guess which.
+    for (const c of typed) {
+      const e = view.ends[c]!;
+      if (e >= 0 && types[c]!.text(view.bufs[c]!.subarray(view.starts[c]!, e)) === undefined) odd = true;
+    }
+    if (odd || seen >= end || !passes(pinBytes, view) || (filter && filter(view) !== true)) return;
+    if (counting) {
+      seen++;
+      return;
+    }
+    if (seen++ < (offset ?? 0)) return;
+    out.row(view);
+  };
+  const pushdown = pushdownFor(read, params.text);
+  const ncols = spec.columns.length;
+  const view: RowView = { bufs: new Array<Buffer | undefined>(ncols), starts: new Int32Array(ncols), ends: new Int32Array(ncols) };
   const table = read.table.display;
-  const { types, typed } = shape;
-  await readRows(redis, read.table, pushdownFor(read, params.text), undefined, {
-    row(key, values) {
-      // Every value read is checked, shown or not, as the upstream path checks all it ships.
-      for (const v of values) if (Buffer.isBuffer(v)) checkText(v, key, table);
-      // Upstream may never cast a value it doesn't show; the fast path doesn't guess which.
-      for (const c of typed) {
-        const v = values[c];
-        if (v !== null && v !== undefined && types[c]!.text(bytesOf(v)) === undefined) odd = true;
+  const direct = !filter && pins.length === 0 && !counting && !offset && limit === null && typed.length === 0 ? directColumns(shape, spec, pushdown, out) : undefined;
+  if (direct) {
+    // Rows are the reply's elements as they are: written as DataRows while the reply is parsed.
+    const target = new DataRowTarget(direct);
+    let viaRows = false;
+    await readRows(redis, read.table, pushdown, undefined, {
+      columns: { arrays: [], table, direct: { first: target, second: direct === 2 ? target : undefined } },
+      // No raw scan for this client (a cluster, --redis-fast-scan off): row by row as below.
+      row(key, values) {
+        viaRows = true;
+        for (let c = 0; c < ncols; c++) {
+          const v = values[c];
+          if (v === null || v === undefined) {
+            view.ends[c] = -1;
+            continue;
+          }
+          if (Buffer.isBuffer(v)) checkText(v, key, table);
+          const b = bytesOf(v);
+          view.bufs[c] = b;
+          view.starts[c] = 0;
+          view.ends[c] = b.length;
+        }
+        consume(view);
+      },
+    });
+    if (!viaRows) {
+      const rows = target.length > 0 ? [target.finish()] : [];
+      return { rows, rowCount: target.length, complete: encodeCommandComplete(`SELECT ${target.length}`) };
+    }
+  } else if (spec.multi === 'none' && pushdown.fields === undefined && pushdown.limit === undefined) {
+    // A whole key: read into per-column array bodies (a big hash/list/set/zset is parsed straight from
+    // RESP into them, resp-scan.ts), then walked; each value's bytes are copied once more, into its DataRow.
+    const arrays = spec.columns.map(() => new TextArrayBuilder());
+    await readRows(redis, read.table, pushdown, undefined, {
+      columns: { arrays, table },
+      row(key, values) {
+        for (let i = 0; i < ncols; i++) {
+          const v = values[i] ?? null;
+          if (Buffer.isBuffer(v)) checkText(v, key, table);
+          arrays[i]!.push(v);
+        }
+      },
+    });
+    const n = arrays[0]?.length ?? 0;
+    const pos = new Int32Array(ncols).fill(20);
+    for (let c = 0; c < ncols; c++) view.bufs[c] = arrays[c]!.buffer;
+    // A million rows take long enough to stall other sessions: give way every few ms, and stop on a cancel.
+    const gw = new GiveWay();
+    for (let r = 0; r < n && !odd; r++) {
+      if ((r & 1023) === 1023) {
+        const turn = gw.maybe();
+        if (turn) {
+          await turn;
+          throwIfCanceled(redis.signal);
+        }
       }
-      if (odd || seen >= end || !passes(pins, values)) return;
-      if (counting) {
-        seen++;
-        return;
+      for (let c = 0; c < ncols; c++) {
+        const buf = view.bufs[c]!;
+        const p = pos[c]!;
+        const len = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!;
+        view.starts[c] = p + 4;
+        view.ends[c] = len < 0 ? -1 : p + 4 + len;
+        pos[c] = p + 4 + (len < 0 ? 0 : len);
       }
-      if (seen++ < (offset ?? 0)) return;
-      const out: (Buffer | null)[] = [];
-      for (let i = 0; i < shape.columns.length; i++) {
-        const c = shape.columns[i]!.col;
-        out.push(codec ? cellIn(codec, types[c]!, values[c] ?? null, fields[i]!.format) : cell(types[c]!, values[c] ?? null, fields[i]!.format));
-      }
-      rows.push(encodeDataRow(out));
-    },
-  });
+      consume(view);
+    }
+  } else {
+    await readRows(redis, read.table, pushdown, undefined, {
+      row(key, values) {
+        for (let c = 0; c < ncols; c++) {
+          const v = values[c];
+          if (v === null || v === undefined) {
+            view.ends[c] = -1;
+            continue;
+          }
+          // Every value read is checked, shown or not, as the upstream path checks all it ships.
+          if (Buffer.isBuffer(v)) checkText(v, key, table);
+          const b = bytesOf(v);
+          view.bufs[c] = b;
+          view.starts[c] = 0;
+          view.ends[c] = b.length;
+        }
+        consume(view);
+      },
+    });
+  }
   if (odd) return 'a value not in its type\'s canonical form';
-  if (counting && (offset ?? 0) === 0 && limit !== 0) rows.push(encodeDataRow([countValue64(seen, fields[0]!.format)]));
-  return { rows, complete: encodeCommandComplete(`SELECT ${rows.length}`) };
+  if (counting && (offset ?? 0) === 0 && limit !== 0) out.values([countValue64(seen, fields[0]!.format)]);
+  return { rows: out.finish(), rowCount: out.count, complete: encodeCommandComplete(`SELECT ${out.count}`) };
+}
+
+/**
+ * The number of columns (1 or 2) when the output is exactly a whole-key scan's elements in reply order —
+ * the member, or member and value/score — each sent as read; undefined otherwise.
+ */
+function directColumns(shape: FastShape, spec: TableSpec, pushdown: Pushdown, out: RowWriter): 1 | 2 | undefined {
+  const scan = typeOf(spec).fastScan;
+  if (!scan || spec.multi !== 'none' || pushdown.fields !== undefined || pushdown.limit !== undefined || !out.raw) return undefined;
+  if (scan.whole && !scan.whole(pushdown)) return undefined;
+  const roles = shape.columns.map((c) => spec.roles[c.col]!.kind);
+  if (roles.length === 1 && roles[0] === scan.first) return 1;
+  if (roles.length === 2 && roles[0] === scan.first && scan.second !== undefined && roles[1] === scan.second) return 2;
+  return undefined;
+}
+
+/** How one output column's value becomes its DataRow bytes. */
+type Output = { col: number; raw: true } | { col: number; raw: false; encode: (v: Buffer) => Buffer | null };
+
+function outputOf(t: FastType, format: number, codec: Codec | undefined, col: number): Output {
+  // A text value is sent as the bytes read, in either format, to a UTF-8 client.
+  if (!codec && isPlainText(t)) return { col, raw: true };
+  return { col, raw: false, encode: (v) => (codec ? cellIn(codec, t, v, format) : cell(t, v, format)) };
+}
+
+const CHUNK = 64 * 1024;
+
+/** DataRow messages written back to back into 64 kB buffers. */
+class RowWriter {
+  private readonly chunks: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(CHUNK);
+  private off = 0;
+  count = 0;
+
+  private readonly allRaw: boolean;
+  private readonly rawCols: Int32Array;
+
+  /** Every column is sent as the bytes read. */
+  get raw(): boolean {
+    return this.allRaw;
+  }
+
+  constructor(private readonly outputs: readonly Output[]) {
+    this.allRaw = outputs.every((o) => o.raw);
+    this.rawCols = Int32Array.from(outputs, (o) => o.col);
+  }
+
+  row(view: RowView): void {
+    if (this.allRaw) return this.rawRow(view);
+    const outs = this.outputs;
+    const cells: (Buffer | null)[] = [];
+    let size = 7;
+    for (let i = 0; i < outs.length; i++) {
+      const o = outs[i]!;
+      const e = view.ends[o.col]!;
+      if (o.raw) size += 4 + (e < 0 ? 0 : e - view.starts[o.col]!);
+      else {
+        const v = e < 0 ? null : o.encode(view.bufs[o.col]!.subarray(view.starts[o.col]!, e));
+        cells[i] = v;
+        size += 4 + (v === null ? 0 : v.length);
+      }
+    }
+    this.ensure(size);
+    const buf = this.buf;
+    let at = this.header(size, outs.length);
+    for (let i = 0; i < outs.length; i++) {
+      const o = outs[i]!;
+      let src: Buffer | null;
+      let s = 0;
+      let e: number;
+      if (o.raw) {
+        e = view.ends[o.col]!;
+        src = e < 0 ? null : view.bufs[o.col]!;
+        s = view.starts[o.col]!;
+      } else {
+        src = cells[i]!;
+        e = src === null ? -1 : src.length;
+      }
+      if (src === null) {
+        buf.writeInt32BE(-1, at);
+        at += 4;
+        continue;
+      }
+      const n = e - s;
+      buf[at] = n >>> 24;
+      buf[at + 1] = (n >>> 16) & 0xff;
+      buf[at + 2] = (n >>> 8) & 0xff;
+      buf[at + 3] = n & 0xff;
+      at += 4;
+      if (n > 64) src.copy(buf, at, s, e);
+      else for (let k = 0; k < n; k++) buf[at + k] = src[s + k]!;
+      at += n;
+    }
+    this.off = at;
+  }
+
+  /** row() when every column is sent as the bytes read: the common case, kept tight. */
+  private rawRow(view: RowView): void {
+    const cols = this.rawCols;
+    const n = cols.length;
+    const { bufs, starts, ends } = view;
+    let size = 7 + 4 * n;
+    for (let i = 0; i < n; i++) {
+      const c = cols[i]!;
+      const e = ends[c]!;
+      if (e >= 0) size += e - starts[c]!;
+    }
+    this.ensure(size);
+    const buf = this.buf;
+    let at = this.header(size, n);
+    for (let i = 0; i < n; i++) {
+      const c = cols[i]!;
+      const e = ends[c]!;
+      if (e < 0) {
+        buf[at] = buf[at + 1] = buf[at + 2] = buf[at + 3] = 0xff;
+        at += 4;
+        continue;
+      }
+      const s = starts[c]!;
+      const len = e - s;
+      buf[at] = len >>> 24;
+      buf[at + 1] = (len >>> 16) & 0xff;
+      buf[at + 2] = (len >>> 8) & 0xff;
+      buf[at + 3] = len & 0xff;
+      at += 4;
+      const src = bufs[c]!;
+      if (len > 64) src.copy(buf, at, s, e);
+      else for (let k = 0; k < len; k++) buf[at + k] = src[s + k]!;
+      at += len;
+    }
+    this.off = at;
+  }
+
+  /** A DataRow of given values. */
+  values(vs: readonly (Buffer | null)[]): void {
+    const m = encodeDataRow(vs);
+    this.ensure(m.length);
+    m.copy(this.buf, this.off);
+    this.off += m.length;
+    this.count++;
+  }
+
+  finish(): Buffer[] {
+    if (this.off > 0) this.chunks.push(this.buf.subarray(0, this.off));
+    return this.chunks;
+  }
+
+  private ensure(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    if (this.off > 0) this.chunks.push(this.buf.subarray(0, this.off));
+    this.buf = Buffer.allocUnsafe(Math.max(CHUNK, n));
+    this.off = 0;
+  }
+
+  /** Writes a DataRow's type, length and column count; returns where its first value goes. */
+  private header(size: number, ncols: number): number {
+    const buf = this.buf;
+    const o = this.off;
+    const len = size - 1;
+    buf[o] = Backend.DataRow;
+    buf[o + 1] = len >>> 24;
+    buf[o + 2] = (len >>> 16) & 0xff;
+    buf[o + 3] = (len >>> 8) & 0xff;
+    buf[o + 4] = len & 0xff;
+    buf[o + 5] = ncols >>> 8;
+    buf[o + 6] = ncols & 0xff;
+    this.count++;
+    return o + 7;
+  }
 }
 
 const bytesOf = (v: Buffer | string): Buffer => (typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
@@ -297,12 +567,13 @@ function countValue64(n: number, format: number): Buffer {
   return b;
 }
 
-function passes(pins: readonly Pin[], values: readonly (Buffer | string | null)[]): boolean {
+function passes(pins: readonly { col: number; values: Buffer[] }[], view: RowView): boolean {
   for (const p of pins) {
-    const v = values[p.col];
-    if (v === null || v === undefined) return false;
-    const s = typeof v === 'string' ? v : v.toString('utf8');
-    if (!p.values.includes(s)) return false;
+    const e = view.ends[p.col]!;
+    if (e < 0) return false;
+    const buf = view.bufs[p.col]!;
+    const s = view.starts[p.col]!;
+    if (!p.values.some((v) => v.length === e - s && buf.compare(v, 0, v.length, s, e) === 0)) return false;
   }
   return true;
 }

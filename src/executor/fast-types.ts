@@ -5,6 +5,11 @@
  * when a value is already in the canonical form the type's output would print, so text out is the
  * very bytes read; for anything else (`' 7'`, `'+7'`, `'007'`, `'true'`, out of range, too long) it
  * says so and the upstream path answers, with Postgres's own value or error (22003, 22P02, …).
+ *
+ * double precision is the one exception, because a zset's scores are doubles: its text is read as
+ * float8in reads plain decimal text (correctly rounded, as strtod) and printed as float8out prints the
+ * shortest exact form, which holds only while the session's extra_float_digits is above 0 (the fast
+ * path asks, see `shortestFloat`). Anything but plain decimals and infinities goes upstream.
  */
 
 export interface FastType {
@@ -15,6 +20,11 @@ export interface FastType {
   text(v: Buffer): Buffer | undefined;
   /** The binary-format bytes of a value `text` accepted (its output). */
   binary(out: Buffer): Buffer;
+  /**
+   * Its text output depends on the session's extra_float_digits, which the fast path then reads: the
+   * shortest exact form it reproduces is what Postgres prints only while that setting is above 0.
+   */
+  shortestFloat?: true;
 }
 
 const same = (b: Buffer): Buffer => b;
@@ -97,6 +107,130 @@ const BOOL: FastType = {
   binary: (out) => (out[0] === 0x74 ? ONE : NIL),
 };
 
+/** A decimal number as Redis writes a score and float8in reads it; hex, `Infinity`, `1_0` and blanks are not. */
+const DECIMAL = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
+
+/**
+ * The double precision value of text, as float8in reads it, or undefined for text it would refuse or
+ * the fast path doesn't model (NaN, whitespace, overflow and underflow to zero, which are errors there).
+ */
+export function parseFloat8(s: string): number | undefined {
+  const lower = s.toLowerCase();
+  if (lower === 'inf' || lower === 'infinity' || lower === '+inf' || lower === '+infinity') return Infinity;
+  if (lower === '-inf' || lower === '-infinity') return -Infinity;
+  if (!DECIMAL.test(s)) return undefined;
+  const v = Number(s);
+  if (!Number.isFinite(v)) return undefined; // 22003 upstream
+  // strtod's underflow to zero is 22003 upstream; a zero written as zeros is fine.
+  if (v === 0 && /[1-9]/.test(s.replace(/[eE].*$/, ''))) return undefined;
+  return v;
+}
+
+/**
+ * float8out with extra_float_digits > 0: the shortest digits that read back as the same double (Ryu
+ * there, ECMAScript's Number::toString digits here, both the closest shortest string), printed as
+ * printf's %g would place them: fixed notation for decimal exponents -4 < e <= 15, else d.ddde±XX.
+ */
+export function float8Out(v: number): string {
+  if (v === Infinity) return 'Infinity';
+  if (v === -Infinity) return '-Infinity';
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === 0) return Object.is(v, -0) ? '-0' : '0';
+  const sign = v < 0 ? '-' : '';
+  const a = Math.abs(v);
+  let [mant, e] = a.toExponential().split('e') as [string, string];
+  // Postgres's Ryu never prints a string exactly halfway to a neighbouring double (ECMAScript's digits
+  // may be one, when round-half-even reads it back as this double): then it takes more digits. Only
+  // integers from 2^53 up can be such halfway points with 17 or fewer digits.
+  for (let n = mant.length - (mant.includes('.') ? 1 : 0); a >= 2 ** 53 && n < 17 && halfway(a, mant, Number(e)); ) {
+    [mant, e] = a.toExponential(n++).split('e') as [string, string];
+    mant = mant.replace(/\.?0+$/, '');
+  }
+  const digits = mant.replace('.', '');
+  const point = Number(e) + 1; // digits × 10^(point - digits.length)
+  if (point >= -3 && point <= 15) {
+    if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
+    if (point >= digits.length) return `${sign}${digits}${'0'.repeat(point - digits.length)}`;
+    return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+  }
+  const x = point - 1;
+  const exp = Math.abs(x) < 10 ? `0${Math.abs(x)}` : String(Math.abs(x));
+  return `${sign}${digits[0]}${digits.length > 1 ? `.${digits.slice(1)}` : ''}e${x < 0 ? '-' : '+'}${exp}`;
+}
+
+/** Whether mant × 10^e (an integer, as a ≥ 2^53 is) lies exactly halfway between `a` and a neighbour. */
+function halfway(a: number, mant: string, e: number): boolean {
+  const digits = mant.replace('.', '');
+  const shift = e - (digits.length - 1);
+  if (shift < 0) return false;
+  const n = BigInt(digits) * 10n ** BigInt(shift);
+  const exact = BigInt(a);
+  const bits = new DataView(new Float64Array([a]).buffer).getBigUint64(0, true);
+  const ulp = 2n ** ((bits >> 52n) - 1075n);
+  // Below a power of two the next double down is half an ulp away.
+  const gap = n < exact && (bits & 0xfffffffffffffn) === 0n ? ulp / 2n : ulp;
+  const d = n < exact ? exact - n : n - exact;
+  return d * 2n === gap;
+}
+
+const DOT = 0x2e;
+
+/**
+ * Whether float8out prints these bytes back unchanged: at most 15 significant digits (so no shorter
+ * string reads as the same double), no trailing fractional zero, no exponent, and a decimal point where
+ * %g notation keeps fixed notation (at most 15 integer digits, at most three zeros after `0.`). Most
+ * scores (integers, halves, short decimals) are; they then cost no parse and no allocation.
+ */
+function printsAsIs(v: Buffer): boolean {
+  let i = v[0] === MINUS ? 1 : 0;
+  const n = v.length;
+  if (i >= n) return false;
+  let digits = 0;
+  if (v[i] === ZERO) {
+    i++;
+    if (i === n) return true; // 0, -0
+    if (v[i] !== DOT) return false;
+    i++;
+    let zeros = 0;
+    while (i < n && v[i] === ZERO) {
+      zeros++;
+      i++;
+    }
+    if (zeros > 3 || i === n) return false;
+  } else {
+    if (v[i] === DOT) return false; // `.5` prints as 0.5
+    for (; i < n && v[i] !== DOT; i++) {
+      const d = v[i]! - ZERO;
+      if (d < 0 || d > 9 || ++digits > 15) return false;
+    }
+    if (i === n) return true;
+    i++; // the point
+    if (i === n) return false; // `5.`
+  }
+  for (; i < n; i++) {
+    const d = v[i]! - ZERO;
+    if (d < 0 || d > 9 || ++digits > 15) return false;
+  }
+  return v[n - 1] !== ZERO;
+}
+
+/** double precision: any value float8in reads without error, printed as float8out prints it. */
+const FLOAT8: FastType = {
+  typeLen: 8,
+  typeMod: -1,
+  shortestFloat: true,
+  text(v) {
+    if (printsAsIs(v)) return v;
+    const f = parseFloat8(v.toString('latin1'));
+    return f === undefined ? undefined : Buffer.from(float8Out(f), 'latin1');
+  },
+  binary(out) {
+    const b = Buffer.allocUnsafe(8);
+    b.writeDoubleBE(parseFloat8(out.toString('latin1'))!);
+    return b;
+  },
+};
+
 const FIXED = new Map<string, FastType>([
   ['25 text', TEXT],
   ['1043 character varying', TEXT],
@@ -104,6 +238,7 @@ const FIXED = new Map<string, FastType>([
   ['23 integer', integer(4, -2147483648n, 2147483647n)],
   ['20 bigint', integer(8, -9223372036854775808n, 9223372036854775807n)],
   ['16 boolean', BOOL],
+  ['701 double precision', FLOAT8],
 ]);
 
 /** The fast path's handling of a declared column (oid and format_type's name), if it has one. */

@@ -31,9 +31,12 @@ import { catalogReloadsTotal, hotCounts, stagedWritesTotal } from '../metrics/me
 import { recordRead, recordStatementInfo, recordWrite } from '../metrics/statement-kind.js';
 import { attributedAccess, StatementStats } from '../metrics/statement-stats.js';
 import { passCapture, retagExecute, simpleModeEntries, type PositionMap } from './replies.js';
-import { evaluatesPurely, planWrite, type WritePlan } from './write.js';
+import { evaluatesPurely, explainPlanOf, planWrite, type WritePlan } from './write.js';
 import { simpleQueryParam } from './upstream-only.js';
 import { clientRowDescription, evalCapture, fetchRows, writeParseError, prepareWrite, returningWidth, writeOutcome, type PreparedWrite, type SuspendedRows } from './dml.js';
+
+/** An INSERT's write needs no rows read beforehand. */
+const NO_SNAPSHOT: PreparedWrite = { extra: [], snapshot: [] };
 import { applyCommitted, applyNow, applyStaged, sharesOf, TxWrites, txCommand, type TxCommand } from './transaction.js';
 import { OwnConnections } from '../upstream/own-connection.js';
 import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart } from './outbox.js';
@@ -41,6 +44,7 @@ import { closeIdle } from '../redis/exclusive.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
 import { fastFields, fastParams, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
+import { fastWriteRows, fastWriteShape, type FastWriteShape } from './fast-write.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
 const NO_OP = 'DO $$BEGIN END$$';
@@ -83,9 +87,19 @@ type OwnedStatement =
   /** `generation`: the catalog's when planned; after DDL through this proxy the fast path leaves it to upstream. */
   | { kind: 'read'; plan: ReadPlan; checkedAt: number; fast: FastShape | string; generation: number; changed?: boolean; sql: string }
   | { kind: 'tag'; tag: string }
-  | { kind: 'write'; plan: WritePlan; checkedAt: number; sql: string }
+  /** `confirmed`: upstream has answered its Parse (a fast write must not run a statement upstream refused). */
+  | { kind: 'write'; plan: WritePlan; checkedAt: number; sql: string; fast: FastWriteShape | string; generation: number; changed?: boolean; confirmed: boolean }
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
+/**
+ * When a portal was bound: Postgres drops it at the end of its transaction, so one bound outside a
+ * transaction block lives until the batch's Sync (`batch`: the session's count of Syncs and Queries).
+ */
+interface PortalLife {
+  batch: number;
+  inBlock: boolean;
+}
+
 type OwnedPortal =
   | { kind: 'tag'; tag: string }
   | { kind: 'explain'; lines: string[] }
@@ -93,8 +107,12 @@ type OwnedPortal =
   /** Answered by the fast path: exists only here until an Execute with a row limit makes it upstream's. */
   | { kind: 'fast'; plan: ReadPlan; bind: BindMessage; fields: FieldDescription[]; result: FastResult }
   /** `early`: its batch began with it, so upstream's side may end with the proxy's own Sync (see runWrite). */
-  | { kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean; sql: string }
+  | ({ kind: 'write'; plan: WritePlan; prepared: PreparedWrite; early: boolean; sql: string } & PortalLife)
   | { kind: 'suspended'; plan: WritePlan; rest: SuspendedRows }
+  /** A write the fast write answers: its rows are computed, Redis gets them at Execute. Exists only here. */
+  | ({ kind: 'fastwrite'; plan: WritePlan; shape: FastWriteShape; rows: (string | null)[][]; bind: BindMessage; sql: string } & PortalLife)
+  /** A write without RETURNING that has run: Postgres won't run it again (55000). `upstream`: upstream has it too. */
+  | ({ kind: 'spent'; upstream: boolean } & PortalLife)
   | { kind: 'tx'; cmd: TxCommand }
   | { kind: 'truncate'; plan: TruncatePlan };
 
@@ -195,8 +213,12 @@ class SessionInterceptor implements Interceptor {
   private implicitWrites = false;
   /** The proxy's own COMMIT/ROLLBACK is in flight: the tag watcher leaves it to that path. */
   private owningTx = false;
+  /** EXPLAIN of a write, planned as the read of its evaluating SELECT: whether the write takes the fast path. */
+  private readonly explainedWrites = new WeakMap<ReadPlan, string>();
   /** Name resolutions (with privileges) for the fast path, good for `recheckMs` as prepared statements' are. */
   private readonly resolutions = new Map<string, { at: number; generation: number; res: Resolution }>();
+  /** extra_float_digits as last read upstream, and the session's upstream write count then. */
+  private floatDigits: { value: number; at: number } | undefined;
 
   /** The current statement's Redis commands and rows, for the slow-statement log. */
   private readonly stats = new StatementStats();
@@ -335,7 +357,9 @@ class SessionInterceptor implements Interceptor {
     if (DDL_KINDS.has(i.kind)) return !passesThrough(i.kind, i.node);
     if (i.kind === 'TransactionStmt') return this.tx.active;
     const names = this.names;
-    return i.reads.some((r) => names.has(r.relname)) || i.targets.some((r) => names.has(r.relname));
+    if (i.reads.some((r) => names.has(r.relname)) || i.targets.some((r) => names.has(r.relname))) return true;
+    // EXPLAIN of a write: its target is no read.
+    return i.kind === 'ExplainStmt' && explainedWrite(i, names) !== undefined;
   }
 
   /** Pending writes outlived their transaction block (it ended by a path the proxy didn't own). */
@@ -504,9 +528,21 @@ class SessionInterceptor implements Interceptor {
       if (tp === 'failed') return FAILED;
       return tp === undefined ? PLAIN : { kind: 'truncate', plan: tp };
     }
-    const write = await planWrite(port, this.names, text, info, clientTypes, base);
+    const write = await planWrite(port, this.names, text, info, clientTypes, base, resolve);
     if (write === 'failed') return FAILED;
     if (write !== undefined) return { kind: 'write', plan: write };
+    const explained = info.kind === 'ExplainStmt' ? explainedWrite(info, this.names) : undefined;
+    if (explained) {
+      if (explainOptions(info)?.analyze) throw new PgError(SqlState.FeatureNotSupported, 'EXPLAIN ANALYZE of a write to a Redis foreign table is not supported', { hint: 'ANALYZE would have to perform the write; EXPLAIN without it shows the plan and whether the write takes the fast path.' });
+      const w = await planWrite(port, this.names, text, explained, clientTypes, base, resolve);
+      if (w === 'failed') return FAILED;
+      if (w !== undefined) {
+        const plan = explainPlanOf(info, w);
+        const fast = this.fdw.fastPath ? fastWriteShape(w, text, base) : 'off';
+        this.explainedWrites.set(plan, typeof fast === 'string' ? `no (${fast})` : 'yes');
+        return { kind: 'read', plan };
+      }
+    }
     const read = await planRead(port, this.names, text, info, clientTypes, base, resolve);
     if (read === 'failed') return FAILED;
     return read === undefined ? PLAIN : { kind: 'read', plan: read };
@@ -516,9 +552,10 @@ class SessionInterceptor implements Interceptor {
   private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap, sole: boolean): Promise<boolean | 'local'> {
     // A statement that may take the fast path resolves its names from the cache, as prepared ones do.
     const mayBeFast = sole && this.fdw.fastPath && info.kind === 'SelectStmt' && fastSyntax(info.node) === undefined;
+    const mayBeFastWrite = sole && this.fdw.fastPath && info.kind === 'InsertStmt';
     const noParam = simpleQueryParam(info, (byte) => map(Buffer.from(text).subarray(0, byte - base).toString('utf8').length) + 1);
     if (noParam) throw noParam;
-    const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : undefined);
+    const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : mayBeFastWrite ? this.cachedWriteResolve : undefined);
     switch (p.kind) {
       case 'failed':
         return false;
@@ -539,6 +576,15 @@ class SessionInterceptor implements Interceptor {
         return this.runTruncate(port, p.plan, (execute) => sendSimple(port, NO_OP, [], [], map, execute));
       case 'write': {
         const write = p.plan;
+        if (mayBeFastWrite) {
+          const tag = await this.simpleFastWrite(port, write, text, base);
+          if (tag !== undefined) {
+            // As a fast read: an internal query (names) may have opened a batch upstream; close it first.
+            if (port.sentSinceSync) closeOwnBatch(port);
+            port.replyReady(encodeCommandComplete(tag));
+            return 'local';
+          }
+        }
         const prepared = await prepareWrite(this.readsFor(port), write, NO_PARAMS, this.pending);
         const wmap: PositionMap = (pos) => map(write.toOriginal(pos));
         const describe = passCapture(Req.Describe, [Backend.NoData], wmap, { rewrite: (c, buf, st, e) => (c === Backend.RowDescription ? clientRowDescription(write, buf, st, e) : undefined) });
@@ -553,8 +599,16 @@ class SessionInterceptor implements Interceptor {
           if (fast) {
             // Answered here, but an internal query (names, the statement_timeout probe) may have opened a
             // batch upstream meanwhile: close it first, so the reply leaves with upstream idle again.
-            if (port.sentSinceSync) closeOwnBatch(port);
-            port.replyReady(Buffer.concat([encodeRowDescription(fast.fields), ...fast.result.rows, fast.result.complete]));
+            if (port.sentSinceSync) {
+              const before = port.upstreamWrites;
+              closeOwnBatch(port);
+              // That Sync ends only the proxy's own queries: a setting read among them still holds.
+              if (this.floatDigits?.at === before) this.floatDigits.at = port.upstreamWrites;
+            }
+            // The rows go as the buffers they were written into: a big result is never copied into one.
+            port.reply(encodeRowDescription(fast.fields));
+            for (const chunk of fast.result.rows) port.reply(chunk);
+            port.replyReady(fast.result.complete);
             return 'local';
           }
         }
@@ -591,11 +645,12 @@ class SessionInterceptor implements Interceptor {
     const codec = codecFor(port.clientEncoding);
     // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
     if (codec && fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
+    if (shape.types.some((t) => t.shortestFloat) && !((await this.extraFloatDigits(port)) > 0)) return undefined;
     try {
       // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
       const result = await runFast(this.readsFor(port), shape, params, fields, codec);
       if (typeof result === 'string') return undefined;
-      this.stats.rows = result.rows.length;
+      this.stats.rows = result.rowCount;
       return { fields, result };
     } catch (e) {
       // The upstream path meets the same failure and reports it the way it always has; but a Redis
@@ -617,18 +672,38 @@ class SessionInterceptor implements Interceptor {
     return this.tx.count === 0 || this.tx.on(table).length === 0;
   }
 
+  /**
+   * The session's extra_float_digits (not a reported setting): asked of upstream, then kept while the
+   * session sends upstream nothing else, since only something run there can change it.
+   */
+  private async extraFloatDigits(port: SessionPort): Promise<number> {
+    const hit = this.floatDigits;
+    if (hit && hit.at === port.upstreamWrites) return hit.value;
+    const r = await runInternal(port, "SELECT pg_catalog.current_setting('extra_float_digits')", [], { errorIsReply: false });
+    const value = r.kind === 'rows' ? Number(r.rows[0]?.[0]?.toString('latin1')) : NaN;
+    if (Number.isInteger(value)) this.floatDigits = { value, at: port.upstreamWrites };
+    return Number.isInteger(value) ? value : 0;
+  }
+
   private fastExplain(plan: ReadPlan): string {
+    const write = this.explainedWrites.get(plan);
+    if (write !== undefined) return write;
     if (!this.fdw.fastPath) return 'no (off)';
     const shape = fastShape(plan);
     return typeof shape === 'string' ? `no (${shape})` : 'yes';
   }
 
-  private readonly cachedResolve: Resolver = async (port, refs) => {
+  private readonly cachedResolve: Resolver = (port, refs) => this.resolveCached(port, refs, (t) => t.resolved.privileges.select);
+
+  /** For a sole INSERT that may take the fast write: its target must allow INSERT, anything else it reads SELECT. */
+  private readonly cachedWriteResolve: Resolver = (port, refs) => this.resolveCached(port, refs, (t, i) => (i === 0 ? t.resolved.privileges.insert : t.resolved.privileges.select));
+
+  private async resolveCached(port: SessionPort, refs: Parameters<Resolver>[1], may: (t: ForeignTable, i: number) => boolean): Promise<Resolution> {
     const key = refs.map((r) => qualifiedName(r.schemaname, r.relname)).join(',');
     const generation = this.fdw.catalog.currentGeneration;
     const hit = this.resolutions.get(key);
     // A denial isn't cached: a GRANT must apply at once, as it does for statements planned afresh.
-    const allowed = (r: Resolution): boolean => r.kind === 'tables' && r.tables.every((t) => !t || t.resolved.privileges.select);
+    const allowed = (r: Resolution): boolean => r.kind === 'tables' && r.tables.every((t, i) => !t || may(t, i));
     if (hit && hit.generation === generation && Date.now() - hit.at <= this.fdw.recheckMs && allowed(hit.res)) return hit.res;
     const res = await resolveTables(port, refs);
     if (res.kind === 'tables') {
@@ -636,7 +711,82 @@ class SessionInterceptor implements Interceptor {
       this.resolutions.set(key, { at: Date.now(), generation, res });
     }
     return res;
-  };
+  }
+
+  // ---- the local fast write ----
+
+  /**
+   * Whether the fast write may answer now: upstream owes nothing (so the transaction status and any
+   * error of the batch are known), no failed transaction (upstream's 25P02 stands), text crosses the
+   * wire as the fast path converts it, and no implicit transaction of a multi-statement Query.
+   */
+  private writeAllowed(port: SessionPort): boolean {
+    if (!this.fdw.fastPath || this.owningTx || this.implicitQuery) return false;
+    return port.upstreamIdle && port.txStatus !== 'E' && !port.inFailedBatch && port.textConvertible;
+  }
+
+  /** A prepared write's Bind answered locally, its rows computed: true, or false for the upstream path. */
+  private bindFastWrite(port: SessionPort, m: BindMessage, st: OwnedStatement & { kind: 'write' }): boolean {
+    const shape = st.fast;
+    if (typeof shape === 'string' || !st.confirmed || st.changed || st.generation !== this.fdw.catalog.currentGeneration || !this.writeAllowed(port)) return false;
+    const rows = fastWriteRows(shape, m, codecFor(port.clientEncoding));
+    if (typeof rows === 'string') return false;
+    this.portals.set(m.portal, { kind: 'fastwrite', plan: st.plan, shape, rows, bind: m, batch: port.batches, inBlock: port.inTransactionBlock, sql: st.sql });
+    port.reply(BIND_COMPLETE);
+    return true;
+  }
+
+  /** Postgres still has the portal: its batch goes on, or the transaction block it was bound in. */
+  private live(port: SessionPort, p: PortalLife): boolean {
+    return p.batch === port.batches || (p.inBlock && port.inTransactionBlock);
+  }
+
+  private async executeFastWrite(port: SessionPort, name: string, portal: OwnedPortal & { kind: 'fastwrite' }, raw: Buffer): Promise<void> {
+    // An earlier message of the batch failed: upstream discards until Sync, and Postgres would not run it.
+    if (port.inFailedBatch) return;
+    if (!this.live(port, portal)) {
+      this.portals.delete(name);
+      return port.send(raw, [forward(Req.Execute)]);
+    }
+    this.portals.set(name, { kind: 'spent', upstream: false, batch: portal.batch, inBlock: portal.inBlock });
+    const t0 = process.hrtime.bigint();
+    this.stats.reset();
+    try {
+      if (!port.upstreamIdle) {
+        // Something went upstream since the Bind, and could yet fail the batch: the portal becomes upstream's.
+        const { plan, bind } = portal;
+        const prepared: PreparedWrite = { extra: [], snapshot: [] };
+        this.portals.set(name, { kind: 'write', plan, prepared, early: false, sql: portal.sql, batch: portal.batch, inBlock: portal.inBlock });
+        port.send(encodeBind({ ...bind, resultFormats: writeResultFormats(plan, bind.resultFormats) }), [passCapture(Req.Bind, [Backend.BindComplete], undefined)]);
+        await this.runWrite(port, plan, prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]));
+        return;
+      }
+      const tag = await orFail(port, undefined, () => this.applyFastWrite(port, portal.plan, portal.rows));
+      if (tag !== undefined) port.reply(encodeCommandComplete(tag));
+    } finally {
+      recordWrite(t0, portal.sql, port.log, this.stats);
+    }
+  }
+
+  /** The computed rows to Redis, at once or staged in the open transaction block, as the upstream path does with upstream's rows. */
+  private async applyFastWrite(port: SessionPort, plan: WritePlan, rows: (string | null)[][]): Promise<string> {
+    const out = await writeOutcome(this.redis, this.pending, plan, NO_SNAPSHOT, { rows, returning: [] }, this.fdw.maxValueBytes);
+    this.stats.addRows(out.count);
+    // The last point where a cancel takes the statement back whole; past it the writes are sent.
+    if (port.canceled) throwIfCanceled(port.signal);
+    await this.commitOrStage(port, plan.target, out.ops);
+    return out.tag;
+  }
+
+  /** A sole INSERT of a simple Query, answered locally: its command tag, or undefined for the upstream path. */
+  private async simpleFastWrite(port: SessionPort, plan: WritePlan, text: string, base: number): Promise<string | undefined> {
+    if (!this.writeAllowed(port)) return undefined;
+    const shape = fastWriteShape(plan, text, base);
+    if (typeof shape === 'string') return undefined;
+    const rows = fastWriteRows(shape, undefined, codecFor(port.clientEncoding));
+    if (typeof rows === 'string') return undefined;
+    return this.applyFastWrite(port, plan, rows);
+  }
 
   /** Makes a fast portal upstream's, for an Execute the fast path doesn't answer; its BindComplete was sent already. */
   private async materialize(port: SessionPort, name: string, portal: OwnedPortal & { kind: 'fast' }): Promise<void> {
@@ -661,7 +811,7 @@ class SessionInterceptor implements Interceptor {
       this.notePassthroughDdl(info);
       return port.send(raw, [forward(Req.Parse)]);
     }
-    const p = await orFail(port, FAILED, () => this.planStatement(port, m.text, info, m.paramTypes, 0));
+    const p = await orFail(port, FAILED, () => this.planStatement(port, d.text, info, m.paramTypes, 0));
     switch (p.kind) {
       case 'failed':
         return;
@@ -678,11 +828,19 @@ class SessionInterceptor implements Interceptor {
       case 'truncate':
         this.statements.set(m.name, { kind: 'truncate', plan: p.plan });
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
-      case 'write':
-        this.statements.set(m.name, { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: m.text });
-        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite: writeParseError(p.plan) })]);
+      case 'write': {
+        const fast = this.fdw.fastPath ? fastWriteShape(p.plan, d.text) : 'off';
+        const st: OwnedStatement & { kind: 'write' } = { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: d.text, fast, generation: this.fdw.catalog.currentGeneration, confirmed: false };
+        this.statements.set(m.name, st);
+        const parseError = writeParseError(p.plan);
+        const rewrite = (code: number, buf: Buffer, start: number, end: number): Buffer | undefined => {
+          if (code === Backend.ParseComplete) st.confirmed = true;
+          return parseError?.(code, buf, start, end);
+        };
+        return port.send(encodeParse({ name: m.name, text: p.plan.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.toOriginal, { rewrite })]);
+      }
       case 'read':
-        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: m.text });
+        this.statements.set(m.name, { kind: 'read', plan: p.plan, checkedAt: Date.now(), fast: p.plan.info.kind === 'ExplainStmt' ? 'EXPLAIN' : fastShape(p.plan), generation: this.fdw.catalog.currentGeneration, sql: d.text });
         return port.send(encodeParse({ name: m.name, text: p.plan.rewritten.text, paramTypes: p.plan.paramTypes }, codecFor(port.clientEncoding)), [passCapture(Req.Parse, [], p.plan.rewritten.toOriginal)]);
     }
   }
@@ -695,6 +853,15 @@ class SessionInterceptor implements Interceptor {
         const t = decodeTarget(raw, 0, raw.length);
         const owner = t.kind === 'S' ? this.statements.get(t.name) : this.portals.get(t.name);
         if (owner?.kind === 'fast') return port.reply(encodeRowDescription(owner.fields));
+        if (owner?.kind === 'fastwrite' || owner?.kind === 'spent') {
+          // A write without RETURNING describes as NoData, run or not. Once Postgres would have dropped the
+          // portal, upstream's answer stands (34000: it never had a fast one, and has dropped its own).
+          if (!this.live(port, owner)) {
+            this.portals.delete(t.name);
+            return port.send(raw, [forward(Req.Describe)]);
+          }
+          return port.reply(NO_DATA);
+        }
         if (owner?.kind === 'write' || owner?.kind === 'suspended') {
           const plan = owner.plan;
           return port.send(raw, [describeOwned(plan.clientParams, (buf, s, e) => clientRowDescription(plan, buf, s, e) ?? NO_DATA)]);
@@ -710,19 +877,31 @@ class SessionInterceptor implements Interceptor {
         if (portal?.kind === 'fast') {
           if (decodeExecute(raw, 0, raw.length).maxRows === 0) {
             this.portals.delete(name);
-            return port.reply(Buffer.concat([...portal.result.rows, portal.result.complete]));
+            for (const chunk of portal.result.rows) port.reply(chunk);
+            return port.reply(portal.result.complete);
           }
           // A row limit suspends the portal: upstream's portal does that, so it is made there.
           await orFail(port, undefined, () => this.materialize(port, name, portal));
           return port.send(raw, [forward(Req.Execute)]);
         }
+        if (portal?.kind === 'fastwrite') return this.executeFastWrite(port, name, portal, raw);
         if (portal?.kind === 'tag') return port.send(raw, [retagExecute(portal.tag, undefined)]);
         if (portal?.kind === 'explain') return port.send(raw, [explainCapture(portal.lines, undefined)]);
         if (portal?.kind === 'write') {
           // Upstream runs it whole (the Redis side can't stop half-way); a row limit pages the RETURNING rows here.
           const maxRows = decodeExecute(raw, 0, raw.length).maxRows;
           const t0 = process.hrtime.bigint();
-          return void (await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordWrite(t0, portal.sql, port.log, this.stats)));
+          const ran = await this.runWrite(port, portal.plan, portal.prepared, undefined, (execute) => port.send(serialize.execute({ portal: name, rows: 0 }), [execute]), { portal: name, maxRows }, portal.early && maxRows === 0).finally(() => recordWrite(t0, portal.sql, port.log, this.stats));
+          if (ran && !portal.plan.returning && this.portals.get(name) === portal) this.portals.set(name, { kind: 'spent', upstream: true, batch: portal.batch, inBlock: portal.inBlock });
+          return;
+        }
+        if (portal?.kind === 'spent') {
+          if (port.inFailedBatch) return;
+          if (!this.live(port, portal)) {
+            this.portals.delete(name);
+            return port.send(raw, [forward(Req.Execute)]);
+          }
+          return failWith(port, encodeError(new PgError(SqlState.ObjectNotInPrerequisiteState, `portal "${name}" cannot be run`)));
         }
         if (portal?.kind === 'suspended') {
           if (port.inFailedBatch) return;
@@ -739,7 +918,8 @@ class SessionInterceptor implements Interceptor {
       }
       case Frontend.Close: {
         const t = decodeTarget(raw, 0, raw.length);
-        const local = t.kind === 'P' && this.portals.get(t.name)?.kind === 'fast';
+        const owned = t.kind === 'P' ? this.portals.get(t.name) : undefined;
+        const local = owned?.kind === 'fast' || owned?.kind === 'fastwrite' || (owned?.kind === 'spent' && !owned.upstream);
         this.forget(t.kind, t.name);
         // Upstream never had the fast portal; closing one that doesn't exist is no error there either.
         if (local) return port.reply(CLOSE_COMPLETE);
@@ -748,16 +928,17 @@ class SessionInterceptor implements Interceptor {
     }
   }
 
-  private async bindWrite(port: SessionPort, m: BindMessage, st: { plan: WritePlan; checkedAt: number; sql: string }): Promise<void> {
+  private async bindWrite(port: SessionPort, m: BindMessage, st: OwnedStatement & { kind: 'write' }): Promise<void> {
     const plan = st.plan;
     this.stats.reset();
     await orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
+      if (this.bindFastWrite(port, m, st)) return;
       const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes, codecFor(port.clientEncoding)), this.pending);
       const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
-      this.portals.set(m.portal, { kind: 'write', plan, prepared, early, sql: st.sql });
+      this.portals.set(m.portal, { kind: 'write', plan, prepared, early, sql: st.sql, batch: port.batches, inBlock: port.inTransactionBlock });
       const formats = m.params.map((_, i) => paramFormat(m, i));
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...prepared.extra.map(() => 1)], params: [...m.params, ...rowParams(port, prepared.extra, plan.paramTypes)], resultFormats: writeResultFormats(plan, m.resultFormats) }), [forward(Req.Bind)]);
     });
@@ -805,6 +986,14 @@ class SessionInterceptor implements Interceptor {
       port.send(encodeBind({ ...m, paramFormats: [...formats, ...extra.map(() => 1)], params: [...m.params, ...rowParams(port, extra, plan.paramTypes)] }), [forward(Req.Bind)]);
     });
   }
+}
+
+/** The INSERT, UPDATE or DELETE an EXPLAIN shows, when its target is a Redis foreign table. */
+function explainedWrite(info: StatementInfo, names: NameIndex): StatementInfo | undefined {
+  const query = info.node.query as Node | undefined;
+  if (!query || !['InsertStmt', 'UpdateStmt', 'DeleteStmt'].includes(Object.keys(query)[0] ?? '')) return undefined;
+  const w = analyzeStatement(query);
+  return w.targets.some((t) => names.has(t.relname)) ? w : undefined;
 }
 
 function checkParamCount(m: BindMessage, expected: number): void {

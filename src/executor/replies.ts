@@ -6,12 +6,12 @@
  */
 import { Backend } from '../protocol/codes.js';
 import { encodeCommandComplete, remapErrorPosition } from '../protocol/backend.js';
-import { Req, type Capture, type Entry, forward } from '../session/expected-queue.js';
+import { PASS, Req, type Capture, type Entry, forward } from '../session/expected-queue.js';
 
 export type PositionMap = (pos0: number) => number;
 
 const fixError = (code: number, buf: Buffer, start: number, end: number, map: PositionMap | undefined): Buffer =>
-  code === Backend.ErrorResponse && map ? remapErrorPosition(buf, start, end, map) : Buffer.from(buf.subarray(start, end));
+  code === Backend.ErrorResponse && map ? remapErrorPosition(buf, start, end, map) : PASS;
 
 /** Forwards every reply but `swallow`ed codes; errors get their position mapped. */
 export function passCapture(req: Req, swallow: readonly number[], map: PositionMap | undefined, extra?: Partial<Pick<Capture, 'onDone'>> & { rewrite?: (code: number, buf: Buffer, start: number, end: number) => Buffer | null | undefined }): Capture {

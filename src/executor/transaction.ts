@@ -5,7 +5,7 @@
  */
 import { commitApplyFailuresTotal } from '../metrics/metrics.js';
 import { connKey } from '../redis/connection.js';
-import { resolveCancels, touches } from '../redis/overlay.js';
+import { touches } from '../redis/types/multi.js';
 import { randomUUID } from 'node:crypto';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
 import { applyShare, markerKey, missedWrites, notApplied, type OutboxPart } from './outbox.js';
@@ -77,7 +77,6 @@ export class TxWrites implements PendingWrites {
   }
 
   stage(table: ForeignTable, ops: readonly RedisOp[]): void {
-    if (table.spec.type === 'stream') resolveCancels(table.spec, this.on(table), ops);
     const key = connKey(table.conn);
     for (const op of ops) this.staged.push({ op, table: table.display, conn: table.conn, connKey: key });
   }
@@ -145,7 +144,7 @@ export class TxWrites implements PendingWrites {
 async function groupByConn(staged: readonly Staged[]): Promise<Map<string, StagedOp[] & { conn?: RedisConnSpec }>> {
   const giveWay = new GiveWay();
   const cancelled = new Set<RedisOp>();
-  for (const s of staged) if (s.op.op === 'xcancel' && s.op.cancels) cancelled.add(s.op.cancels);
+  for (const s of staged) if (s.op.op === 'xcancel') cancelled.add(s.op.cancels);
   const byConn = new Map<string, StagedOp[] & { conn?: RedisConnSpec }>();
   for (let i = 0; i < staged.length; i++) {
     const s = staged[i]!;

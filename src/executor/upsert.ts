@@ -17,6 +17,7 @@ import { inner, nodeKind, type Node } from '../sql/analyze.js';
 import { quoteIdent } from '../sql/quote.js';
 import { mapRedisErrorWithType, serverOf } from '../redis/errors.js';
 import type { TableSpec } from '../redis/table-spec.js';
+import { typeOf } from '../redis/types/type.js';
 import { readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
 
 export interface ConflictPlan {
@@ -31,18 +32,11 @@ const notSupported = (what: string, hint: string): PgError => new PgError(SqlSta
 
 /** The columns that identify an entry, or undefined when entries of this type have no identity to conflict on. */
 function identityOf(spec: TableSpec): number[] | undefined {
-  if (spec.multi === 'aggregate' || spec.type === 'list' || spec.type === 'stream') return undefined;
+  const conflict = typeOf(spec).conflict;
+  if (spec.multi === 'aggregate' || !conflict) return undefined;
   const role = (k: string): number => spec.roles.findIndex((r) => r.kind === k);
   const key = spec.multi === 'rows' ? [role('key')] : [];
-  switch (spec.type) {
-    case 'hash':
-      return [...key, role('field')];
-    case 'set':
-    case 'zset':
-      return [...key, role('element')];
-    case 'string':
-      return key;
-  }
+  return conflict.role ? [...key, role(conflict.role)] : key;
 }
 
 function targetHint(t: ForeignTable, identity: number[]): string {
@@ -134,7 +128,8 @@ export async function existingIdentities(redis: RedisAccess, t: ForeignTable, pl
   }
   const client = (await redis.client(t.conn)) as unknown as Redis;
   const keyCol = spec.multi === 'rows' ? plan.identity[0]! : -1;
-  const memberCol = spec.type === 'string' ? -1 : plan.identity[plan.identity.length - 1]!;
+  const conflict = typeOf(spec).conflict!;
+  const memberCol = conflict.role ? plan.identity[plan.identity.length - 1]! : -1;
   const byKey = new Map<string, string[]>();
   for (const r of wanted) {
     const key = keyCol >= 0 ? r[keyCol]! : spec.key;
@@ -145,32 +140,12 @@ export async function existingIdentities(redis: RedisAccess, t: ForeignTable, pl
   await Promise.all(
     [...byKey].map(async ([key, members]) => {
       try {
-        const has = await exists(client, spec, key, [...new Set(members)]);
-        for (const m of has) found.add(JSON.stringify(spec.type === 'string' ? [key] : [key, m]));
+        const has = await conflict.existing(client, key, [...new Set(members)]);
+        for (const m of has) found.add(JSON.stringify(conflict.role ? [key, m] : [key]));
       } catch (e) {
         throw await mapRedisErrorWithType(e, { key, table: t.display, expected: spec.type, server: serverOf(client) }, client);
       }
     }),
   );
   return found;
-}
-
-/** The members of `members` that `key` holds (for a string table: the key itself when it exists). */
-async function exists(c: Redis, spec: TableSpec, key: string, members: string[]): Promise<string[]> {
-  switch (spec.type) {
-    case 'hash': {
-      const v = (await c.call('HMGET', key, ...members)) as (string | null)[];
-      return members.filter((_, i) => v[i] !== null);
-    }
-    case 'set': {
-      const v = (await c.call('SMISMEMBER', key, ...members)) as number[];
-      return members.filter((_, i) => v[i] === 1);
-    }
-    case 'zset': {
-      const v = (await c.call('ZMSCORE', key, ...members)) as (string | null)[];
-      return members.filter((_, i) => v[i] !== null);
-    }
-    default:
-      return (await c.exists(key)) ? [key] : [];
-  }
 }

@@ -24,10 +24,10 @@ import type { NameIndex } from '../sql/classify.js';
 import { quoteIdent } from '../sql/quote.js';
 import { wholeRowLocations, wholeRowNames } from '../sql/whole-row.js';
 import { relationSpan, TextBuilder, tokensOf, type Replace, type Token } from '../sql/text-builder.js';
-import { streamUpdate } from '../redis/row-ops.js';
+import { typeOf } from '../redis/types/type.js';
 import type { SessionPort } from '../session/types.js';
 import { planConflict, type ConflictPlan } from './upsert.js';
-import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege } from './select.js';
+import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege, type ReadPlan, type Resolver } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
 
@@ -74,12 +74,12 @@ const notSupported = (what: string, hint?: string): PgError => new PgError(SqlSt
  * Plans a write whose target is a Redis foreign table; `undefined` when the target isn't one (reads
  * of foreign tables in it are then the read path's job).
  */
-export async function planWrite(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0): Promise<WritePlan | undefined | 'failed'> {
+export async function planWrite(port: SessionPort, names: NameIndex, text: string, info: StatementInfo, clientTypes: readonly number[], base = 0, resolve: Resolver = resolveTables): Promise<WritePlan | undefined | 'failed'> {
   const kind = WRITE_KINDS[info.kind];
   const targetRef = info.targets[0];
   if (!kind || !targetRef || !names.has(targetRef.relname)) return undefined;
   const readRefs = info.reads.filter((r) => names.has(r.relname));
-  const res = await resolveTables(port, [targetRef, ...readRefs]);
+  const res = await resolve(port, [targetRef, ...readRefs]);
   if (res.kind === 'failed') return 'failed';
   const [target, ...readTables] = res.tables;
   if (!target) return undefined;
@@ -92,7 +92,8 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   // As Postgres: DO UPDATE needs UPDATE on the target too.
   if (conflict?.action === 'update') targetPrivileges.push('update');
   for (const p of targetPrivileges) checkPrivilege(target, p);
-  if (kind === 'update' && target.spec.type === 'stream') throw streamUpdate(target.display);
+  const refuseUpdate = typeOf(target.spec).refuseUpdate;
+  if (kind === 'update' && refuseUpdate) throw refuseUpdate(target.display);
 
   const utf8 = isUtf8Encoding(port.clientEncoding);
   const clientParams = Math.max(info.maxParam, clientTypes.length);
@@ -192,6 +193,17 @@ export function evaluatesPurely(plan: WritePlan): boolean {
     }
   }
   return true;
+}
+
+/**
+ * EXPLAIN of a write (planned from the EXPLAIN's whole text, so the evaluating SELECT keeps the
+ * EXPLAIN and its options in front): upstream explains that SELECT, as it explains a read, with the
+ * rows it would be given (none: EXPLAIN reads nothing from Redis). The target of UPDATE and DELETE is
+ * read like any other table, so EXPLAIN shows its Redis scan.
+ */
+export function explainPlanOf(explain: StatementInfo, w: WritePlan): ReadPlan {
+  const reads = w.kind === 'insert' ? w.reads : [...w.reads, { ref: w.targetRef, table: w.target, firstParam: w.targetParam }];
+  return { info: explain, reads, rewritten: { text: w.text, toOriginal: w.toOriginal }, paramTypes: w.paramTypes, clientParams: w.clientParams, carrier: 'params', sources: undefined };
 }
 
 /** Byte offset where the statement ends: before a trailing semicolon. */

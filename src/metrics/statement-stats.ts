@@ -45,12 +45,17 @@ export function attributedAccess(access: { client(conn: RedisConnSpec): Promise<
     if (view) return view;
     const base = client as unknown as Sendable;
     view = Object.create(client) as RedisClient;
-    (view as unknown as Sendable).sendCommand = (command, ...rest) => {
+    const note = (name: string): void => {
       stats.commands++;
-      const name = command.name.toUpperCase();
-      stats.names.set(name, (stats.names.get(name) ?? 0) + 1);
+      const upper = name.toUpperCase();
+      stats.names.set(upper, (stats.names.get(upper) ?? 0) + 1);
+    };
+    (view as unknown as Sendable).sendCommand = (command, ...rest) => {
+      note(command.name);
       return base.sendCommand(command, ...rest);
     };
+    // Commands a big scan sends on its own raw connection (redis/resp-scan.ts) count here too.
+    (view as unknown as { noteCommand: (name: string) => void }).noteCommand = note;
     views.set(client, view);
     return view;
   };

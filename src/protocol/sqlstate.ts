@@ -8,6 +8,7 @@ export const SqlState = {
   FeatureNotSupported: '0A000',
   NotNullViolation: '23502',
   InvalidTransactionState: '25000',
+  ObjectNotInPrerequisiteState: '55000',
   InsufficientPrivilege: '42501',
   SyntaxError: '42601',
   UndefinedTable: '42P01',

@@ -20,17 +20,11 @@ import type { RedisClient } from './pool.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { isWrongTypeError, mapRedisError, mapRedisErrorWithType, serverOf } from './errors.js';
-import { globLiteral, globMatch } from './glob.js';
 import type { ColumnRole, Pushdown, RedisType, RowSink, TableSpec } from './table-spec.js';
-import { toText } from './text.js';
-import { fastScanFor, scanKey, type ScanKind, type ScanTargets } from './resp-scan.js';
-import { asArray, asText, dedupe, type Cmd, type CursorParams, type Item, type KeyCursor, type OpenCursor } from './types/cursor.js';
-import { openHash } from './types/hash.js';
-import { openList } from './types/list.js';
-import { openSet } from './types/set.js';
-import { openStream } from './types/stream.js';
-import { openString } from './types/string.js';
-import { openZset } from './types/zset.js';
+import { fastScanFor, scanKey, type CommandNote, type ScanTargets } from './resp-scan.js';
+import { asArray, asText, pairsJson, type Cmd, type CursorParams, type Item, type KeyCursor, type OpenCursor } from './types/cursor.js';
+import { exactKeys, scanPattern } from './types/multi.js';
+import { typeOf, type RedisTypeRecord } from './types/type.js';
 
 export type { RedisClient };
 
@@ -73,15 +67,6 @@ export const DEFAULT_FIRST_PAGE = 100_000;
 export const DEFAULT_KEYS_PER_PIPELINE = 100;
 /** Rows emitted from one page before the reader lets the event loop run other sessions. */
 const ROWS_PER_TURN = 5000;
-
-const OPENERS: Record<RedisType, OpenCursor> = {
-  hash: openHash,
-  list: openList,
-  set: openSet,
-  zset: openZset,
-  stream: openStream,
-  string: openString,
-};
 
 const isCluster = (c: RedisClient): c is Cluster => (c as { isCluster?: boolean }).isCluster === true;
 /** Both clients have the same command methods; the union's overloads just do not unify for TypeScript. */
@@ -164,31 +149,9 @@ class Emitter {
   }
 }
 
-/** {"f1":"v1",...}: a JSON object of field/value pairs (a repeated field keeps its last value). */
-function pairsJson(pairs: Buffer[], key: string, table: string): string {
-  const obj = new Map<string, string>();
-  for (let i = 0; i + 1 < pairs.length; i += 2) obj.set(toText(pairs[i]!, key, table), toText(pairs[i + 1]!, key, table));
-  let out = '{';
-  let first = true;
-  for (const [k, v] of obj) {
-    out += `${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(v)}`;
-    first = false;
-  }
-  return `${out}}`;
-}
-
-/** The JSON `items` of one key of a multi_* table. */
-function aggregateJson(type: RedisType, items: Item[], key: string, table: string): string {
-  if (type === 'hash') {
-    const pairs: Buffer[] = [];
-    for (const it of items) pairs.push(it.field!, it.value!);
-    return pairsJson(pairs, key, table);
-  }
-  let out = '[';
-  for (let i = 0; i < items.length; i++) {
-    out += `${i ? ',' : ''}${JSON.stringify(toText(items[i]!.element!, key, table))}`;
-  }
-  return `${out}]`;
+/** Whether the read looks up pushed-down pins (a hash's fields) instead of walking each key. */
+function usesPins(spec: TableSpec, pushdown: Pushdown): boolean {
+  return typeOf(spec).pinnedRole === 'field' && spec.multi !== 'aggregate' && pushdown.fields !== undefined;
 }
 
 function cursorParams(spec: TableSpec, pushdown: Pushdown, useFields: boolean, opts: ReadOptions): CursorParams {
@@ -202,6 +165,7 @@ type BatchResult = { ok: true; reply: unknown } | { ok: false; err: unknown };
 class TableReader {
   private readonly em: Emitter;
   private readonly params: CursorParams;
+  private readonly type: RedisTypeRecord;
   private readonly open: OpenCursor;
   private readonly keysPerPipeline: number;
   private readonly server: string;
@@ -215,9 +179,9 @@ class TableReader {
   ) {
     const limit = pushdown.limit ?? Infinity;
     this.em = new Emitter(spec, sink, limit);
-    const useFields = spec.type === 'hash' && spec.multi !== 'aggregate' && pushdown.fields !== undefined;
-    this.params = cursorParams(spec, pushdown, useFields, opts);
-    this.open = OPENERS[spec.type];
+    this.params = cursorParams(spec, pushdown, usesPins(spec, pushdown), opts);
+    this.type = typeOf(spec);
+    this.open = this.type.open;
     this.keysPerPipeline = Math.max(1, Math.floor(opts.keysPerPipeline ?? DEFAULT_KEYS_PER_PIPELINE));
     this.server = opts.server ?? serverOf(client);
   }
@@ -230,7 +194,7 @@ class TableReader {
       await this.readKey(this.client, this.spec.key, this.spec.key, this.spec.key, null);
       return;
     }
-    if (this.spec.multi === 'aggregate' && (this.spec.type === 'stream' || this.spec.type === 'string')) {
+    if (this.spec.multi === 'aggregate' && !this.type.aggregate) {
       throw new PgError(SqlState.FeatureNotSupported, `foreign table ${this.spec.table}: multi-key ${this.spec.type} tables cannot aggregate keys; only list, set, hash and zset can`);
     }
     await this.readMulti();
@@ -282,19 +246,18 @@ class TableReader {
    */
   private async fastScan(): Promise<boolean> {
     const cols = this.sink.columns;
-    const kind = this.spec.type;
+    const scan = this.type.fastScan;
     if (!cols || cols.arrays.some((a) => a.length > 0) || this.params.useFields || this.pushdown.limit !== undefined) return false;
-    if (kind !== 'hash' && kind !== 'set' && kind !== 'list' && kind !== 'zset') return false;
-    if (kind === 'zset' && (this.pushdown.scoreMin !== undefined || this.pushdown.scoreMax !== undefined)) return false;
+    if (!scan || (scan.whole && !scan.whole(this.pushdown))) return false;
     if (isCluster(this.client)) return false;
     const pool = fastScanFor(this.client);
     if (!pool) return false;
-    const firstRole = kind === 'hash' ? 'field' : 'element';
-    const secondRole = kind === 'hash' ? 'value' : kind === 'zset' ? 'score' : undefined;
-    const targets: ScanTargets = { first: undefined, second: undefined };
+    const firstRole = scan.first;
+    const secondRole = scan.second;
+    const targets: ScanTargets = cols.direct ?? { first: undefined, second: undefined };
     const rest: { i: number; kind: ColumnRole['kind'] }[] = [];
     const roles = this.spec.roles;
-    for (let i = 0; i < roles.length; i++) {
+    for (let i = 0; i < roles.length && !cols.direct; i++) {
       const role = roles[i]!.kind;
       const arr = cols.arrays[i]!;
       if (role === firstRole || role === secondRole) {
@@ -303,23 +266,24 @@ class TableReader {
         targets[slot] = arr;
       } else rest.push({ i, kind: role });
     }
-    if ((kind === 'hash' || kind === 'set') && !targets.first) return false; // the dedupe needs the members
+    if (scan.dedupe && !targets.first) return false; // the dedupe needs the members
     this.checkCanceled();
     // Every page as big as the first: a raw scan holds no reply, so a page's size costs no memory, and
     // fewer round trips are fewer wakeups (ten for a 1M-field hash instead of ninety-one).
     let rows: number;
     try {
-      rows = await scanKey(pool, { kind: kind as ScanKind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.opts.batchSize === undefined ? this.params.firstBatch : this.params.batch, signal: this.opts.signal }, targets);
+      const note = (this.client as { noteCommand?: CommandNote }).noteCommand;
+      rows = await scanKey(pool, { kind: scan.kind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.opts.batchSize === undefined ? this.params.firstBatch : this.params.batch, signal: this.opts.signal, note }, targets);
     } catch (e) {
       if (e instanceof PgError) throw e;
       if (this.opts.signal?.aborted) throw new PgError(SqlState.QueryCanceled, 'canceling statement due to user request');
       throw await mapRedisErrorWithType(e, this.errCtx(this.spec.key), this.client);
     }
-    // Columns the reply does not fill, as the row path fills them (Emitter.value).
+    // Columns the reply does not fill, as the row path fills them (Emitter.value); none for `direct`.
     for (const { i, kind: role } of rest) {
       const arr = cols.arrays[i]!;
       if (role === 'key') arr.pushRepeated(this.spec.key, rows);
-      else if (role === 'index' && kind === 'list') for (let n = 0; n < rows; n++) arr.push(String(n));
+      else if (role === scan.position) for (let n = 0; n < rows; n++) arr.push(String(n));
       else arr.pushRepeated(null, rows);
     }
     this.em.count += rows;
@@ -330,40 +294,22 @@ class TableReader {
 
   private async readMulti(): Promise<void> {
     const pattern = this.spec.key;
-    const exact = this.pushdown.keys ?? (() => {
-      const lit = globLiteral(pattern);
-      return lit === null ? undefined : [lit];
-    })();
+    const exact = exactKeys(this.spec, this.pushdown);
     if (exact) {
-      const keys = dedupe(exact).filter((k) => globMatch(pattern, k)).map((k) => Buffer.from(k, 'utf8'));
+      const keys = exact.map((k) => Buffer.from(k, 'utf8'));
       for (let i = 0; i < keys.length && !this.em.full; i += this.keysPerPipeline) {
         await this.readKeys(this.client, keys.slice(i, i + this.keysPerPipeline));
       }
       return;
     }
-    const nodes: RedisClient[] = isCluster(this.client) ? this.client.nodes('master') : [this.client];
-    if (nodes.length === 0) {
-      throw new PgError(SqlState.FdwUnableToEstablishConnection, `could not reach any Redis Cluster master at ${this.server} for foreign table ${this.spec.table}`);
-    }
-    const seen = new Set<string>();
-    for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const reply = await this.call(node, ['scan', cursor, 'MATCH', pattern, 'COUNT', this.params.batch, 'TYPE', this.spec.type], pattern);
-        const arr = asArray(reply, 'SCAN');
-        cursor = asText(arr[0] ?? '0');
-        const keys: Buffer[] = [];
-        for (const k of asArray(arr[1], 'SCAN') as Buffer[]) {
-          const id = k.toString('latin1');
-          if (!seen.has(id)) {
-            seen.add(id);
-            keys.push(k);
-          }
-        }
-        for (let i = 0; i < keys.length && !this.em.full; i += this.keysPerPipeline) {
-          await this.readKeys(node, keys.slice(i, i + this.keysPerPipeline));
-        }
-      } while (cursor !== '0' && !this.em.full);
+    const call = async (node: RedisClient, cmd: Cmd): Promise<unknown> => {
+      const arr = asArray(await this.call(node, cmd, pattern), 'SCAN');
+      return [asText(arr[0] ?? '0'), asArray(arr[1], 'SCAN')];
+    };
+    for await (const { node, keys } of scanPattern(this.client, pattern, this.spec.type, { count: this.params.batch, call, table: this.spec.table })) {
+      for (let i = 0; i < keys.length && !this.em.full; i += this.keysPerPipeline) {
+        await this.readKeys(node, keys.slice(i, i + this.keysPerPipeline));
+      }
       if (this.em.full) return;
     }
   }
@@ -390,7 +336,7 @@ class TableReader {
         if (aggregate) {
           const items = await this.collectKey(node, key, cur, first);
           if (items.length === 0) continue; // gone since SCAN, or never existed
-          this.em.aggregate(keyLabel, key, aggregateJson(this.spec.type, items, keyLabel, this.spec.table));
+          this.em.aggregate(keyLabel, key, this.type.aggregate!.json(items, keyLabel, this.spec.table));
         } else {
           await this.readKey(node, key, keyLabel, key, { cursor: cur, items: first });
         }
@@ -457,26 +403,25 @@ const show = (cmd: Cmd): string => cmd.map((a, i) => (i === 0 ? String(a).toUppe
 
 /** The Redis commands a read would run, for EXPLAIN (one line per step; no I/O). */
 export function explainRead(spec: TableSpec, pushdown: Pushdown, opts: ReadOptions = {}): string[] {
-  const useFields = spec.type === 'hash' && spec.multi !== 'aggregate' && pushdown.fields !== undefined;
+  const useFields = usesPins(spec, pushdown);
   const params = cursorParams(spec, pushdown, useFields, opts);
   const batch = params.batch;
   const limit = pushdown.limit ?? Infinity;
-  const open = OPENERS[spec.type];
+  const type = typeOf(spec);
+  const open = type.open;
   const lines: string[] = [];
   const perKey = (key: string): string => {
     const cmd = open(key, params).command(spec.multi === 'aggregate' ? Infinity : limit);
     if (!cmd) return '(nothing to read)';
-    const paged = spec.type === 'string' ? '' : useFields ? ` (${batch} fields per command)` : ' (repeated page by page)';
+    const paged = !type.paged ? '' : useFields ? ` (${batch} fields per command)` : ' (repeated page by page)';
     return `${show(cmd)}${paged}`;
   };
   if (useFields && pushdown.fields!.length === 0) return ['(no Redis command: the field list is empty)'];
   if (spec.multi === 'none') {
     lines.push(perKey(spec.key));
   } else {
-    const lit = globLiteral(spec.key);
-    const exact = pushdown.keys ?? (lit === null ? undefined : [lit]);
-    if (exact) {
-      const keys = dedupe(exact).filter((k) => globMatch(spec.key, k));
+    const keys = exactKeys(spec, pushdown);
+    if (keys) {
       lines.push(`keys: ${keys.map(quote).join(', ') || '(none match the pattern)'}`);
     } else {
       lines.push(`${show(['scan', 0, 'MATCH', spec.key, 'COUNT', batch, 'TYPE', spec.type])} (until the cursor returns to 0; on every master of a cluster)`);

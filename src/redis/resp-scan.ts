@@ -339,8 +339,8 @@ export class RawScanPool {
   ) {}
 
   /** Runs `use` on a connection; the connection goes back to the pool only if its reply was read whole. */
-  async with<T>(signal: AbortSignal | undefined, use: (conn: RawConn) => Promise<T>): Promise<T> {
-    const conn = await this.acquire();
+  async with<T>(signal: AbortSignal | undefined, use: (conn: RawConn) => Promise<T>, note?: CommandNote): Promise<T> {
+    const conn = await this.acquire(note);
     try {
       return await use(conn);
     } finally {
@@ -357,7 +357,7 @@ export class RawScanPool {
     for (const c of this.idle.splice(0)) c.fail(closedError());
   }
 
-  private async acquire(): Promise<RawConn> {
+  private async acquire(note: CommandNote | undefined): Promise<RawConn> {
     if (this.closed) throw closedError();
     for (let c = this.idle.pop(); c; c = this.idle.pop()) if (c.usable) return c;
     const conn = await RawConn.open(this.spec, this.opts);
@@ -365,9 +365,13 @@ export class RawScanPool {
       const bound = this.opts.connectTimeoutMs + this.opts.commandTimeoutMs;
       if (this.spec.password !== undefined) {
         const auth = this.spec.username ? ['AUTH', this.spec.username, this.spec.password] : ['AUTH', this.spec.password];
+        note?.('AUTH');
         await this.handshake(conn, auth, bound);
       }
-      if (this.spec.db !== 0) await this.handshake(conn, ['SELECT', this.spec.db], bound);
+      if (this.spec.db !== 0) {
+        note?.('SELECT');
+        await this.handshake(conn, ['SELECT', this.spec.db], bound);
+      }
     } catch (e) {
       conn.fail(closedError());
       throw e;
@@ -392,8 +396,16 @@ export function registerFastScan(client: object, spec: RedisConnSpec, opts: RawS
   pools.set(client, new RawScanPool(spec, opts));
 }
 
+/**
+ * The raw scan pool of `client`, or of the pooled client a session's view derives from (a session reaches
+ * Redis through an object whose prototype is the shared client: metrics/statement-stats.ts).
+ */
 export function fastScanFor(client: object): RawScanPool | undefined {
-  return pools.get(client);
+  for (let c: object | null = client, depth = 0; c && depth < 3; c = Object.getPrototypeOf(c) as object | null, depth++) {
+    const pool = pools.get(c);
+    if (pool) return pool;
+  }
+  return undefined;
 }
 
 export function closeFastScan(client: object): void {
@@ -412,9 +424,19 @@ export type ScanKind = 'hash' | 'set' | 'list' | 'zset';
  * `first`, which they therefore require.
  */
 export interface ScanTargets {
-  first: TextArrayBuilder | undefined;
-  second: TextArrayBuilder | undefined;
+  first: ScanTarget | undefined;
+  second: ScanTarget | undefined;
 }
+
+/**
+ * Where a scan writes values in place: a `text[]` body (TextArrayBuilder) or DataRow messages
+ * (protocol/data-row-target.ts, one object as both targets). Values are written at the offsets the
+ * pushes return, in one buffer, so they can be checked and deduplicated where they lie.
+ */
+export type ScanTarget = Pick<TextArrayBuilder, 'length' | 'buffer' | 'bytes' | 'pushRange' | 'begin' | 'append' | 'dropLast' | 'forEachValue'>;
+
+/** Told each command a raw connection sends for a statement (the slow log's per-statement count). */
+export type CommandNote = (name: string) => void;
 
 export interface ScanRequest {
   kind: ScanKind;
@@ -425,6 +447,7 @@ export interface ScanRequest {
   firstBatch: number;
   batch: number;
   signal?: AbortSignal | undefined;
+  note?: CommandNote | undefined;
 }
 
 /** A Redis error reply to a scan command (WRONGTYPE …), for read.ts to map as it maps ioredis's. */
@@ -450,6 +473,7 @@ export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: Scan
         : req.kind === 'list' ? ['LRANGE', req.key, start, start + size - 1]
         : ['ZRANGE', req.key, start, start + size - 1, 'WITHSCORES'];
       page.startPage(first);
+      req.note?.(cmd[0] as string);
       await conn.request(cmd, page, req.signal, timeout);
       if (page.errorText !== undefined) throw new RedisReplyError(page.errorText);
       if (scan) {
@@ -462,7 +486,7 @@ export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: Scan
       }
     }
     return page.rows;
-  });
+  }, req.note);
 }
 
 /** Routes one page's reply elements into the builders, validating text and deduplicating on the way. */
@@ -477,7 +501,7 @@ class PageHandler implements RespHandler {
   private firstPage = true;
   private readonly seen: SeenSet | undefined;
   /** The current element, while it spans chunks. */
-  private splitTo: TextArrayBuilder | undefined;
+  private splitTo: ScanTarget | undefined;
   private splitStart = 0;
   private splitSlot = 0;
   private splitSkip = false;
@@ -579,7 +603,7 @@ class PageHandler implements RespHandler {
   }
 
   /** The value's bytes are in `to` from `at`: check them as text, and drop a member a rehash repeated. */
-  private finishValue(to: TextArrayBuilder, at: number, slot: number): void {
+  private finishValue(to: ScanTarget, at: number, slot: number): void {
     const buf = to.buffer;
     const end = to.bytes;
     checkTextRange(buf, at, end, this.req.key, this.req.table);

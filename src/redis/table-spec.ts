@@ -3,6 +3,8 @@
  * key (or glob pattern of keys), and what each declared column holds. Both FDW dialects end up here.
  */
 import type { TextArrayBuilder } from '../protocol/text-array.js';
+import type { XaddOp } from './write.js';
+import type { ScanTargets } from './resp-scan.js';
 
 export type RedisType = 'list' | 'set' | 'hash' | 'zset' | 'stream' | 'string';
 
@@ -73,11 +75,16 @@ export interface Pushdown {
  * error messages.
  */
 export interface RowSink {
-  row(key: string, values: (Buffer | string | null)[]): void;
+  /**
+   * `staged`: the staged XADD the row is, for a stream entry an open transaction added and Redis has
+   * not numbered yet (its id reads NULL); a DELETE of the row cancels that XADD.
+   */
+  row(key: string, values: (Buffer | string | null)[], staged?: XaddOp): void;
   /**
    * The binary `text[]` parameters the rows end up in, one per column, still empty: a big single-key scan
    * may fill them in place (redis/resp-scan.ts) instead of calling row(), checking text as the sink would,
-   * with `table` in its messages.
+   * with `table` in its messages. With `direct`, a whole-key raw scan writes its elements there instead
+   * (the fast path's DataRows) and the arrays stay empty.
    */
-  columns?: { arrays: TextArrayBuilder[]; table: string } | undefined;
+  columns?: { arrays: TextArrayBuilder[]; table: string; direct?: ScanTargets | undefined } | undefined;
 }

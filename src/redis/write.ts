@@ -4,13 +4,14 @@
  * inside the same MULTI: it first checks every position still holds the element the statement read,
  * so a list changed by someone else in between is refused rather than edited in the wrong place.
  */
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { RedisClient } from './pool.js';
 import { mapRedisError, serverOf } from './errors.js';
 import { GiveWay } from '../executor/give-way.js';
 import type { RedisType } from './table-spec.js';
+import { scanKeys } from './types/multi.js';
 
 /** One list position a statement edits: set to `value`, or removed when `value` is null. */
 export interface ListEdit {
@@ -29,18 +30,27 @@ export type RedisOp =
   | { op: 'srem'; key: string; member: string }
   | { op: 'zadd'; key: string; member: string; score: string; nx?: boolean }
   | { op: 'zrem'; key: string; member: string }
-  | { op: 'xadd'; key: string; id: string; pairs: string[] }
+  | XaddOp
+  /** `id`: an entry Redis numbered (read from Redis, or added with an explicit id). */
   | { op: 'xdel'; key: string; id: string }
   /**
-   * Deletes an entry this transaction added and Redis has not numbered yet (its XADD is still staged):
-   * `row` is how the entry read (declared columns); `cancels` is the staged XADD it resolved to. Both
+   * Deletes an entry this transaction added and Redis has not numbered yet: `cancels` is that staged
+   * XADD itself, the same object the read-your-writes model shows the entry as (types/stream.ts). Both
    * the XADD and this op are dropped at COMMIT, so Redis never sees either.
    */
-  | { op: 'xcancel'; key: string; row: readonly (string | null)[]; cancels?: RedisOp }
+  | { op: 'xcancel'; key: string; cancels: XaddOp }
   | { op: 'set'; key: string; value: string; nx?: boolean }
   | { op: 'del'; key: string }
   /** Every key matching a glob whose type is `type` (TRUNCATE of a multi-key table). */
   | { op: 'delPattern'; pattern: string; type: RedisType };
+
+/** `id`: `*` or `<ms>-*` when Redis picks it at COMMIT (types/stream.ts), else the entry's own id. */
+export interface XaddOp {
+  op: 'xadd';
+  key: string;
+  id: string;
+  pairs: string[];
+}
 
 /** Where a batch of ops goes, and the table to name in messages. */
 export interface OpTarget {
@@ -100,6 +110,9 @@ export interface ApplyResult {
 export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): Promise<ApplyResult> {
   if (ops.length === 0) return { applied: 0, failures: [] };
   const expanded = await batched(await expandPatterns(client, ops));
+  // One command is atomic by itself; MULTI/EXEC around it would cost Redis two more commands and the
+  // proxy a pipeline (the single-row INSERT's hot path).
+  if (expanded.length === 1) return applyOne(client, expanded);
   const multi = commands(client).multi();
   for (const { op } of expanded) multi.call(...commandOf(op));
   let replies: [Error | null, unknown][] | null;
@@ -112,9 +125,20 @@ export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): P
   return resultOf(replies, expanded);
 }
 
+async function applyOne(client: RedisClient, expanded: QueuedOp[]): Promise<ApplyResult> {
+  try {
+    await commands(client).call(...commandOf(expanded[0]!.op));
+    return { applied: 1, failures: [] };
+  } catch (e) {
+    // Redis refused the command (as it would inside EXEC); anything else is the connection's failure.
+    if (e instanceof ReplyError) return resultOf([[e as Error, null]], expanded);
+    throw execError(e, expanded, client);
+  }
+}
+
 function execError(e: unknown, expanded: QueuedOp[], client: RedisClient): PgError {
   const first = expanded[0]!;
-  const mapped = mapRedisError(e, { key: first.op.op === 'delPattern' || first.op.op === 'xcancel' ? '' : first.op.key, table: first.table, server: serverOf(client) });
+  const mapped = mapRedisError(e, { key: first.op.op === 'delPattern' ? '' : first.op.key, table: first.table, server: serverOf(client) });
   if (!sentBeforeFailure(e)) return mapped;
   return new PgError(SqlState.TransactionResolutionUnknown, `the outcome of ${expanded.length === 1 ? 'this Redis write' : `these ${expanded.length} Redis commands`} is unknown: ${mapped.message}`, {
     detail: 'The commands reached the connection before it failed, and Redis may still run them (as one MULTI/EXEC: all or none).',
@@ -289,20 +313,6 @@ export async function expandPatterns(client: RedisClient, ops: readonly StagedOp
     for (const key of await scanKeys(client, s.op.pattern, s.op.type)) out.push({ op: { op: 'del', key }, table: s.table });
   }
   return out;
-}
-
-export async function scanKeys(client: RedisClient, pattern: string, type: RedisType): Promise<string[]> {
-  const nodes = (client as { isCluster?: boolean }).isCluster ? (client as unknown as { nodes(role: string): Redis[] }).nodes('master') : [commands(client)];
-  const keys: string[] = [];
-  for (const node of nodes) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', type);
-      keys.push(...batch);
-      cursor = next;
-    } while (cursor !== '0');
-  }
-  return [...new Set(keys)];
 }
 
 /** What a failed apply did and didn't do, in words for a WARNING or an error. */

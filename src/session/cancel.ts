@@ -77,12 +77,22 @@ export class StatementScope {
     }
   }
 
+  /** Made on first use: an AbortSignal costs microseconds, and most statements never look at theirs. */
   get signal(): AbortSignal {
     return this.controller.signal;
   }
 
+  /** Whether the statement was cancelled (without making its signal). */
+  get canceled(): boolean {
+    return this.aborted;
+  }
+
+  private aborted = false;
+
   cancel(reason: PgError = canceledByUser()): void {
-    if (!this.ended && !this.controller.signal.aborted) this.controller.abort(reason);
+    if (this.ended || this.aborted) return;
+    this.aborted = true;
+    this.controller.abort(reason);
   }
 
   /** The statement's proxy-side work is over: nothing can abort it any more. */

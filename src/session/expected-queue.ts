@@ -27,11 +27,17 @@ export type Outcome = 'done' | 'skipped';
 export interface Capture {
   readonly kind: 'capture';
   readonly req: Req;
-  /** Sees each reply frame of this entry; returns bytes for the client, or null to swallow it. */
+  /**
+   * Sees each reply frame of this entry; returns bytes for the client, null to swallow it, or PASS to
+   * send the frame as it came (it then stays in the run of untouched frames: no copy, no extra write).
+   */
   onFrame(code: number, buf: Buffer, start: number, end: number): Buffer | null;
   /** 'skipped' means upstream discarded the request after an earlier error in the batch. */
   onDone(outcome: Outcome): void;
 }
+
+/** A capture's answer for a frame the client gets unchanged (compared by identity). */
+export const PASS: Buffer = Buffer.alloc(0);
 
 export interface Forward {
   readonly kind: 'forward';
@@ -225,9 +231,21 @@ export class ExpectedQueue {
         off = next;
         continue;
       }
+      const out = e.onFrame(code, buf, off, next);
+      if (out === PASS) {
+        // Still part of the run; an entry's last frame sends it, so locals queued behind it follow it.
+        if (ends(e.req, code)) {
+          this.emit(buf.subarray(runStart, next));
+          runStart = next;
+          this.endEntry(e, code);
+          e.onDone('done');
+          this.flushLocals();
+        }
+        off = next;
+        continue;
+      }
       if (runStart < off) this.emit(buf.subarray(runStart, off));
       runStart = next;
-      const out = e.onFrame(code, buf, off, next);
       if (out !== null) this.emit(out);
       if (ends(e.req, code)) {
         this.endEntry(e, code);

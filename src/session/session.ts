@@ -83,9 +83,14 @@ export class Session implements SessionPort {
   private openBatch = false;
   /** Something went upstream since the last Sync: that Sync must go too (else it is answered locally). */
   sentSinceSync = false;
+  upstreamWrites = 0;
+  /** Syncs and Queries the client has sent: a batch's number. */
+  batches = 0;
   private upstreamBlocked = false;
   private upstreamCorked = false;
   private clientCorked = false;
+  /** The cork outlived its turn, waiting for the intercepted message in progress (uncorkClient). */
+  private clientHeld = false;
   private clientBlocked = false;
   /** Upstream refused the login (any error during authentication is its last word). */
   private authFailed = false;
@@ -146,6 +151,10 @@ export class Session implements SessionPort {
 
   get signal(): AbortSignal | undefined {
     return this.scope?.signal;
+  }
+
+  get canceled(): boolean {
+    return this.scope?.canceled ?? false;
   }
 
   get upstreamSettled(): boolean {
@@ -372,7 +381,10 @@ export class Session implements SessionPort {
           if (!(e instanceof RangeError) && !isPgError(e)) throw e;
           intercept = undefined;
         }
-        if (code === Frontend.Sync || code === Frontend.Query) this.openBatch = false;
+        if (code === Frontend.Sync || code === Frontend.Query) {
+          this.openBatch = false;
+          this.batches++;
+        }
         else if (req >= 0 || code === Frontend.Flush) this.openBatch = true;
         if (intercept) {
           this.flushRun(buf, runStart, off);
@@ -402,6 +414,7 @@ export class Session implements SessionPort {
       this.inbox.shift();
     }
     if (!this.busy && this.inbox.length === 0) this.cancelPending = false;
+    if (!this.busy && this.clientHeld) this.uncorkClient();
     this.updateClientFlow();
     this.endUpstreamIfDrained();
   }
@@ -455,7 +468,7 @@ export class Session implements SessionPort {
     const done = (): void => {
       scope?.end();
       // One cancel fails one statement, as in Postgres.
-      if (scope && cancelTookEffect(scope.signal)) this.cancelPending = false;
+      if (scope?.canceled && cancelTookEffect(scope.signal)) this.cancelPending = false;
       if (this.scope === scope) this.scope = undefined;
       this.busy = false;
       this.drainInbox();
@@ -539,13 +552,27 @@ export class Session implements SessionPort {
    */
   private corkClientForTurn(): void {
     if (this.clientCorked || this.phase === 'closed') return;
-    const c = this.client;
     this.clientCorked = true;
-    c.cork();
-    setImmediate(() => {
-      this.clientCorked = false;
-      c.uncork();
-    });
+    this.client.cork();
+    setImmediate(() => this.uncorkClient());
+  }
+
+  /**
+   * Ends the turn's cork, unless an intercepted message of the same batch is still at work (a fast
+   * write's Execute waiting on Redis after its BindComplete was queued): its reply follows shortly, and
+   * leaving together spares the client a wakeup and the proxy a write. The hold ends when the session
+   * has nothing more to do (drainInbox) or, at once, when the client's buffer is full (so backpressure
+   * still sees the bytes leave); nothing an intercepted message waits for depends on the client.
+   */
+  private uncorkClient(force = false): void {
+    if (!this.clientCorked) return;
+    if (this.busy && !force && !this.clientBlocked && this.phase !== 'closed') {
+      this.clientHeld = true;
+      return;
+    }
+    this.clientCorked = false;
+    this.clientHeld = false;
+    this.client.uncork();
   }
 
   // ---- upstream side ----
@@ -606,7 +633,9 @@ export class Session implements SessionPort {
 
   private toClient(b: Buffer): void {
     if (this.phase === 'closed') return;
-    if (!this.client.write(b) && !this.clientBlocked) {
+    if (this.client.write(b)) return;
+    if (this.clientHeld) this.uncorkClient(true);
+    if (!this.clientBlocked) {
       // A slow client must not make us buffer a whole result: stop reading upstream until it drains.
       this.clientBlocked = true;
       this.upstream?.pause();
@@ -641,6 +670,7 @@ export class Session implements SessionPort {
   private toUpstream(b: Buffer): void {
     const up = this.upstream;
     if (!up || this.phase === 'closed') return;
+    this.upstreamWrites++;
     if (!up.write(b) && !this.upstreamBlocked) {
       this.upstreamBlocked = true;
       this.client.pause();

@@ -22,6 +22,8 @@ export interface SessionPort {
   readonly batchOpen: boolean;
   /** Fires (reason: a 57014 PgError) when the client cancels the statement in progress or it hits statement_timeout. */
   readonly signal?: AbortSignal | undefined;
+  /** `signal` has fired (asking this doesn't make the signal, which costs more than most statements). */
+  readonly canceled?: boolean;
   /** No Sync or Query sent upstream still awaits its ReadyForQuery: `txStatus` is upstream's current one. */
   readonly upstreamSettled: boolean;
   /** No reply at all is owed by upstream. */
@@ -33,6 +35,10 @@ export interface SessionPort {
   readonly textConvertible: boolean;
   /** The client's encoding, as upstream last reported it (upstream reads and writes text in it). */
   readonly clientEncoding: string;
+  /** Counts the proxy's writes to upstream: a setting read upstream holds while this hasn't moved. */
+  readonly upstreamWrites: number;
+  /** How many Syncs and Queries the client has sent: what a batch's messages have in common. */
+  readonly batches: number;
   /** Something of the client's current batch went upstream since its last Sync. */
   readonly sentSinceSync: boolean;
   /** The proxy ended upstream's side of the batch with its own Sync: the client's Sync may be answered locally. */

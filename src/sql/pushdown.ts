@@ -4,6 +4,7 @@
  * So anything not understood here is simply not pushed down.
  */
 import type { Pushdown, TableSpec } from '../redis/table-spec.js';
+import { typeOf } from '../redis/types/type.js';
 import { inner, nodeKind, type Node, type RangeVarRef } from './analyze.js';
 
 /** A bound parameter's value as text, or undefined when it can't be read as text. */
@@ -12,7 +13,7 @@ export type ParamText = (n: number) => string | null | undefined;
 const EXACT_TEXT_COLUMNS = new Set(['text', 'character varying']);
 const CAST_KEEPS_TEXT = new Set(['text', 'varchar']);
 
-function conjuncts(where: Node | undefined, out: Node[] = []): Node[] {
+export function conjuncts(where: Node | undefined, out: Node[] = []): Node[] {
   if (!where) return out;
   if (nodeKind(where) === 'BoolExpr' && inner(where).boolop === 'AND_EXPR') {
     for (const a of (inner(where).args as Node[]) ?? []) conjuncts(a, out);
@@ -21,7 +22,7 @@ function conjuncts(where: Node | undefined, out: Node[] = []): Node[] {
 }
 
 /** The column a ColumnRef names if it belongs to this reference, else undefined. */
-function columnOf(n: unknown, ref: RangeVarRef, spec: TableSpec): number | undefined {
+export function columnOf(n: unknown, ref: RangeVarRef, spec: TableSpec): number | undefined {
   if (nodeKind(n) !== 'ColumnRef') return undefined;
   const fields = (inner(n).fields as Node[]).map((f) => (nodeKind(f) === 'String' ? String(inner(f).sval) : undefined));
   let col: string | undefined;
@@ -33,7 +34,7 @@ function columnOf(n: unknown, ref: RangeVarRef, spec: TableSpec): number | undef
 }
 
 /** The text of a constant or parameter, or undefined when it isn't one (NULL can never match `=`). */
-function constText(n: unknown, param: ParamText): string | null | undefined {
+export function constText(n: unknown, param: ParamText): string | null | undefined {
   let k = nodeKind(n);
   let b = inner(n);
   if (k === 'TypeCast') {
@@ -88,7 +89,7 @@ export function extractPushdown(ref: RangeVarRef, spec: TableSpec, param: ParamT
   // Only types whose cast from text keeps the value as is: varchar(n), char(n) and name truncate or
   // pad, so 'abcdef' could match 'abc' upstream and pushing 'abc' down would lose that row.
   const textCol = (role: string): number => spec.roles.findIndex((r, i) => r.kind === role && EXACT_TEXT_COLUMNS.has(spec.columns[i]!.type));
-  const fieldCol = spec.type === 'hash' ? textCol('field') : -1;
+  const fieldCol = typeOf(spec).pinnedRole === 'field' ? textCol('field') : -1;
   const keyCol = spec.multi !== 'none' ? textCol('key') : -1;
   for (const c of conjuncts(ref.where)) {
     if (fieldCol >= 0) {
@@ -121,7 +122,7 @@ export interface Pin {
  */
 export function exactPins(ref: RangeVarRef, spec: TableSpec, param: ParamText): Pin[] | undefined {
   const textCol = (role: string): number => spec.roles.findIndex((r, i) => r.kind === role && EXACT_TEXT_COLUMNS.has(spec.columns[i]!.type));
-  const cols = [spec.type === 'hash' ? textCol('field') : -1, spec.multi !== 'none' ? textCol('key') : -1].filter((c) => c >= 0);
+  const cols = [typeOf(spec).pinnedRole === 'field' ? textCol('field') : -1, spec.multi !== 'none' ? textCol('key') : -1].filter((c) => c >= 0);
   const pins: Pin[] = [];
   for (const c of conjuncts(ref.where)) {
     let pin: Pin | undefined;

@@ -161,6 +161,19 @@ describe('statements Postgres evaluates itself', () => {
     assert.deepEqual(await f.redis.hgetall('cb:out'), { a: '1?', c: 'three!', 'k,1': 'x"y!' });
   });
 
+  it('a stream entry inserted and deleted in one function is gone from its own reads and never reaches Redis', async () => {
+    await f.redis.del('cb:sx');
+    await f.redis.xadd('cb:sx', '1-1', 'old', 'x');
+    await c.query(`create foreign table fsx (id text, items jsonb) server redis_server options (src_type 'stream', src_key 'cb:sx');
+      create function sx_cycle() returns bigint language plpgsql as $$ declare n bigint; begin
+        insert into fsx (id, items) values ('*', '{"a":"1"}');
+        delete from fsx where id is null;
+        select count(*) into n from fsx;
+        return n; end $$`);
+    assert.deepEqual(await rows(c, 'select sx_cycle()'), [['1']], 'the deleted entry is invisible to its own transaction');
+    assert.deepEqual((await f.redis.xrange('cb:sx', '-', '+')).map(([, p]) => p), [['old', 'x']], 'COMMIT applied neither the XADD nor a delete');
+  });
+
   it('TRUNCATE of a foreign table inside a function, applied with its transaction', async () => {
     await f.redis.hset('cb:tr', 'x', '1');
     await c.query(`create foreign table ftr (key text, value text) server redis_server options (src_type 'hash', src_key 'cb:tr');

@@ -76,7 +76,37 @@ async function load(): Promise<void> {
   await r.hset('gstr:h', 'f', 'v');
   // A value Postgres text can't hold: both paths must refuse it the same way (22021).
   await r.hset('bad', { ok: 'fine', broken: Buffer.from([0x61, 0xff, 0x62]) });
+  await r.hset('fl', FLOATS.fields);
 }
+
+/**
+ * double precision values: hand-picked edges (notation thresholds, -0, infinities, extremes, denormals)
+ * and what upstream refuses or reads differently (overflow, underflow to zero, NaN, blanks, hex), then
+ * random doubles written as Redis writes scores (shortest) and as %.17g would.
+ */
+function floatValues(): { fields: Record<string, string>; edge: string[]; good: string[]; local: string[] } {
+  const edge = ['0', '-0', '1', '-1.5', '0.1', '0.0001', '0.00001', '1e-05', '123456789012345', '1234567890123456', '999999999999999.9', '1e15', '1e+16', '1E22', '.5', '5.', '007.50',
+    '1.7976931348623157e308', '5e-324', '2.2250738585072014e-308', '4.9406564584124654e-324', 'inf', '-inf', 'Infinity', '-INF', '9007199254740993', '0.30000000000000004',
+    '1e400', '1e-400', '0e-400', 'nan', ' 1', '1 ', '0x10', '', '+1', '1_0'];
+  const rand = prng(SEED ^ 0x5eed);
+  const fields: Record<string, string> = {};
+  edge.forEach((v, i) => (fields[`e${i}`] = v));
+  const buf = Buffer.alloc(8);
+  for (let i = 0; i < 400; i++) {
+    let d: number;
+    do {
+      rand.bytes(8).copy(buf);
+      d = buf.readDoubleBE(0);
+    } while (!Number.isFinite(d));
+    fields[`r${i}`] = i % 2 ? String(d) : d.toPrecision(17);
+  }
+  // Upstream fails the statement for e27 (overflow), e28 (underflow), e34 ('') and e36 ('1_0'); NaN,
+  // blanks, hex and '+1' it reads, but the fast path leaves them to it.
+  const good = Object.keys(fields).filter((k) => !/^e(27|28|34|36)$/.test(k));
+  const local = good.filter((k) => !/^e(30|31|32|33|35)$/.test(k));
+  return { fields, edge, good, local };
+}
+const FLOATS = floatValues();
 
 async function ddl(): Promise<void> {
   const q = (sql: string): Promise<unknown> => setup.query(sql);
@@ -131,6 +161,7 @@ async function ddl(): Promise<void> {
     rs('rs_str_empty', 'value text', 'string', 'gstr:a'),
     rs('rs_str_none', 'value text', 'string', 'nope'),
     rs('rs_str_hash', 'value text', 'string', 'h'),
+    rs('rs_float', 'key text, value float8', 'hash', 'fl', { col: 'key', values: ['e0', 'e1', 'e16', 'e21', 'e27', 'e30', 'r1', 'r2'] }),
   );
   await q('select 1'); // the creates above were queued on this client; wait for them all
 }
@@ -223,10 +254,18 @@ function generate(rand: ReturnType<typeof prng>): Case {
     };
     where = rand.next() < 0.7 ? ` where ${t.pin.col} = ${one()}` : ` where ${t.pin.col} in (${one()}, ${one()}${rand.next() < 0.5 ? `, ${one()}` : ''})`;
     if (rand.next() < 0.15) where += ` and ${qual}.${t.pin.col} = ${one()}`;
-  } else if (w < 0.7) {
+  } else if (w < 0.62) {
     const c = rand.pick(t.cols);
     where = ` where ${c.name}::text like ${quote('%a%')}`;
     exact = false;
+  } else if (w < 0.85) {
+    // A WHERE the fast path evaluates itself (fast-filter.ts) when it only compares text columns.
+    const textCols = t.cols.filter((c) => c.type === 'text' || c.type === 'varchar' || c.type === 'character varying');
+    if (textCols.length > 0) {
+      const f = filterWhere(rand, textCols.map((c) => (rand.next() < 0.3 ? `${qual}.${c.name}` : c.name)), useParams ? param : undefined);
+      where = ` where ${f.sql}`;
+      if (!f.local) exact = false;
+    }
   }
   // LIMIT / OFFSET.
   let tail = '';
@@ -252,6 +291,55 @@ function generate(rand: ReturnType<typeof prng>): Case {
   const lengthCount = targets.startsWith('count(*)') && !where && exact && !ROW_PER_ELEMENT.has(t.name);
   const expectFast = (allText || lengthCount) && exact && formatsOk && (t.name !== 'sb_bad' || lengthCount) && t.name !== 'rs_str_hash';
   return { sql, params, paramFormats, resultFormats, protocol, expectFast };
+}
+
+/** Pieces LIKE patterns and compared values are made of: the data's characters, wildcards and escapes. */
+const PIECES = ['a', 'v', '1', ':', ' ', 'é', '日', '🙂', 'e\u0301', "'", '\t', '\\', '%', '%', '_', '_', '\\%', '\\_', '\\\\', 'x'];
+
+/**
+ * A random WHERE over text columns: =, <>, LIKE, NOT LIKE, IS [NOT] NULL under AND/OR/NOT, sometimes
+ * with something the fast path leaves upstream (ILIKE, <, a function, ESCAPE, a pattern ending in a lone
+ * backslash, which Postgres rejects with 22025). `local`: whether the fast path should evaluate it.
+ */
+function filterWhere(rand: ReturnType<typeof prng>, cols: string[], param: ((v: Param, fmt?: number) => string) | undefined): { sql: string; local: boolean } {
+  let local = true;
+  const text = (): string => {
+    const r = rand.next();
+    if (r < 0.3) return rand.pick(VALUES);
+    if (r < 0.45) return `v${rand.int(0, VALUES.length - 1)}:${rand.pick(VALUES)}`;
+    return Array.from({ length: rand.int(0, 4) }, () => rand.pick(PIECES)).join('');
+  };
+  const operand = (v: string): string => {
+    if (param && rand.next() < 0.4) return param(rand.next() < 0.08 ? null : v, rand.next() < 0.3 ? 1 : 0);
+    return rand.next() < 0.04 ? 'NULL' : quote(v);
+  };
+  const pattern = (): string => {
+    let p = text();
+    if (rand.next() < 0.5) p = `%${p}`;
+    if (rand.next() < 0.5) p = `${p}%`;
+    // Sometimes a lone trailing backslash: Postgres refuses the pattern (22025), so upstream must answer.
+    if (rand.next() < 0.05) p += '\\';
+    let k = 0;
+    while (k < p.length) k += p[k] === '\\' ? 2 : 1;
+    if (k > p.length) local = false;
+    return operand(p);
+  };
+  const atom = (): string => {
+    const c = rand.pick(cols);
+    const r = rand.next();
+    if (r < 0.25) return `${c} ${rand.pick(['=', '<>', '!='])} ${operand(text())}`;
+    if (r < 0.32) return `${operand(text())} = ${c}`;
+    if (r < 0.75) return `${c} ${rand.pick(['like', 'not like', '~~', '!~~'])} ${pattern()}`;
+    if (r < 0.88) return `${c} is ${rand.pick(['', 'not '])}null`;
+    local = false;
+    return rand.pick([`${c} ilike 'A%'`, `${c} < 'm'`, `length(${c}) > 2`, `${c} like 'a#%' escape '#'`, `${c} similar to 'a%'`]);
+  };
+  const expr = (depth: number): string => {
+    if (depth > 2 || rand.next() < 0.45) return atom();
+    if (rand.next() < 0.2) return `not (${expr(depth + 1)})`;
+    return `(${expr(depth + 1)} ${rand.pick(['and', 'or'])} ${expr(depth + 1)})`;
+  };
+  return { sql: expr(0), local };
 }
 
 const bytes = (frames: Frame[]): string[] => frames.map((fr) => `${fr.type} ${fr.body.toString('hex')}`);
@@ -392,6 +480,41 @@ describe('where the fast path must not answer, the upstream path does (same byte
     assert.ok(r.fast.some((x) => x.startsWith('D ') && x.includes(Buffer.from('staged').toString('hex'))), 'the staged row is seen');
   });
 
+  it('double precision: float8out of every score, in text and binary, only while extra_float_digits > 0', async () => {
+    const { good, local, edge } = FLOATS;
+    const inList = (keys: string[]): string => keys.map(quote).join(', ');
+    const script = [
+      `select * from rs_float where key in (${inList(local)})`,
+      `select value from rs_float where key = 'e1'`, // read again with nothing sent in between: no round trip
+      ...edge.map((_, i) => `select * from rs_float where key = 'e${i}'`),
+      'set extra_float_digits = 3',
+      `select * from rs_float where key in (${inList(good)})`,
+      'set extra_float_digits = 0', // %.15g: upstream answers
+      `select * from rs_float where key in (${inList(good)})`,
+      'reset extra_float_digits',
+    ];
+    const r = await both(script, `select * from rs_float where key = 'e0'`);
+    assert.deepEqual(r.fast, r.slow);
+    assert.equal(r.sent[0], 0, 'every value in the first statement answered locally');
+    assert.equal(r.sent[1], 0, 'extra_float_digits was not asked again');
+    assert.ok(r.sent[script.length - 2]! > 0, 'with extra_float_digits = 0 the statement goes upstream');
+    // Binary result format: float8send of the same doubles, through the extended protocol.
+    const a = await open(fast.port);
+    const b = await open(f.proxy.port);
+    try {
+      const frames: string[][] = [];
+      for (const c of [a, b]) {
+        c.write(msg.parse('', `select value from rs_float where key in (${inList(good)})`), msg.bind('', '', [], [], [1]), msg.describe('P', ''), msg.execute(''), msg.sync());
+        frames.push(bytes(await c.readUntilReady()));
+      }
+      assert.deepEqual(frames[0], frames[1]);
+      assert.ok(frames[0]!.filter((x) => x.startsWith('D ')).length >= 400);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
   it('a failed transaction gets upstream 25P02, not rows', async () => {
     const q = `select * from sb_hash where key = 'a'`;
     const r = await both(['begin', 'select 1/0', q, 'rollback', q, q]);
@@ -492,8 +615,11 @@ describe('where the fast path must not answer, the upstream path does (same byte
       assert.match(await plan(`select count(*) from rs_zset_s`), /ZCARD z\nRedis fast path: yes/);
       assert.match(await plan(`select count(value) from sb_hash`), /Redis fast path: no \(an output column that is not a plain column or count\(\*\)\)/);
       assert.match(await plan(`select value from sb_hash where key = 'a' order by 1`), /Redis fast path: no \(ORDER BY\)/);
-      assert.match(await plan(`select * from rs_zset_s`), /Redis fast path: no \(column score is double precision\)/);
-      assert.match(await plan(`select * from sb_hash where value = 'x'`), /Redis fast path: no \(a WHERE the pushdown does not apply exactly\)/);
+      assert.match(await plan(`select * from rs_zset_s`), /Redis fast path: yes/);
+      assert.match(await plan(`select * from sb_stream`), /Redis fast path: no \(column items is jsonb\)/);
+      assert.match(await plan(`select * from sb_hash where value = 'x'`), /Redis fast path: yes/);
+      assert.match(await plan(`select * from sb_hash where value like 'x%' and value::text > 'a'`), /Redis fast path: no \(a WHERE the pushdown does not apply exactly \(the operator >\)\)/);
+      assert.match(await plan(`select * from sb_int4 where value = '7'`), /Redis fast path: no \(a WHERE the pushdown does not apply exactly \(a comparison other than a text column against a constant or parameter\)\)/);
       const prepared = await c.query({ text: `explain select value from sb_hash where key = $1`, values: ['a'] });
       assert.match(prepared.rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n'), /Redis fast path: yes/);
     } finally {

@@ -1423,28 +1423,39 @@ describe('privileges: INSERT, UPDATE, DELETE, TRUNCATE are enforced (42501)', ()
 // ---------------------------------------------------------------------------------------------------
 
 describe('each statement outside BEGIN is one MULTI/EXEC', () => {
-  it('a multi-row INSERT and a multi-row DELETE each write inside a single MULTI ... EXEC', async () => {
+  it('a multi-row INSERT and a multi-row DELETE are each atomic: one command, or one MULTI ... EXEC', async () => {
     await sb('mon_h', 'key text, value text', 'hash', 'mon:h');
+    await rs('mon_g', 'key text, field text, value text', 'hash', 'mon:g:*');
     const m = await monitorRedis(f.redisUrl, DB);
     try {
-      await expectTag(`INSERT INTO mon_h VALUES ('a', '1'), ('b', '2'), ('c', '3')`, 'INSERT', 3);
-      await settle();
-      const ins = m.commands();
-      await expectTag(`DELETE FROM mon_h WHERE key <> 'b'`, 'DELETE', 2);
-      await settle();
-      const del = m.commands().slice(ins.length);
-      for (const [what, cmds, write] of [['INSERT', ins, 'HSET'], ['DELETE', del, 'HDEL']] as const) {
-        const writes = cmds.map((x, i) => [x, i] as const).filter(([x]) => x[0] === write && x[1] === 'mon:h');
-        assert.ok(writes.length > 0, `${what}: no ${write} on mon:h in ${JSON.stringify(cmds)}`);
+      const steps: [string, 'INSERT' | 'DELETE', number, string, string[]][] = [
+        // One key: the rows merge into one variadic command, atomic by itself.
+        [`INSERT INTO mon_h VALUES ('a', '1'), ('b', '2'), ('c', '3')`, 'INSERT', 3, 'HSET', ['mon:h']],
+        // Two keys: two commands, in one transaction.
+        [`INSERT INTO mon_g VALUES ('mon:g:1', 'a', '1'), ('mon:g:2', 'b', '2')`, 'INSERT', 2, 'HSET', ['mon:g:1', 'mon:g:2']],
+        [`DELETE FROM mon_h WHERE key <> 'b'`, 'DELETE', 2, 'HDEL', ['mon:h']],
+      ];
+      for (const [sql, tag, n, write, keys] of steps) {
+        const before = m.commands().length;
+        await expectTag(sql, tag, n);
+        await settle();
+        const cmds = m.commands().slice(before);
+        const writes = cmds.map((x, i) => [x, i] as const).filter(([x]) => x[0] === write && keys.includes(x[1]!));
+        assert.equal(writes.length, keys.length, `${sql}: one ${write} per key in ${JSON.stringify(cmds)}`);
+        if (writes.length === 1) {
+          assert.ok(!cmds.some((x) => x[0] === 'MULTI'), `${sql}: a single command needs no MULTI: ${JSON.stringify(cmds)}`);
+          continue;
+        }
         const first = writes[0]![1];
         const last = writes[writes.length - 1]![1];
         const multi = cmds.slice(0, first).map((x) => x[0]).lastIndexOf('MULTI');
         const exec = cmds.findIndex((x, i) => i > last && x[0] === 'EXEC');
-        assert.ok(multi >= 0 && exec > last, `${what}: writes not inside MULTI/EXEC: ${JSON.stringify(cmds)}`);
+        assert.ok(multi >= 0 && exec > last, `${sql}: writes not inside MULTI/EXEC: ${JSON.stringify(cmds)}`);
         const between = cmds.slice(multi + 1, exec).map((x) => x[0]);
-        assert.ok(!between.includes('EXEC') && !between.includes('MULTI'), `${what}: more than one transaction: ${JSON.stringify(cmds)}`);
+        assert.ok(!between.includes('EXEC') && !between.includes('MULTI'), `${sql}: more than one transaction: ${JSON.stringify(cmds)}`);
       }
       assert.deepEqual(await hash('mon:h'), { b: '2' });
+      assert.deepEqual(await hash('mon:g:2'), { b: '2' });
     } finally {
       await m.stop();
     }

@@ -32,4 +32,5 @@ export const REDIS_DB = {
   opsLive: 24,
   ops: 25,
   encoding: 26,
+  fastWrite: 27,
 } as const;

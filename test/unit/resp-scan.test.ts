@@ -11,9 +11,11 @@ import { readTable, type ReadOptions } from '../../src/redis/read.js';
 import { RespReader, fastScanFor, type RespHandler } from '../../src/redis/resp-scan.js';
 import { checkText } from '../../src/redis/text.js';
 import { TextArrayBuilder } from '../../src/protocol/text-array.js';
+import { DataRowTarget } from '../../src/protocol/data-row-target.js';
 import type { ColumnRole, Pushdown, RedisType, TableSpec } from '../../src/redis/table-spec.js';
 import { PgError } from '../../src/protocol/pg-error.js';
 import { testEnv } from '../harness/env.js';
+import { attributedAccess, StatementStats } from '../../src/metrics/statement-stats.js';
 import { startRedis } from '../harness/servers.js';
 
 // ---- the reader ----
@@ -167,6 +169,52 @@ async function same(s: TableSpec, opts: ReadOptions = {}, ordered = false): Prom
   return rowsOf(a.bodies).length;
 }
 
+/**
+ * The fast path's direct scan (DataRows written from the reply, one target for both columns) must
+ * give the rows the builders get, in the same order: `roles` are the scan's first and second roles.
+ */
+async function sameAsDataRows(s: TableSpec, opts: ReadOptions = {}): Promise<number> {
+  const ncols = s.roles.length as 1 | 2;
+  const target = new DataRowTarget(ncols, 16);
+  await readTable(fast, s, {}, { columns: { arrays: [], table: 'display.t', direct: { first: target, second: ncols === 2 ? target : undefined } }, row: () => assert.fail('row path') }, opts);
+  const body = target.finish();
+  const rows: string[] = [];
+  for (let p = 0; p < body.length; ) {
+    assert.equal(body[p], 0x44, 'a DataRow');
+    const len = body.readInt32BE(p + 1);
+    assert.equal(body.readUInt16BE(p + 5), ncols);
+    const cols: string[] = [];
+    for (let q = p + 7, c = 0; c < ncols; c++) {
+      const n = body.readInt32BE(q);
+      cols.push(body.toString('latin1', q + 4, q + 4 + n));
+      q += 4 + n;
+      if (c === ncols - 1) assert.equal(q, p + 1 + len, 'the row ends where its length says');
+    }
+    rows.push(JSON.stringify(cols));
+    p += 1 + len;
+  }
+  assert.equal(rows.length, target.length);
+  const viaBuilders = await params(fast, s, opts);
+  assert.deepEqual(rows, columnsOf(viaBuilders.bodies));
+  return rows.length;
+}
+
+/** The rows of `text[]` bodies, in order. */
+function columnsOf(bodies: Buffer[]): string[] {
+  const cols = bodies.map((b) => {
+    const out: (string | null)[] = [];
+    if (b.length <= 12) return out;
+    const n = b.readInt32BE(12);
+    for (let i = 0, p = 20; i < n; i++) {
+      const len = b.readInt32BE(p);
+      out.push(len < 0 ? null : b.toString('latin1', p + 4, p + 4 + len));
+      p += 4 + Math.max(len, 0);
+    }
+    return out;
+  });
+  return Array.from({ length: cols[0]?.length ?? 0 }, (_, i) => JSON.stringify(cols.map((c) => c[i])));
+}
+
 async function errorOf(client: Redis, s: TableSpec, opts: ReadOptions = {}): Promise<PgError> {
   try {
     await params(client, s, opts);
@@ -209,6 +257,16 @@ describe('fast scans, byte for byte as the ioredis row path', () => {
     assert.equal(await same(spec('list', 'l', ['element']), { batchSize: 5002 }, true), 5002);
     await redis.zadd(P + 'z', ...members.flatMap((m, i) => [String(i / 3), m]), 'inf', 'top');
     assert.equal(await same(spec('zset', 'z', ['element', 'score']), { batchSize: 999 }, true), 5001);
+  });
+
+  test("the fast path's DataRows written straight from the reply: same rows, same order (pages, dedupe, split values)", async () => {
+    assert.equal(await sameAsDataRows(spec('hash', 'big', ['field', 'value']), { batchSize: 1000 }), 30_000);
+    assert.equal(await sameAsDataRows(spec('hash', 'big', ['field'])), 30_000);
+    assert.equal(await sameAsDataRows(spec('hash', 'huge', ['field', 'value'])), 3);
+    assert.equal(await sameAsDataRows(spec('set', 's', ['element']), { batchSize: 700 }), 5000);
+    assert.equal(await sameAsDataRows(spec('list', 'l', ['element']), { batchSize: 700 }), 5002);
+    assert.equal(await sameAsDataRows(spec('zset', 'z', ['element', 'score']), { batchSize: 999 }), 5001);
+    assert.equal(await sameAsDataRows(spec('hash', 'missing', ['field', 'value'])), 0);
   });
 
   test('invalid UTF-8 and NUL: 22021 naming the key, as the row path says it', async () => {
@@ -302,6 +360,14 @@ describe('fast scans, byte for byte as the ioredis row path', () => {
     } finally {
       await pool.close();
     }
+  });
+
+  test("a session's attributed view of the pooled client still scans raw (the slow log's wrapper once hid the pool)", async () => {
+    const view = (await attributedAccess({ client: async () => fast }, new StatementStats()).client(fromConnUrl(env.redisUrl))) as Redis;
+    assert.notEqual(view, fast);
+    assert.ok(fastScanFor(view));
+    const r = await params(view, spec('hash', 'after', ['field', 'value']));
+    assert.equal(r.rowCalls, 0);
   });
 
   test('a LIMIT or a pushdown keeps the row path', async () => {

@@ -5,6 +5,7 @@
  */
 import type { RedisKey } from 'ioredis';
 import type { Pushdown } from '../table-spec.js';
+import { toText } from '../text.js';
 
 export type Arg = string | Buffer | number;
 /** A Redis command as [name, ...args]; sent with callBuffer so values stay raw bytes. */
@@ -213,6 +214,28 @@ function hash32(b: Buffer, start: number, end: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) | 0;
+}
+
+/** {"f1":"v1",...}: a JSON object of field/value pairs (a repeated field keeps its last value). */
+export function pairsJson(pairs: Buffer[], key: string, table: string): string {
+  const obj = new Map<string, string>();
+  for (let i = 0; i + 1 < pairs.length; i += 2) obj.set(toText(pairs[i]!, key, table), toText(pairs[i + 1]!, key, table));
+  let out = '{';
+  let first = true;
+  for (const [k, v] of obj) {
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(v)}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+/** ["e1","e2",...]: a JSON array of the items' elements, in order (a multi_list/set/zset row's items). */
+export function elementsJson(items: Item[], key: string, table: string): string {
+  let out = '[';
+  for (let i = 0; i < items.length; i++) {
+    out += `${i ? ',' : ''}${JSON.stringify(toText(items[i]!.element!, key, table))}`;
+  }
+  return `${out}]`;
 }
 
 export function dedupe<T>(xs: readonly T[], keyOf: (x: T) => string = String): T[] {

@@ -3,7 +3,15 @@
  * those fields (in the order given, deduplicated; fields that do not exist give no row).
  */
 import type { RedisKey } from 'ioredis';
-import { asArray, asBuffer, dedupe, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { asArray, asBuffer, dedupe, pairsJson, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { lengthCount } from './length.js';
+import { commandsOf, pairsText, type KeyModel, type ModelItem } from './model.js';
+import type { RedisOp } from '../write.js';
+import { describeJson } from './row-writer.js';
+import { PgError } from '../../protocol/pg-error.js';
+import { SqlState } from '../../protocol/sqlstate.js';
+import { shapeError } from './shape.js';
+import type { RedisTypeRecord } from './type.js';
 
 export function openHash(key: RedisKey, params: CursorParams): KeyCursor {
   const fields = params.useFields ? params.pushdown.fields : undefined;
@@ -58,3 +66,78 @@ function hmgetCursor(key: RedisKey, fields: string[], batch: number): KeyCursor 
     },
   };
 }
+
+class HashModel implements KeyModel {
+  constructor(private readonly m: Map<string, string>) {}
+
+  apply(op: RedisOp): void {
+    if (op.op === 'hset' && !(op.nx && this.m.has(op.field))) this.m.set(op.field, op.value);
+    else if (op.op === 'hdel') this.m.delete(op.field);
+  }
+
+  *items(): Generator<ModelItem> {
+    for (const [field, value] of this.m) yield { field, value };
+  }
+
+  json(): string | undefined {
+    return this.m.size ? pairsText([...this.m].flat()) : undefined;
+  }
+}
+
+export const hash: RedisTypeRecord = {
+  name: 'hash',
+  open: openHash,
+  paged: true,
+  count: lengthCount('hlen'),
+  pinnedRole: 'field',
+  fastScan: { kind: 'hash', first: 'field', second: 'value', dedupe: true },
+  aggregate: {
+    json(items, key, table) {
+      const pairs: Buffer[] = [];
+      for (const it of items) pairs.push(it.field!, it.value!);
+      return pairsJson(pairs, key, table);
+    },
+    write(w, key, items, name) {
+      if (items === null || typeof items !== 'object' || Array.isArray(items) || Object.keys(items).length === 0) {
+        throw new PgError(SqlState.InvalidParameterValue, `column "${name}" of a multi_hash row must be a non-empty JSON object`, { detail: `Got ${describeJson(items)}.` });
+      }
+      for (const [f, v] of Object.entries(items as Record<string, unknown>)) w.push({ op: 'hset', key, field: f, value: w.jsonScalar(v, `${name}.${f}`) });
+    },
+  },
+  model: {
+    async load(client, key) {
+      const flat = (await commandsOf(client).call('HGETALL', key)) as string[];
+      const m = new Map<string, string>();
+      for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
+      return new HashModel(m);
+    },
+    empty: () => new HashModel(new Map()),
+  },
+  rows(w) {
+    const c = w.col;
+    return {
+      insert: (key, row, nx) => w.push({ op: 'hset', key, field: w.required(row, c.field!), value: w.required(row, c.value!), ...(nx ? { nx } : {}) }),
+      delete: (old) => w.push({ op: 'hdel', key: old.key, field: old.values[c.field!]! }),
+      update(old, row) {
+        const field = w.required(row, c.field!);
+        if (field !== old.values[c.field!]) w.push({ op: 'hdel', key: old.key, field: old.values[c.field!]! });
+        w.push({ op: 'hset', key: old.key, field, value: w.required(row, c.value!) });
+      },
+    };
+  },
+  conflict: {
+    role: 'field',
+    async existing(c, key, members) {
+      const v = (await c.call('HMGET', key, ...members)) as (string | null)[];
+      return members.filter((_, i) => v[i] !== null);
+    },
+  },
+  supabaseColumns(table, cols) {
+    if (cols.length !== 2) throw shapeError(table, "'hash'", '(key text, value text)', cols);
+    return [{ kind: 'field' }, { kind: 'value' }];
+  },
+  rsColumns(table, rest, prefix, cols) {
+    if (rest.length !== 2) throw shapeError(table, "'hash'", `${prefix}field text, value text)`, cols);
+    return [{ kind: 'field' }, { kind: 'value' }];
+  },
+};

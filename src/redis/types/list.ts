@@ -1,6 +1,15 @@
 /** List: LRANGE windows of `batch` elements, head to tail, with each element's 0-based index. */
 import type { RedisKey } from 'ioredis';
-import { asArray, asBuffer, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { asArray, asBuffer, elementsJson, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { lengthCount } from './length.js';
+import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { RedisOp } from '../write.js';
+import { writeArrayItems, type RowWriter } from './row-writer.js';
+import type { ListEdit } from '../write.js';
+import { PgError } from '../../protocol/pg-error.js';
+import { SqlState } from '../../protocol/sqlstate.js';
+import { withExtra } from './shape.js';
+import type { RedisTypeRecord } from './type.js';
 
 export function openList(key: RedisKey, params: CursorParams): KeyCursor {
   let start: number | undefined = 0;
@@ -20,3 +29,76 @@ export function openList(key: RedisKey, params: CursorParams): KeyCursor {
     },
   };
 }
+
+class ListModel implements KeyModel {
+  constructor(private a: string[]) {}
+
+  apply(op: RedisOp): void {
+    if (op.op === 'rpush') this.a.push(op.value);
+    else if (op.op === 'ledit') {
+      const gone = new Set<number>();
+      for (const e of op.edits) {
+        if (e.value === null) gone.add(e.index);
+        else this.a[e.index] = e.value;
+      }
+      if (gone.size) this.a = this.a.filter((_, i) => !gone.has(i));
+    }
+  }
+
+  *items(): Generator<ModelItem> {
+    for (let i = 0; i < this.a.length; i++) yield { element: this.a[i]!, index: String(i) };
+  }
+
+  json(): string | undefined {
+    return this.a.length ? JSON.stringify(this.a) : undefined;
+  }
+}
+
+function positionDetail(w: RowWriter, index: number): string {
+  return `Column "${w.cx.spec.columns[index]!.name}" is the element's position in the list, which Redis assigns.`;
+}
+
+export const list: RedisTypeRecord = {
+  name: 'list',
+  open: openList,
+  paged: true,
+  count: lengthCount('llen'),
+  fastScan: { kind: 'list', first: 'element', dedupe: false, position: 'index' },
+  aggregate: {
+    json: elementsJson,
+    write: (w, key, items, name) => writeArrayItems(w, key, items, name, (value) => ({ op: 'rpush', key, value })),
+  },
+  model: {
+    load: async (client, key) => new ListModel(await commandsOf(client).lrange(key, '0', '-1')),
+    empty: () => new ListModel([]),
+  },
+  rows(w) {
+    const c = w.col;
+    /** Position edits per key: all read from one snapshot, so they are sent as one checked edit (write.ts). */
+    const edits = new Map<string, ListEdit[]>();
+    const edit = (key: string, e: ListEdit): void => {
+      const list = edits.get(key) ?? [];
+      if (!list.some((x) => x.index === e.index)) list.push(e);
+      edits.set(key, list);
+    };
+    return {
+      insert(key, row) {
+        if (c.index !== undefined && row[c.index] !== null) {
+          throw new PgError(SqlState.GeneratedAlways, `cannot insert a non-DEFAULT value into column "${w.cx.spec.columns[c.index]!.name}"`, { detail: positionDetail(w, c.index) });
+        }
+        w.push({ op: 'rpush', key, value: w.required(row, c.element!) });
+      },
+      delete: (old) => edit(old.key, { index: old.index!, expected: old.values[c.element!]!, value: null }),
+      checkUpdate(old, row) {
+        if (c.index !== undefined && row[c.index] !== old.values[c.index]) {
+          throw new PgError(SqlState.GeneratedAlways, `column "${w.cx.spec.columns[c.index]!.name}" can only be updated to DEFAULT`, { detail: positionDetail(w, c.index) });
+        }
+      },
+      update: (old, row) => edit(old.key, { index: old.index!, expected: old.values[c.element!]!, value: w.required(row, c.element!) }),
+      finish: () => [...edits].map(([key, es]) => ({ op: 'ledit', key, edits: es.sort((a, b) => a.index - b.index) })),
+    };
+  },
+  identityRoles: ['index'],
+  supabaseColumns: (table, cols) => withExtra(table, "'list'", cols, 'index'),
+  rsColumns: (table, rest) => withExtra(table, "'list'", rest, 'index'),
+};

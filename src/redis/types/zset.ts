@@ -7,7 +7,15 @@
  * Scores are the text Redis returns ("10", "1.5", "inf").
  */
 import type { RedisKey } from 'ioredis';
-import { asArray, asBuffer, asText, flatPairs, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { asArray, asBuffer, elementsJson, asText, flatPairs, type CursorParams, type Item, type KeyCursor } from './cursor.js';
+import { lengthCount } from './length.js';
+import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { RedisOp } from '../write.js';
+import { writeArrayItems } from './row-writer.js';
+import { PgError } from '../../protocol/pg-error.js';
+import { SqlState } from '../../protocol/sqlstate.js';
+import { shapeError, withExtra } from './shape.js';
+import type { RedisTypeRecord } from './type.js';
 
 export function openZset(key: RedisKey, params: CursorParams): KeyCursor {
   const { scoreMin, scoreMax } = params.pushdown;
@@ -68,3 +76,99 @@ function byScoreCursor(key: RedisKey, min: string, max: string, batch: number): 
     },
   };
 }
+
+class ZsetModel implements KeyModel {
+  constructor(private readonly m: Map<string, string>) {}
+
+  apply(op: RedisOp): void {
+    if (op.op === 'zadd' && !(op.nx && this.m.has(op.member))) this.m.set(op.member, normalScore(op.score));
+    else if (op.op === 'zrem') this.m.delete(op.member);
+  }
+
+  *items(): Generator<ModelItem> {
+    for (const [element, score] of this.sorted()) yield { element, score };
+  }
+
+  json(): string | undefined {
+    return this.m.size ? JSON.stringify(this.sorted().map(([e]) => e)) : undefined;
+  }
+
+  /** In Redis's order: by score, ties by member. */
+  private sorted(): [string, string][] {
+    return [...this.m].sort((a, b) => Number(a[1]) - Number(b[1]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+}
+
+/** A score as Redis would print it back (ZSCORE): shortest round-trip form, inf spelled Redis's way. */
+function normalScore(s: string): string {
+  const n = Number(s.replace(/^\+?inf$/i, 'Infinity').replace(/^-inf$/i, '-Infinity'));
+  if (n === Infinity) return 'inf';
+  if (n === -Infinity) return '-inf';
+  return String(n);
+}
+
+const FLOAT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+/** A score as ZADD takes it; 22P02 for what isn't a number. */
+function score(s: string): string {
+  const t = s.trim();
+  if (FLOAT.test(t)) return t;
+  if (/^[+-]?(inf|infinity)$/i.test(t)) return t.startsWith('-') ? '-inf' : '+inf';
+  throw new PgError(SqlState.InvalidTextRepresentation, `invalid input syntax for type double precision: "${s}"`, { detail: 'A zset score must be a number.' });
+}
+
+export const zset: RedisTypeRecord = {
+  name: 'zset',
+  open: openZset,
+  paged: true,
+  count: lengthCount('zcard'),
+  fastScan: {
+    kind: 'zset',
+    first: 'element',
+    second: 'score',
+    dedupe: false,
+    // A score range reads by ZRANGEBYSCORE, which the raw scan doesn't speak.
+    whole: (p) => p.scoreMin === undefined && p.scoreMax === undefined,
+  },
+  aggregate: {
+    json: elementsJson,
+    // A multi_zset row has no score column: every member gets 0, as for a zset table without one.
+    write: (w, key, items, name) => writeArrayItems(w, key, items, name, (member) => ({ op: 'zadd', key, member, score: '0' })),
+  },
+  model: {
+    async load(client, key) {
+      const flat = await commandsOf(client).zrange(key, '0', '-1', 'WITHSCORES');
+      const m = new Map<string, string>();
+      for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
+      return new ZsetModel(m);
+    },
+    empty: () => new ZsetModel(new Map()),
+  },
+  rows(w) {
+    const c = w.col;
+    return {
+      insert: (key, row, nx) => w.push({ op: 'zadd', key, member: w.required(row, c.element!), score: c.score === undefined ? '0' : score(w.required(row, c.score)), ...(nx ? { nx } : {}) }),
+      delete: (old) => w.push({ op: 'zrem', key: old.key, member: old.values[c.element!]! }),
+      update(old, row) {
+        const member = w.required(row, c.element!);
+        const s = c.score === undefined ? undefined : score(w.required(row, c.score));
+        if (member !== old.values[c.element!]) w.push({ op: 'zrem', key: old.key, member: old.values[c.element!]! });
+        // Without a score column a renamed member keeps its score; ZADD needs one, so it is the old one.
+        w.push({ op: 'zadd', key: old.key, member, score: s ?? old.score ?? '0' });
+      },
+    };
+  },
+  identityRoles: ['score'],
+  conflict: {
+    role: 'element',
+    async existing(c, key, members) {
+      const v = (await c.call('ZMSCORE', key, ...members)) as (string | null)[];
+      return members.filter((_, i) => v[i] !== null);
+    },
+  },
+  supabaseColumns: (table, cols) => withExtra(table, "'zset'", cols, 'score'),
+  rsColumns(table, rest, prefix, cols) {
+    if (rest.length < 1 || rest.length > 2) throw shapeError(table, "'zset'", `${prefix}member text[, score float8])`, cols);
+    return rest.length === 2 ? [{ kind: 'element' }, { kind: 'score' }] : [{ kind: 'element' }];
+  },
+};
