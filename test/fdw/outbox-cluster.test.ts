@@ -17,7 +17,7 @@ import { prng } from '../support/frames.js';
 import { waitFor } from '../support/proto-tools.js';
 import { slotOf } from '../../src/redis/slots.js';
 
-const ROUNDS = 8;
+const ROUNDS = 5;
 /** Elements per list per round; one list per slot, two slots per master. */
 const ROWS = 300;
 const SEED = Number(process.env.OUTBOX_FAULT_SEED ?? Date.now() % 1_000_000_007);
@@ -104,7 +104,8 @@ before(async () => {
     perMaster.set(port, (perMaster.get(port) ?? 0) + 1);
     lists.push({ key, port });
   }
-  f = await cliFdw('fdw_outbox_cluster', rc.url, ['--outbox-replay-interval', '0', '--outbox-replay-after', '0']);
+  // A paused master's slots give up after 3 s (4 s for a new connection) rather than 5.
+  f = await cliFdw('fdw_outbox_cluster', rc.url, ['--outbox-replay-interval', '0', '--outbox-replay-after', '0', '--redis-timeout', '3s']);
   const c = await connect(f.url);
   await setupSupabase(c, f.redisUrl);
   for (let i = 0; i < lists.length; i++) await c.query(`create foreign table ol${i} (element text) server redis_server options (src_type 'list', src_key '${lists[i]!.key}')`);
@@ -124,6 +125,9 @@ after(async () => {
 /** Opens a transaction that writes ROWS elements to every list and records `round` in a real table. */
 async function stage(round: number): Promise<pg.Client> {
   const c = await connect(f.url);
+  // The proxy meets the cluster before any fault: one that first meets it with a master paused may not
+  // connect within the bound (the pool probes the seed node, ioredis asks nodes for the slot map).
+  await c.query('select count(*) from ol0');
   await c.query('begin');
   for (let i = 0; i < lists.length; i++) await c.query(`insert into ol${i} (element) select '${round}:' || g from generate_series(1, ${ROWS}) g`);
   await c.query(`insert into track values (${round})`);
@@ -133,10 +137,11 @@ async function stage(round: number): Promise<pg.Client> {
 const committedRounds = async (): Promise<number[]> => (await d.query('select round from track order by round')).rows.map((r) => Number(r.round));
 
 type Fault = 'kill proxy after COMMIT sent' | 'kill proxy before COMMIT' | 'kill proxy once upstream committed' | 'a master paused at COMMIT, kill proxy once the others applied';
-const FAULTS: Fault[] = ['kill proxy after COMMIT sent', 'kill proxy before COMMIT', 'kill proxy once upstream committed', 'a master paused at COMMIT, kill proxy once the others applied'];
+// The runner's 3-minute file limit holds ROUNDS rounds on a loaded machine: a master is paused in the first and the last.
+const FAULTS: Fault[] = ['a master paused at COMMIT, kill proxy once the others applied', 'kill proxy after COMMIT sent', 'kill proxy once upstream committed', 'kill proxy before COMMIT'];
 
 describe('outbox on a Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not installed' }, () => {
-  it('a clean COMMIT writes every slot, and a master paused at COMMIT leaves only its slots queued, applied once by the replay', { timeout: 120_000 }, async () => {
+  it('a clean COMMIT writes every slot, and a master paused at COMMIT leaves only its slots queued, applied once by the replay', { timeout: 60_000 }, async () => {
     const round = 1000;
     let c = await stage(round);
     assert.equal((await c.query('commit')).command, 'COMMIT');
@@ -144,8 +149,6 @@ describe('outbox on a Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not 
     assert.deepEqual(differences(await counts(), [round], [round]), [], 'every slot applied at COMMIT');
 
     // One master paused: its slots time out (outcome unknown: queued), the other masters' slots apply.
-    await f.kill();
-    await startAndReplay(['--redis-timeout', '3s']);
     const paused = lists[0]!.port;
     c = await stage(round + 1);
     const notices: string[] = [];
@@ -172,7 +175,7 @@ describe('outbox on a Redis Cluster', { skip: !haveRedisCli() && 'redis-cli not 
     assert.deepEqual(differences(await counts(), [round, round + 1], [round, round + 1]), [], `proxy log: ${f.proxy.output().slice(-3000)}`);
   });
 
-  it(`${ROUNDS} rounds of SIGKILL (and a paused master) around COMMIT: Postgres, Redis and a serial model agree, per slot`, { timeout: 170_000 }, async () => {
+  it(`${ROUNDS} rounds of SIGKILL (and a paused master) around COMMIT: Postgres, Redis and a serial model agree, per slot`, { timeout: 110_000 }, async () => {
     const rnd = prng(SEED);
     console.log(`[outbox-cluster] seed ${SEED} (repeat with OUTBOX_FAULT_SEED=${SEED})`);
     const seen: Record<string, number> = {};
