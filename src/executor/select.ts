@@ -336,7 +336,7 @@ export async function readRows(redis: RedisAccess, table: ForeignTable, pushdown
   const client = await abortable(redis.client(table.conn), signal);
   const ops = pending?.on(table) ?? [];
   // The reader also stops paging once the signal fires; abortable() answers without waiting for it.
-  if (ops.length) return abortable(readWithPending(client, table.spec, ops, sink), signal);
+  if (ops.length) return abortable(readWithPending(client, table.spec, ops, sink, { signal }), signal);
   return abortable(readTable(client, table.spec, pushdown, sink, { signal }), signal);
 }
 

@@ -5,7 +5,8 @@
 import type { RedisKey } from 'ioredis';
 import { asArray, asBuffer, dedupe, pairsJson, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
 import { lengthCount } from './length.js';
-import { commandsOf, pairsText, type KeyModel, type ModelItem } from './model.js';
+import { pairsText, type KeyModel, type ModelItem } from './model.js';
+import { ChunkedMap } from './chunked-map.js';
 import type { RedisOp } from '../write.js';
 import { describeJson } from './row-writer.js';
 import { PgError } from '../../protocol/pg-error.js';
@@ -68,7 +69,11 @@ function hmgetCursor(key: RedisKey, fields: string[], batch: number): KeyCursor 
 }
 
 class HashModel implements KeyModel {
-  constructor(private readonly m: Map<string, string>) {}
+  private readonly m = new ChunkedMap<string>();
+
+  add(it: ModelItem): void {
+    this.m.set(it.field!, it.value!);
+  }
 
   apply(op: RedisOp): void {
     if (op.op === 'hset' && !(op.nx && this.m.has(op.field))) this.m.set(op.field, op.value);
@@ -76,11 +81,11 @@ class HashModel implements KeyModel {
   }
 
   *items(): Generator<ModelItem> {
-    for (const [field, value] of this.m) yield { field, value };
+    for (const [field, value] of this.m.entries()) yield { field, value };
   }
 
   json(): string | undefined {
-    return this.m.size ? pairsText([...this.m].flat()) : undefined;
+    return this.m.size ? pairsText([...this.m.entries()].flat()) : undefined;
   }
 }
 
@@ -104,15 +109,7 @@ export const hash: RedisTypeRecord = {
       for (const [f, v] of Object.entries(items as Record<string, unknown>)) w.push({ op: 'hset', key, field: f, value: w.jsonScalar(v, `${name}.${f}`) });
     },
   },
-  model: {
-    async load(client, key) {
-      const flat = (await commandsOf(client).call('HGETALL', key)) as string[];
-      const m = new Map<string, string>();
-      for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
-      return new HashModel(m);
-    },
-    empty: () => new HashModel(new Map()),
-  },
+  model: { empty: () => new HashModel() },
   rows(w) {
     const c = w.col;
     return {

@@ -2,7 +2,7 @@
 import type { RedisKey } from 'ioredis';
 import { asArray, asBuffer, elementsJson, type CursorParams, type Item, type KeyCursor } from './cursor.js';
 import { lengthCount } from './length.js';
-import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { KeyModel, ModelItem } from './model.js';
 import type { RedisOp } from '../write.js';
 import { writeArrayItems, type RowWriter } from './row-writer.js';
 import type { ListEdit } from '../write.js';
@@ -31,7 +31,11 @@ export function openList(key: RedisKey, params: CursorParams): KeyCursor {
 }
 
 class ListModel implements KeyModel {
-  constructor(private a: string[]) {}
+  private a: string[] = [];
+
+  add(it: ModelItem): void {
+    this.a.push(it.element!);
+  }
 
   apply(op: RedisOp): void {
     if (op.op === 'rpush') this.a.push(op.value);
@@ -68,10 +72,7 @@ export const list: RedisTypeRecord = {
     json: elementsJson,
     write: (w, key, items, name) => writeArrayItems(w, key, items, name, (value) => ({ op: 'rpush', key, value })),
   },
-  model: {
-    load: async (client, key) => new ListModel(await commandsOf(client).lrange(key, '0', '-1')),
-    empty: () => new ListModel([]),
-  },
+  model: { empty: () => new ListModel() },
   rows(w) {
     const c = w.col;
     /** Position edits per key: all read from one snapshot, so they are sent as one checked edit (write.ts). */

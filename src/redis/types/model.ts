@@ -1,10 +1,9 @@
 /**
  * The in-memory model of one key, for reads of a table whose transaction has writes staged on it
- * (overlay.ts): each type's module says how its key is loaded, how a staged command changes it and
- * what rows it then reads as. Values are text (the model is compared with what statements wrote).
+ * (overlay.ts): each type's module says how the items its read cursor returns build the key, how a
+ * staged command changes it and what rows it then reads as. Values are text (the model is compared
+ * with what statements wrote).
  */
-import type { Redis } from 'ioredis';
-import type { RedisClient } from '../pool.js';
 import type { RedisOp, XaddOp } from '../write.js';
 
 /** One row of a model, in the terms of the column roles (as the reader's Item, but text). */
@@ -22,6 +21,11 @@ export interface ModelItem {
 }
 
 export interface KeyModel {
+  /**
+   * Adds one item of the key as Redis holds it, in the order the type's read cursor returns them
+   * (overlay.ts pages the key with it), before any staged command is applied.
+   */
+  add(item: ModelItem): void;
   /** Applies one staged command on this key; a command of another type's is not this model's. */
   apply(op: RedisOp): void;
   /** The key's rows, in the order a read returns them. */
@@ -32,14 +36,9 @@ export interface KeyModel {
 
 /** How one type's keys are modelled. */
 export interface ModelOf {
-  /** The key as Redis holds it now (a missing key is an empty model). */
-  load(client: RedisClient, key: string): Promise<KeyModel>;
-  /** A key that doesn't exist (after DEL, TRUNCATE, or before the first write). */
+  /** A key that doesn't exist (after DEL, TRUNCATE, or before the first write); loading adds its items. */
   empty(): KeyModel;
 }
-
-/** Both clients have the same command methods; the union's overloads just do not unify for TypeScript. */
-export const commandsOf = (c: RedisClient): Redis => c as unknown as Redis;
 
 /** {"f1":"v1",...} from flat [f1, v1, ...] text (a repeated field keeps its last value). */
 export function pairsText(pairs: string[]): string {

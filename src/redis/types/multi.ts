@@ -76,9 +76,9 @@ export async function* scanPattern(client: RedisClient, pattern: string, type: R
 }
 
 /** Every key of `type` matching `pattern`, as text (an overlay read, a TRUNCATE's DELs). */
-export async function scanKeys(client: RedisClient, pattern: string, type: RedisType): Promise<string[]> {
+export async function scanKeys(client: RedisClient, pattern: string, type: RedisType, opts: ScanOptions = {}): Promise<string[]> {
   const keys: string[] = [];
-  for await (const page of scanPattern(client, pattern, type)) for (const k of page.keys) keys.push(k.toString('utf8'));
+  for await (const page of scanPattern(client, pattern, type, opts)) for (const k of page.keys) keys.push(k.toString('utf8'));
   return [...new Set(keys)];
 }
 

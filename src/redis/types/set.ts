@@ -2,7 +2,8 @@
 import type { RedisKey } from 'ioredis';
 import { asBuffer, elementsJson, scanReply, SeenSet, type CursorParams, type Item, type KeyCursor } from './cursor.js';
 import { lengthCount } from './length.js';
-import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { KeyModel, ModelItem } from './model.js';
+import { ChunkedMap } from './chunked-map.js';
 import type { RedisOp } from '../write.js';
 import { writeArrayItems } from './row-writer.js';
 import { shapeError } from './shape.js';
@@ -35,19 +36,23 @@ export function openSet(key: RedisKey, params: CursorParams): KeyCursor {
 }
 
 class SetModel implements KeyModel {
-  constructor(private readonly s: Set<string>) {}
+  private readonly s = new ChunkedMap<true>();
+
+  add(it: ModelItem): void {
+    this.s.set(it.element!, true);
+  }
 
   apply(op: RedisOp): void {
-    if (op.op === 'sadd') this.s.add(op.member);
+    if (op.op === 'sadd') this.s.set(op.member, true);
     else if (op.op === 'srem') this.s.delete(op.member);
   }
 
   *items(): Generator<ModelItem> {
-    for (const element of this.s) yield { element };
+    for (const element of this.s.keys()) yield { element };
   }
 
   json(): string | undefined {
-    return this.s.size ? JSON.stringify([...this.s]) : undefined;
+    return this.s.size ? JSON.stringify([...this.s.keys()]) : undefined;
   }
 }
 
@@ -61,10 +66,7 @@ export const set: RedisTypeRecord = {
     json: elementsJson,
     write: (w, key, items, name) => writeArrayItems(w, key, items, name, (member) => ({ op: 'sadd', key, member })),
   },
-  model: {
-    load: async (client, key) => new SetModel(new Set(await commandsOf(client).smembers(key))),
-    empty: () => new SetModel(new Set()),
-  },
+  model: { empty: () => new SetModel() },
   rows(w) {
     const c = w.col;
     return {

@@ -5,7 +5,7 @@
 import type { RedisKey } from 'ioredis';
 import { asArray, asBuffer, asText, flatPairs, type CursorParams, type Item, type KeyCursor } from './cursor.js';
 import { lengthCount } from './length.js';
-import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { KeyModel, ModelItem } from './model.js';
 import type { RedisOp, XaddOp } from '../write.js';
 import { describeJson, jsonOf, type Row, type RowWriter } from './row-writer.js';
 import { PgError } from '../../protocol/pg-error.js';
@@ -64,7 +64,11 @@ export function unnumbered(op: XaddOp): boolean {
 }
 
 class StreamModel implements KeyModel {
-  constructor(private e: { id: StreamEntryId; pairs: string[] }[]) {}
+  private e: { id: StreamEntryId; pairs: string[] }[] = [];
+
+  add(it: ModelItem): void {
+    this.e.push({ id: { redis: it.id! }, pairs: it.pairs! });
+  }
 
   apply(op: RedisOp): void {
     if (op.op === 'xadd') this.e.push({ id: unnumbered(op) ? { staged: op } : { redis: op.id }, pairs: op.pairs });
@@ -122,13 +126,7 @@ export const stream: RedisTypeRecord = {
   open: openStream,
   paged: true,
   count: lengthCount('xlen'),
-  model: {
-    async load(client, key) {
-      const entries = await commandsOf(client).xrange(key, '-', '+');
-      return new StreamModel(entries.map(([id, pairs]) => ({ id: { redis: id }, pairs })));
-    },
-    empty: () => new StreamModel([]),
-  },
+  model: { empty: () => new StreamModel() },
   rows(w) {
     const c = w.col;
     return {

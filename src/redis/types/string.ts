@@ -1,7 +1,7 @@
 /** String: one GET; a missing key gives no row. The value fills both the value and element roles. */
 import type { RedisKey } from 'ioredis';
 import { asBuffer, type CursorParams, type KeyCursor } from './cursor.js';
-import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { KeyModel, ModelItem } from './model.js';
 import type { RedisOp } from '../write.js';
 import { shapeError } from './shape.js';
 import type { RedisTypeRecord } from './type.js';
@@ -20,7 +20,11 @@ export function openString(key: RedisKey, _params: CursorParams): KeyCursor {
 }
 
 class StringModel implements KeyModel {
-  constructor(private v: string | null) {}
+  private v: string | null = null;
+
+  add(it: ModelItem): void {
+    this.v = it.value!;
+  }
 
   apply(op: RedisOp): void {
     if (op.op === 'set' && !(op.nx && this.v !== null)) this.v = op.value;
@@ -48,10 +52,7 @@ export const string: RedisTypeRecord = {
     explain: (key) => `EXISTS ${key}`,
   },
   singleRow: true,
-  model: {
-    load: async (client, key) => new StringModel(await commandsOf(client).get(key)),
-    empty: () => new StringModel(null),
-  },
+  model: { empty: () => new StringModel() },
   rows(w) {
     const c = w.col;
     return {

@@ -9,7 +9,8 @@
 import type { RedisKey } from 'ioredis';
 import { asArray, asBuffer, elementsJson, asText, flatPairs, type CursorParams, type Item, type KeyCursor } from './cursor.js';
 import { lengthCount } from './length.js';
-import { commandsOf, type KeyModel, type ModelItem } from './model.js';
+import type { KeyModel, ModelItem } from './model.js';
+import { ChunkedMap } from './chunked-map.js';
 import type { RedisOp } from '../write.js';
 import { writeArrayItems } from './row-writer.js';
 import { PgError } from '../../protocol/pg-error.js';
@@ -78,25 +79,67 @@ function byScoreCursor(key: RedisKey, min: string, max: string, batch: number): 
 }
 
 class ZsetModel implements KeyModel {
-  constructor(private readonly m: Map<string, string>) {}
+  /** Members as Redis holds them, in its order (by score, ties by member), as loading read them. */
+  private readonly loaded: [member: string, score: string][] = [];
+  /** Every member now, with its score. */
+  private readonly m = new ChunkedMap<string>();
+  /** Members a staged command added, re-scored or removed: only these need sorting into place. */
+  private readonly moved = new ChunkedMap<true>();
 
-  apply(op: RedisOp): void {
-    if (op.op === 'zadd' && !(op.nx && this.m.has(op.member))) this.m.set(op.member, normalScore(op.score));
-    else if (op.op === 'zrem') this.m.delete(op.member);
+  add(it: ModelItem): void {
+    this.loaded.push([it.element!, it.score!]);
+    this.m.set(it.element!, it.score!);
   }
 
+  apply(op: RedisOp): void {
+    if (op.op === 'zadd' && !(op.nx && this.m.has(op.member))) {
+      this.m.set(op.member, normalScore(op.score));
+      this.moved.set(op.member, true);
+    } else if (op.op === 'zrem') {
+      this.m.delete(op.member);
+      this.moved.set(op.member, true);
+    }
+  }
+
+  /**
+   * In Redis's order. The loaded members already are; the few a transaction moved are sorted alone and
+   * merged in, so a big key costs no sort, and the rows come lazily (the overlay reader gives way between them).
+   */
   *items(): Generator<ModelItem> {
-    for (const [element, score] of this.sorted()) yield { element, score };
+    const moved: [string, string][] = [];
+    for (const e of this.moved.keys()) {
+      const score = this.m.get(e);
+      if (score !== undefined) moved.push([e, score]);
+    }
+    moved.sort(byScore);
+    let j = 0;
+    for (const entry of this.loaded) {
+      if (this.moved.has(entry[0])) continue;
+      while (j < moved.length && byScore(moved[j]!, entry) < 0) {
+        const [element, score] = moved[j++]!;
+        yield { element, score };
+      }
+      yield { element: entry[0], score: entry[1] };
+    }
+    for (; j < moved.length; j++) yield { element: moved[j]![0], score: moved[j]![1] };
   }
 
   json(): string | undefined {
-    return this.m.size ? JSON.stringify(this.sorted().map(([e]) => e)) : undefined;
+    if (this.m.size === 0) return undefined;
+    const members: string[] = [];
+    for (const it of this.items()) members.push(it.element!);
+    return JSON.stringify(members);
   }
+}
 
-  /** In Redis's order: by score, ties by member. */
-  private sorted(): [string, string][] {
-    return [...this.m].sort((a, b) => Number(a[1]) - Number(b[1]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  }
+/** Redis's order: by score, ties by member. */
+function byScore(a: readonly [string, string], b: readonly [string, string]): number {
+  return scoreValue(a[1]) - scoreValue(b[1]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+}
+
+/** A score as Redis prints it ("1.5", "inf", "-inf") as a number. */
+function scoreValue(s: string): number {
+  return s === 'inf' || s === '+inf' ? Infinity : s === '-inf' ? -Infinity : Number(s);
 }
 
 /** A score as Redis would print it back (ZSCORE): shortest round-trip form, inf spelled Redis's way. */
@@ -135,15 +178,7 @@ export const zset: RedisTypeRecord = {
     // A multi_zset row has no score column: every member gets 0, as for a zset table without one.
     write: (w, key, items, name) => writeArrayItems(w, key, items, name, (member) => ({ op: 'zadd', key, member, score: '0' })),
   },
-  model: {
-    async load(client, key) {
-      const flat = await commandsOf(client).zrange(key, '0', '-1', 'WITHSCORES');
-      const m = new Map<string, string>();
-      for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
-      return new ZsetModel(m);
-    },
-    empty: () => new ZsetModel(new Map()),
-  },
+  model: { empty: () => new ZsetModel() },
   rows(w) {
     const c = w.col;
     return {
