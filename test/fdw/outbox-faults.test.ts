@@ -127,7 +127,8 @@ describe('outbox fault injection', () => {
       // A live connection first: a write stuck in connecting never left the proxy (that one is HV00N).
       await c.query('select count(*) from ol');
       redis.signal('SIGSTOP');
-      const outcome = c.query(`insert into ol (element) values ('unknown-outcome')`).then(
+      // A function call keeps it on the upstream path (the fast write would send upstream nothing to wait on).
+      const outcome = c.query(`insert into ol (element) values (concat('unknown-outcome', ''))`).then(
         () => undefined,
         (e: { code?: string; message?: string }) => e,
       );
