@@ -14,7 +14,8 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { RedisConnSpec } from './connection.js';
+import { describeConn, type RedisConnSpec } from './connection.js';
+import { redisRecorder } from '../metrics/metrics.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { TextArrayBuilder } from '../protocol/text-array.js';
@@ -459,6 +460,7 @@ export class RedisReplyError extends Error {
 export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: ScanTargets): Promise<number> {
   const scan = req.kind === 'hash' || req.kind === 'set';
   if (scan && !targets.first) throw new Error('a hash or set scan needs the member column');
+  const record = redisRecorder(describeConn(pool.spec));
   const page = new PageHandler(req, targets, scan, req.kind === 'hash' || req.kind === 'zset');
   return pool.with(req.signal, async (conn) => {
     const timeout = pool.opts.commandTimeoutMs;
@@ -474,7 +476,15 @@ export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: Scan
         : ['ZRANGE', req.key, start, start + size - 1, 'WITHSCORES'];
       page.startPage(first);
       req.note?.(cmd[0] as string);
-      await conn.request(cmd, page, req.signal, timeout);
+      const t0 = process.hrtime.bigint();
+      try {
+        await conn.request(cmd, page, req.signal, timeout);
+      } catch (e) {
+        record(Number(process.hrtime.bigint() - t0) / 1e9, true);
+        throw e;
+      }
+      // Counted with the pooled clients' commands (redis_fdw_proxy_redis_commands_total).
+      record(Number(process.hrtime.bigint() - t0) / 1e9, false);
       if (page.errorText !== undefined) throw new RedisReplyError(page.errorText);
       if (scan) {
         cursor = page.cursor;
