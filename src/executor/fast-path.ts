@@ -286,6 +286,23 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
   const ncols = spec.columns.length;
   const view: RowView = { bufs: new Array<Buffer | undefined>(ncols), starts: new Int32Array(ncols), ends: new Int32Array(ncols) };
   const table = read.table.display;
+  // One row from the row path (pinned, multi-key, or no raw scan for this client) into `view`.
+  const consumeRow = (key: string, values: (Buffer | string | null)[]): void => {
+    for (let c = 0; c < ncols; c++) {
+      const v = values[c];
+      if (v === null || v === undefined) {
+        view.ends[c] = -1;
+        continue;
+      }
+      // Every value read is checked, shown or not, as the upstream path checks all it ships.
+      if (Buffer.isBuffer(v)) checkText(v, key, table);
+      const b = bytesOf(v);
+      view.bufs[c] = b;
+      view.starts[c] = 0;
+      view.ends[c] = b.length;
+    }
+    consume(view);
+  };
   const direct = !filter && pins.length === 0 && !counting && !offset && limit === null && typed.length === 0 ? directColumns(shape, spec, pushdown, out) : undefined;
   if (direct) {
     // Rows are the reply's elements as they are: written as DataRows while the reply is parsed.
@@ -296,19 +313,7 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
       // No raw scan for this client (a cluster, --redis-fast-scan off): row by row as below.
       row(key, values) {
         viaRows = true;
-        for (let c = 0; c < ncols; c++) {
-          const v = values[c];
-          if (v === null || v === undefined) {
-            view.ends[c] = -1;
-            continue;
-          }
-          if (Buffer.isBuffer(v)) checkText(v, key, table);
-          const b = bytesOf(v);
-          view.bufs[c] = b;
-          view.starts[c] = 0;
-          view.ends[c] = b.length;
-        }
-        consume(view);
+        consumeRow(key, values);
       },
     });
     if (!viaRows) {
@@ -353,24 +358,7 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
       consume(view);
     }
   } else {
-    await readRows(redis, read.table, pushdown, undefined, {
-      row(key, values) {
-        for (let c = 0; c < ncols; c++) {
-          const v = values[c];
-          if (v === null || v === undefined) {
-            view.ends[c] = -1;
-            continue;
-          }
-          // Every value read is checked, shown or not, as the upstream path checks all it ships.
-          if (Buffer.isBuffer(v)) checkText(v, key, table);
-          const b = bytesOf(v);
-          view.bufs[c] = b;
-          view.starts[c] = 0;
-          view.ends[c] = b.length;
-        }
-        consume(view);
-      },
-    });
+    await readRows(redis, read.table, pushdown, undefined, { row: consumeRow });
   }
   if (odd) return 'a value not in its type\'s canonical form';
   if (counting && (offset ?? 0) === 0 && limit !== 0) out.values([countValue64(seen, fields[0]!.format)]);
