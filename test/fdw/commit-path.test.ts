@@ -6,6 +6,7 @@
  * the timings are the proxy's own. The bounds are the generous ones the issues ask for.
  */
 import { readFileSync } from 'node:fs';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -120,24 +121,50 @@ describe('a big COMMIT gives way: CPU time between event-loop turns', () => {
       await cl.query(`create foreign table cp_cpu (key text, value text) server redis_server options (src_type 'hash', src_key 'cp:cpu')`);
       await cl.query('begin');
       await cl.query(insert('cp_cpu', ROWS));
+      // V8's collector pauses the main thread too, for garbage of every kind (the test client's, the
+      // 100,000-row INSERT's parse tree); a pause is the runtime's, not a loop of the COMMIT that fails
+      // to give way, so the stretch counts it out. The worst pause is printed beside it.
+      const gcs: { start: number; end: number }[] = [];
+      const gcObserver = new PerformanceObserver((l) => {
+        for (const e of l.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
+      });
+      gcObserver.observe({ entryTypes: ['gc'] });
       const cpu = mainThreadCpuMs;
-      let worst = 0;
-      let last = cpu();
+      const stretches: { from: number; to: number; cpu: number }[] = [];
+      let lastCpu = cpu();
+      let lastAt = performance.now();
       let on = true;
       const tick = (): void => {
         const now = cpu();
-        worst = Math.max(worst, now - last);
-        last = now;
+        const at = performance.now();
+        stretches.push({ from: lastAt, to: at, cpu: now - lastCpu });
+        lastCpu = now;
+        lastAt = at;
         if (on) setImmediate(tick);
       };
       setImmediate(tick);
       await cl.query('commit');
       on = false;
+      // GC entries are delivered after the pause: wait a turn so the last ones are in.
+      await new Promise((r) => setImmediate(r));
+      gcObserver.disconnect();
+      const gcIn = (from: number, to: number): number =>
+        gcs.reduce((sum, g) => sum + Math.max(0, Math.min(to, g.end) - Math.max(from, g.start)), 0);
+      let worst = 0;
+      let worstGc = 0;
+      for (const s of stretches) {
+        const gc = gcIn(s.from, s.to);
+        if (s.cpu - gc > worst) {
+          worst = s.cpu - gc;
+          worstGc = gc;
+        }
+      }
+      const longestPause = Math.max(0, ...gcs.map((g) => g.end - g.start));
       const r = new Redis(redis.url);
       assert.equal(await r.hlen('cp:cpu'), ROWS);
       r.disconnect();
-      console.log(`# longest main-thread CPU stretch between event-loop turns during the COMMIT: ${worst.toFixed(1)} ms`);
-      assert.ok(worst < 50, `a stretch of ${worst.toFixed(1)} ms of CPU without giving way`);
+      console.log(`# longest main-thread CPU stretch between event-loop turns during the COMMIT, GC pauses counted out: ${worst.toFixed(1)} ms (${worstGc.toFixed(1)} ms of GC inside it); ${gcs.length} GC pauses, the longest ${longestPause.toFixed(1)} ms`);
+      assert.ok(worst < 50, `a stretch of ${worst.toFixed(1)} ms of CPU without giving way (GC pauses counted out)`);
     } finally {
       await cl.end();
       await local.close();

@@ -124,7 +124,11 @@ after(async () => {
 
 /** Opens a transaction that writes ROWS elements to every list and records `round` in a real table. */
 async function stage(round: number): Promise<pg.Client> {
-  const c = await connect(f.url);
+  const c = await connect(f.url).catch((e: unknown) => {
+    // A refused connection means the proxy is gone: say how it ended.
+    const child = f.proxy.child;
+    throw new Error(`round ${round}: ${String(e)}; proxy exit code ${child.exitCode}, signal ${child.signalCode}; its log: ${f.proxy.output().slice(-3000)}`);
+  });
   // The proxy meets the cluster before any fault: one that first meets it with a master paused may not
   // connect within the bound (the pool probes the seed node, ioredis asks nodes for the slot map).
   await c.query('select count(*) from ol0');
