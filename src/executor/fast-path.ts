@@ -21,7 +21,7 @@ import { decodes, type Codec } from '../protocol/encoding.js';
 import { TextArrayBuilder } from '../protocol/text-array.js';
 import { Backend } from '../protocol/codes.js';
 import { bindFilter, planFilter, type FilterPlan, type RowView } from './fast-filter.js';
-import { DataRowTarget } from '../protocol/data-row-target.js';
+import { DataRowTarget, type ValueFix } from '../protocol/data-row-target.js';
 import { GiveWay } from './give-way.js';
 import { throwIfCanceled } from '../session/cancel.js';
 import { typeOf } from '../redis/types/type.js';
@@ -303,13 +303,13 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
     }
     consume(view);
   };
-  const direct = !filter && pins.length === 0 && !counting && !offset && limit === null && typed.length === 0 ? directColumns(shape, spec, pushdown, out) : undefined;
+  const direct = !filter && pins.length === 0 && !counting && !offset && limit === null ? directColumns(shape, spec, pushdown, fields, codec) : undefined;
   if (direct) {
-    // Rows are the reply's elements as they are: written as DataRows while the reply is parsed.
-    const target = new DataRowTarget(direct);
+    // Rows are the reply's elements: written as DataRows while the reply is parsed.
+    const target = new DataRowTarget(direct.ncols, direct.fixes);
     let viaRows = false;
     await readRows(redis, read.table, pushdown, undefined, {
-      columns: { arrays: [], table, direct: { first: target, second: direct === 2 ? target : undefined } },
+      columns: { arrays: [], table, direct: { first: target, second: direct.ncols === 2 ? target : undefined } },
       // No raw scan for this client (a cluster, --redis-fast-scan off): row by row as below.
       row(key, values) {
         viaRows = true;
@@ -317,8 +317,8 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
       },
     });
     if (!viaRows) {
-      const rows = target.length > 0 ? [target.finish()] : [];
-      return { rows, rowCount: target.length, complete: encodeCommandComplete(`SELECT ${target.length}`) };
+      if (target.odd) return 'a value not in its type\'s canonical form';
+      return { rows: target.finish(), rowCount: target.length, complete: encodeCommandComplete(`SELECT ${target.length}`) };
     }
   } else if (spec.multi === 'none' && pushdown.fields === undefined && pushdown.limit === undefined) {
     // A whole key: read into per-column array bodies (a big hash/list/set/zset is parsed straight from
@@ -366,18 +366,38 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
 }
 
 /**
- * The number of columns (1 or 2) when the output is exactly a whole-key scan's elements in reply order —
- * the member, or member and value/score — each sent as read; undefined otherwise.
+ * How a whole-key read writes its DataRows directly, when the output is exactly the scan's elements in
+ * reply order (the member, or member and value/score): each column sent as read, or in text format as
+ * its type's fix prints it; undefined otherwise.
  */
-function directColumns(shape: FastShape, spec: TableSpec, pushdown: Pushdown, out: RowWriter): 1 | 2 | undefined {
+function directColumns(shape: FastShape, spec: TableSpec, pushdown: Pushdown, fields: readonly FieldDescription[], codec: Codec | undefined): { ncols: 1 | 2; fixes: (ValueFix | undefined)[] } | undefined {
   const scan = typeOf(spec).fastScan;
-  if (!scan || spec.multi !== 'none' || pushdown.fields !== undefined || pushdown.limit !== undefined || !out.raw) return undefined;
+  if (!scan || spec.multi !== 'none' || pushdown.fields !== undefined || pushdown.limit !== undefined || codec) return undefined;
   if (scan.whole && !scan.whole(pushdown)) return undefined;
+  // A typed column the output doesn't show is still cast upstream: the row path checks it.
+  if (shape.typed.some((c) => !shape.columns.some((o) => o.col === c))) return undefined;
+  const fixes: (ValueFix | undefined)[] = [];
+  for (let i = 0; i < shape.columns.length; i++) {
+    const t = shape.types[shape.columns[i]!.col]!;
+    if (isPlainText(t)) fixes.push(undefined);
+    else if (fields[i]!.format === 0) fixes.push(fixOf(t));
+    else return undefined;
+  }
   const roles = shape.columns.map((c) => spec.roles[c.col]!.kind);
   // Every element the reply brings is checked as text, so a pair's second half must be written too.
-  if (roles.length === 1 && roles[0] === scan.first && scan.second === undefined) return 1;
-  if (roles.length === 2 && roles[0] === scan.first && scan.second !== undefined && roles[1] === scan.second) return 2;
+  if (roles.length === 1 && roles[0] === scan.first && scan.second === undefined) return { ncols: 1, fixes };
+  if (roles.length === 2 && roles[0] === scan.first && scan.second !== undefined && roles[1] === scan.second) return { ncols: 2, fixes };
   return undefined;
+}
+
+/** A typed column's text output, judged on the bytes where the scan wrote them. */
+function fixOf(t: FastType): ValueFix {
+  return (buf, start, end) => {
+    if (t.asIs?.(buf, start, end)) return true;
+    const v = buf.subarray(start, end);
+    const out = t.text(v);
+    return out === undefined ? undefined : out === v ? true : out;
+  };
 }
 
 /** How one output column's value becomes its DataRow bytes. */

@@ -18,6 +18,11 @@ export interface FastType {
   typeMod: number;
   /** The text-format bytes upstream sends for this value, or undefined when they can't be sure. */
   text(v: Buffer): Buffer | undefined;
+  /**
+   * Whether text output is exactly the bytes v[start, end), judged in place (no Buffer made): a cheap
+   * first test before text(); false says only "ask text()".
+   */
+  asIs?(v: Buffer, start: number, end: number): boolean;
   /** The binary-format bytes of a value `text` accepted (its output). */
   binary(out: Buffer): Buffer;
   /**
@@ -181,9 +186,8 @@ const DOT = 0x2e;
  * %g notation keeps fixed notation (at most 15 integer digits, at most three zeros after `0.`). Most
  * scores (integers, halves, short decimals) are; they then cost no parse and no allocation.
  */
-function printsAsIs(v: Buffer): boolean {
-  let i = v[0] === MINUS ? 1 : 0;
-  const n = v.length;
+function printsAsIs(v: Buffer, start = 0, n = v.length): boolean {
+  let i = v[start] === MINUS ? start + 1 : start;
   if (i >= n) return false;
   let digits = 0;
   if (v[i] === ZERO) {
@@ -219,6 +223,7 @@ const FLOAT8: FastType = {
   typeLen: 8,
   typeMod: -1,
   shortestFloat: true,
+  asIs: printsAsIs,
   text(v) {
     if (printsAsIs(v)) return v;
     const f = parseFloat8(v.toString('latin1'));

@@ -1,15 +1,27 @@
 /**
  * DataRow messages written straight from a raw scan's reply bytes (redis/resp-scan.ts): the fast path's
- * `SELECT *` of a whole hash, list, set or zset, whose rows are the reply's elements as they are, one
- * column (set/list element) or two (hash field and value, zset member and score). The same object is
- * the scan's `first` and `second` target, so values arrive in row order; each is copied once, from the
+ * `SELECT *` of a whole hash, list, set or zset, whose rows are the reply's elements, one column
+ * (set/list element) or two (hash field and value, zset member and score). The same object is the
+ * scan's `first` and `second` target, so values arrive in row order; each is copied once, from the
  * socket's chunk into the message the client gets.
+ *
+ * Messages go into chunks of their own rather than one buffer that doubles: no copy of what is already
+ * written, and a chunk is never bigger than it needs to be. A row never spans chunks (a row the current
+ * chunk can't finish is moved to the next whole), so every value's bytes lie in one buffer.
+ *
+ * A column may have a fix: the declared type's text output when it isn't the bytes read (a zset score
+ * of double precision whose form float8out prints differently). A value the fix can't vouch for marks
+ * the target `odd`, and the caller lets the upstream path answer.
  */
 import { Backend } from './codes.js';
 
 const HEADER = 7; // type byte, length, column count
 
+/** The type's text output of buf[start, end): `true` when it is those bytes, undefined when unsure. */
+export type ValueFix = (buf: Buffer, start: number, end: number) => Buffer | true | undefined;
+
 export class DataRowTarget {
+  private readonly chunks: Buffer[] = [];
   private buf: Buffer;
   private off = 0;
   private rows = 0;
@@ -17,12 +29,15 @@ export class DataRowTarget {
   private rowStart = 0;
   private filled = 0;
   private fill = 0;
+  /** A value a column's fix could not vouch for. */
+  odd = false;
 
   constructor(
     private readonly ncols: 1 | 2,
-    initial = 64 * 1024,
+    private readonly fixes: readonly (ValueFix | undefined)[] = [],
+    private readonly chunkSize = 128 * 1024,
   ) {
-    this.buf = Buffer.allocUnsafe(initial);
+    this.buf = Buffer.allocUnsafe(chunkSize);
   }
 
   /** Rows begun (a row's first value counts it), as a builder's value count. */
@@ -30,18 +45,19 @@ export class DataRowTarget {
     return this.rows;
   }
 
+  /** The chunk the last value was written to. */
   get buffer(): Buffer {
     return this.buf;
   }
 
-  /** The end of the last value written. */
+  /** The end of the last value written, in `buffer`. */
   get bytes(): number {
     return this.off;
   }
 
-  /** The DataRow messages, back to back. */
-  finish(): Buffer {
-    return this.buf.subarray(0, this.off);
+  /** The DataRow messages, back to back across the chunks. */
+  finish(): Buffer[] {
+    return this.off > 0 ? [...this.chunks, this.buf.subarray(0, this.off)] : [...this.chunks];
   }
 
   pushRange(src: Buffer, start: number, end: number): number {
@@ -70,6 +86,35 @@ export class DataRowTarget {
     if (this.fill === this.off) this.close();
   }
 
+  /**
+   * The value of column `slot` just written at `at` (checked as text by the caller) takes its type's
+   * output form. Returns where the value now starts.
+   */
+  settle(at: number, slot: number): number {
+    const fix = this.fixes[slot];
+    if (!fix) return at;
+    const out = fix(this.buf, at, this.off);
+    if (out === true) return at;
+    if (out === undefined) {
+      this.odd = true;
+      return at;
+    }
+    // Only the row's last value is ever replaced: everything after `at` is this value.
+    const complete = this.filled === 0;
+    const n = out.length;
+    let start = at;
+    if (start + n > this.buf.length) start += this.moveRow(n - (this.off - at), true);
+    const buf = this.buf;
+    buf[start - 4] = n >>> 24;
+    buf[start - 3] = (n >>> 16) & 0xff;
+    buf[start - 2] = (n >>> 8) & 0xff;
+    buf[start - 1] = n & 0xff;
+    out.copy(buf, start);
+    this.off = start + n;
+    if (complete) this.patchHeader();
+    return start;
+  }
+
   /** Drops the row whose first value starts at `at` (a member a rehashing scan repeated). */
   dropLast(at: number): void {
     void at;
@@ -80,20 +125,23 @@ export class DataRowTarget {
 
   /** The first `count` rows' first values as byte ranges. */
   forEachValue(count: number, f: (buf: Buffer, start: number, end: number) => void): void {
-    const buf = this.buf;
-    let p = 0;
-    for (let i = 0; i < count; i++) {
-      const len = buf.readInt32BE(p + 1);
-      const n = buf.readInt32BE(p + HEADER);
-      f(buf, p + HEADER + 4, p + HEADER + 4 + n);
-      p += 1 + len;
+    let left = count;
+    for (const buf of [...this.chunks, this.buf]) {
+      const limit = buf === this.buf ? this.off : buf.length;
+      for (let p = 0; p < limit && left > 0; left--) {
+        const len = buf.readInt32BE(p + 1);
+        const n = buf.readInt32BE(p + HEADER);
+        f(buf, p + HEADER + 4, p + HEADER + 4 + n);
+        p += 1 + len;
+      }
     }
   }
 
   /** Room for a value of n bytes (and the row's header before a first value); returns where it goes. */
   private open(n: number): number {
     const first = this.filled === 0;
-    this.ensure((first ? HEADER : 0) + 4 + n);
+    const need = (first ? HEADER : 0) + 4 + n;
+    if (this.off + need > this.buf.length) this.moveRow(need, this.filled > 0);
     const buf = this.buf;
     let o = this.off;
     if (first) {
@@ -116,6 +164,10 @@ export class DataRowTarget {
   private close(): void {
     if (this.filled < this.ncols) return;
     this.filled = 0;
+    this.patchHeader();
+  }
+
+  private patchHeader(): void {
     const o = this.rowStart;
     const len = this.off - o - 1;
     const buf = this.buf;
@@ -125,10 +177,19 @@ export class DataRowTarget {
     buf[o + 4] = len & 0xff;
   }
 
-  private ensure(n: number): void {
-    if (this.off + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
-    this.buf.copy(next, 0, 0, this.off);
+  /**
+   * Starts a new chunk with room for `more` bytes after what moves there: the row being written when
+   * `withRow` (it moves whole), else nothing. Returns how far the row's bytes moved.
+   */
+  private moveRow(more: number, withRow: boolean): number {
+    const from = withRow ? this.rowStart : this.off;
+    const partial = this.off - from;
+    const next = Buffer.allocUnsafe(Math.max(this.chunkSize, partial + more));
+    if (partial > 0) this.buf.copy(next, 0, from, this.off);
+    if (from > 0) this.chunks.push(this.buf.subarray(0, from));
     this.buf = next;
+    this.off = partial;
+    this.rowStart = 0;
+    return -from;
   }
 }

@@ -419,6 +419,11 @@ export function explainRead(spec: TableSpec, pushdown: Pushdown, opts: ReadOptio
   if (useFields && pushdown.fields!.length === 0) return ['(no Redis command: the field list is empty)'];
   if (spec.multi === 'none') {
     lines.push(perKey(spec.key));
+    const fast = type.fastScan;
+    if (fast && (fast.kind === 'hash' || fast.kind === 'set') && !useFields && pushdown.limit === undefined && (!fast.whole || fast.whole(pushdown))) {
+      const [len, whole] = fast.kind === 'hash' ? ['HLEN', 'HGETALL'] : ['SCARD', 'SMEMBERS'];
+      lines.push(`on a standalone server (--redis-fast-scan on): ${show([len, spec.key])} first; one ${whole} when it holds at most ${params.firstBatch} members`);
+    }
   } else {
     const keys = exactKeys(spec, pushdown);
     if (keys) {
