@@ -18,12 +18,10 @@ import { countRows, pushdownFor, readRows, type ForeignRead, type ReadPlan, type
 import { isCountStar } from './count.js';
 import { fastType, isPlainText, type FastType } from './fast-types.js';
 import { decodes, type Codec } from '../protocol/encoding.js';
-import { TextArrayBuilder } from '../protocol/text-array.js';
 import { Backend } from '../protocol/codes.js';
 import { bindFilter, planFilter, type FilterPlan, type RowView } from './fast-filter.js';
 import { DataRowTarget, type ValueFix } from '../protocol/data-row-target.js';
-import { GiveWay } from './give-way.js';
-import { throwIfCanceled } from '../session/cancel.js';
+import { RowViewTarget, type RowColumns } from './row-view-target.js';
 import { typeOf } from '../redis/types/type.js';
 import type { Pushdown, TableSpec } from '../redis/table-spec.js';
 
@@ -304,6 +302,7 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
     consume(view);
   };
   const direct = !filter && pins.length === 0 && !counting && !offset && limit === null ? directColumns(shape, spec, pushdown, fields, codec) : undefined;
+  let stream: RowColumns | undefined;
   if (direct) {
     // Rows are the reply's elements: written as DataRows while the reply is parsed.
     const target = new DataRowTarget(direct.ncols, direct.fixes);
@@ -320,49 +319,46 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
       if (target.odd) return 'a value not in its type\'s canonical form';
       return { rows: target.finish(), rowCount: target.length, complete: encodeCommandComplete(`SELECT ${target.length}`) };
     }
-  } else if (spec.multi === 'none' && pushdown.fields === undefined && pushdown.limit === undefined) {
-    // A whole key: read into per-column array bodies (a big hash/list/set/zset is parsed straight from
-    // RESP into them, resp-scan.ts), then walked; each value's bytes are copied once more, into its DataRow.
-    const arrays = spec.columns.map(() => new TextArrayBuilder());
+  } else if ((stream = streamColumns(spec, pushdown))) {
+    // A whole key: each row is handed to consume() as the reply is parsed, from one scratch buffer.
+    const target = new RowViewTarget(view, stream, Buffer.from(spec.key, 'utf8'), consume);
+    let viaRows = false;
     await readRows(redis, read.table, pushdown, undefined, {
-      columns: { arrays, table },
+      columns: { arrays: [], table, direct: { first: target, second: stream.slots.length === 2 ? target : undefined } },
       row(key, values) {
-        for (let i = 0; i < ncols; i++) {
-          const v = values[i] ?? null;
-          if (Buffer.isBuffer(v)) checkText(v, key, table);
-          arrays[i]!.push(v);
-        }
+        viaRows = true;
+        consumeRow(key, values);
       },
     });
-    const n = arrays[0]?.length ?? 0;
-    const pos = new Int32Array(ncols).fill(20);
-    for (let c = 0; c < ncols; c++) view.bufs[c] = arrays[c]!.buffer;
-    // A million rows take long enough to stall other sessions: give way every few ms, and stop on a cancel.
-    const gw = new GiveWay();
-    for (let r = 0; r < n && !odd; r++) {
-      if ((r & 1023) === 1023) {
-        const turn = gw.maybe();
-        if (turn) {
-          await turn;
-          throwIfCanceled(redis.signal);
-        }
-      }
-      for (let c = 0; c < ncols; c++) {
-        const buf = view.bufs[c]!;
-        const p = pos[c]!;
-        const len = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!;
-        view.starts[c] = p + 4;
-        view.ends[c] = len < 0 ? -1 : p + 4 + len;
-        pos[c] = p + 4 + (len < 0 ? 0 : len);
-      }
-      consume(view);
-    }
+    if (!viaRows) target.flush();
   } else {
     await readRows(redis, read.table, pushdown, undefined, { row: consumeRow });
   }
   if (odd) return 'a value not in its type\'s canonical form';
   if (counting && (offset ?? 0) === 0 && limit !== 0) out.values([countValue64(seen, fields[0]!.format)]);
   return { rows: out.finish(), rowCount: out.count, complete: encodeCommandComplete(`SELECT ${out.count}`) };
+}
+
+/**
+ * Where a whole-key raw scan's elements go in the row view, when the read is one (a single key, no
+ * pushed-down fields or limit, a type with a raw scan, each role in one column); undefined otherwise.
+ */
+export function streamColumns(spec: TableSpec, pushdown: Pushdown): RowColumns | undefined {
+  const scan = typeOf(spec).fastScan;
+  if (!scan || spec.multi !== 'none' || pushdown.fields !== undefined || pushdown.limit !== undefined) return undefined;
+  if (scan.whole && !scan.whole(pushdown)) return undefined;
+  const roles: string[] = spec.roles.map((r) => r.kind);
+  const only = (role: string | undefined): number => (role === undefined ? -1 : roles.indexOf(role));
+  const twice = (role: string | undefined): boolean => role !== undefined && roles.indexOf(role) !== roles.lastIndexOf(role);
+  if (twice(scan.first) || twice(scan.second)) return undefined;
+  const slots = scan.second === undefined ? [only(scan.first)] : [only(scan.first), only(scan.second)];
+  const key: number[] = [];
+  const position: number[] = [];
+  roles.forEach((r, i) => {
+    if (r === 'key') key.push(i);
+    else if (r === scan.position) position.push(i);
+  });
+  return { slots, key, position };
 }
 
 /**

@@ -123,19 +123,7 @@ export class DataRowTarget {
     this.filled = 0;
   }
 
-  /** The first `count` rows' first values as byte ranges. */
-  forEachValue(count: number, f: (buf: Buffer, start: number, end: number) => void): void {
-    let left = count;
-    for (const buf of [...this.chunks, this.buf]) {
-      const limit = buf === this.buf ? this.off : buf.length;
-      for (let p = 0; p < limit && left > 0; left--) {
-        const len = buf.readInt32BE(p + 1);
-        const n = buf.readInt32BE(p + HEADER);
-        f(buf, p + HEADER + 4, p + HEADER + 4 + n);
-        p += 1 + len;
-      }
-    }
-  }
+
 
   /** Room for a value of n bytes (and the row's header before a first value); returns where it goes. */
   private open(n: number): number {

@@ -95,16 +95,6 @@ export class TextArrayBuilder {
     this.off = at - 4;
   }
 
-  /** The first `count` values as byte ranges (none may be null). */
-  forEachValue(count: number, f: (buf: Buffer, start: number, end: number) => void): void {
-    let p = 20;
-    for (let i = 0; i < count; i++) {
-      const n = this.buf.readInt32BE(p);
-      f(this.buf, p + 4, p + 4 + n);
-      p += 4 + n;
-    }
-  }
-
   /** `n` copies of the same value (a constant column of a scan filled in place). */
   pushRepeated(v: Buffer | string | null, n: number): void {
     for (let i = 0; i < n; i++) this.push(v);

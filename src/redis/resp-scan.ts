@@ -225,11 +225,12 @@ const READ_BUFFER = 64 * 1024;
 
 class RawConn {
   private readonly reader = new RespReader();
-  private waiting: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+  private readonly queue: Pending[] = [];
   private broken: unknown;
 
   private constructor(private readonly sock: net.Socket, reused: boolean) {
     sock.setNoDelay(true);
+    this.reader.onDone = () => this.replied();
     // TLS sockets have no onread: their chunks arrive as 'data'.
     if (!reused) sock.on('data', (chunk: Buffer) => this.feed(chunk));
     sock.on('error', (e) => this.fail(e));
@@ -277,41 +278,46 @@ class RawConn {
   }
 
   get usable(): boolean {
-    return this.broken === undefined && this.waiting === undefined && this.reader.idle;
+    return this.broken === undefined && this.queue.length === 0 && this.reader.idle;
   }
 
-  /** Sends one command; resolves once `handler` has seen its whole reply. */
+  /**
+   * Sends one command; resolves once `handler` has seen its whole reply. Requests may be pipelined:
+   * replies come in order, each to its own handler (a scan asks for its next page while this one is
+   * still arriving, so Redis builds it meanwhile).
+   */
   request(args: readonly (string | number | Buffer)[], handler: RespHandler, signal: AbortSignal | undefined, timeoutMs: number): Promise<void> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
+    if (signal?.aborted) {
+      this.fail(signal.reason);
+      return Promise.reject(signal.reason);
+    }
     return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => this.fail(signal!.reason);
-      const settle = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.waiting = undefined;
-        this.reader.handler = undefined;
-        this.reader.onDone = undefined;
+      const req: Pending = {
+        handler,
+        resolve,
+        reject,
+        timer: timeoutMs > 0 ? setTimeout(() => this.fail(timeoutError()), timeoutMs) : undefined,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
       };
-      this.waiting = {
-        resolve: () => {
-          settle();
-          resolve();
-        },
-        reject: (e) => {
-          settle();
-          reject(e);
-        },
-      };
-      // The handler is called directly, element by element: only the end of the reply needs this request.
-      this.reader.handler = handler;
-      this.reader.onDone = () => this.waiting?.resolve();
-      if (signal?.aborted) return this.fail(signal.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeoutMs > 0) timer = setTimeout(() => this.fail(timeoutError()), timeoutMs);
+      this.queue.push(req);
+      // The handler is called directly, element by element: only the end of a reply needs the queue.
+      if (this.queue.length === 1) this.reader.handler = handler;
       this.sock.ref();
       this.sock.write(encodeCommand(args));
     });
+  }
+
+  /** The reply at the head of the queue is complete: the next request's handler reads on. */
+  private replied(): void {
+    const done = this.queue.shift();
+    this.reader.handler = this.queue[0]?.handler;
+    if (!done) return;
+    clearTimeout(done.timer);
+    done.cleanup();
+    done.resolve();
   }
 
   /** Idle in the pool: does not keep the process alive. */
@@ -319,12 +325,25 @@ class RawConn {
     this.sock.unref();
   }
 
-  /** The connection is unusable from here on: the request in flight (if any) fails with `e`. */
+  /** The connection is unusable from here on: every request in flight fails with `e`. */
   fail(e: unknown): void {
     if (this.broken === undefined) this.broken = e;
     this.sock.destroy();
-    this.waiting?.reject(e);
+    this.reader.handler = undefined;
+    for (const r of this.queue.splice(0)) {
+      clearTimeout(r.timer);
+      r.cleanup();
+      r.reject(e);
+    }
   }
+}
+
+interface Pending {
+  handler: RespHandler;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout | undefined;
+  cleanup: () => void;
 }
 
 /** Collects a simple reply (the handshake's AUTH and SELECT), turning an error reply into a rejection. */
@@ -451,10 +470,51 @@ export interface ScanTargets {
  * (protocol/data-row-target.ts, one object as both targets). Values are written at the offsets the
  * pushes return, in one buffer, so they can be checked and deduplicated where they lie.
  */
-export type ScanTarget = Pick<TextArrayBuilder, 'length' | 'buffer' | 'bytes' | 'pushRange' | 'begin' | 'append' | 'dropLast' | 'forEachValue'> & {
+export type ScanTarget = Pick<TextArrayBuilder, 'length' | 'buffer' | 'bytes' | 'pushRange' | 'begin' | 'append' | 'dropLast'> & {
   /** Turns the value of column `slot` just written at `at` into its output form; returns where it starts. */
   settle?(at: number, slot: number): number;
 };
+
+/**
+ * The member column of a hash or set that a read doesn't show: each member is kept only while the scan
+ * checks it and, between pages, drops a repeat. Reading through it keeps such a read on the raw scan, in
+ * the same order as one that shows the members.
+ */
+export class DiscardTarget implements ScanTarget {
+  length = 0;
+  buffer = Buffer.allocUnsafe(256);
+  bytes = 0;
+  private fill = 0;
+
+  pushRange(src: Buffer, start: number, end: number): number {
+    this.room(end - start);
+    src.copy(this.buffer, 0, start, end);
+    this.bytes = end - start;
+    this.length++;
+    return 0;
+  }
+
+  begin(n: number): number {
+    this.room(n);
+    this.fill = 0;
+    this.bytes = n;
+    this.length++;
+    return 0;
+  }
+
+  append(src: Buffer, start: number, end: number): void {
+    src.copy(this.buffer, this.fill, start, end);
+    this.fill += end - start;
+  }
+
+  dropLast(): void {
+    this.length--;
+  }
+
+  private room(n: number): void {
+    if (n > this.buffer.length) this.buffer = Buffer.allocUnsafe(Math.max(n, this.buffer.length * 2));
+  }
+}
 
 /** Told each command a raw connection sends for a statement (the slow log's per-statement count). */
 export type CommandNote = (name: string) => void;
@@ -506,38 +566,49 @@ export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: Scan
       record(Number(process.hrtime.bigint() - t0) / 1e9, false);
       if (handler.errorText !== undefined) throw new RedisReplyError(handler.errorText);
     };
+    let members = 0;
     if (scan) {
       const len = new IntegerReply();
       await send([req.kind === 'hash' ? 'HLEN' : 'SCARD', req.key], len);
-      if (len.value === 0) return 0;
-      if (len.value <= req.firstBatch) {
+      members = len.value;
+      if (members === 0) return 0;
+      if (members <= req.firstBatch) {
         const whole = new PageHandler(req, targets, false, pairs);
-        whole.startPage(true);
         await send([req.kind === 'hash' ? 'HGETALL' : 'SMEMBERS', req.key], whole);
         return whole.rows;
       }
     }
-    const page = new PageHandler(req, targets, scan, pairs);
-    let cursor = '0';
+    // Pages are pipelined: the next page is asked for as soon as this one's reply begins (a scan's
+    // cursor comes first; a full window of a list or zset says there may be more), so Redis builds
+    // it while this one is parsed. At most one page is ahead.
+    const page = new PageHandler(req, targets, scan, pairs, members);
+    const inflight: Promise<void>[] = [];
+    const ask = (cmd: (string | number)[]): void => {
+      const p = send(cmd, page);
+      p.catch(() => {}); // awaited in order below; a later page's failure must not go unhandled meanwhile
+      inflight.push(p);
+    };
     let start = 0;
-    for (let first = true; ; first = false) {
-      const size = first ? req.firstBatch : req.batch;
-      const cmd =
-        req.kind === 'hash' ? ['HSCAN', req.key, cursor, 'COUNT', size]
-        : req.kind === 'set' ? ['SSCAN', req.key, cursor, 'COUNT', size]
-        : req.kind === 'list' ? ['LRANGE', req.key, start, start + size - 1]
-        : ['ZRANGE', req.key, start, start + size - 1, 'WITHSCORES'];
-      page.startPage(first);
-      await send(cmd, page);
-      if (scan) {
-        cursor = page.cursor;
-        if (cursor === '0') break;
-        if (first) page.holdFirstPage();
-      } else {
-        if (page.elements < size) break;
-        start += page.elements;
-      }
+    const window = (size: number): (string | number)[] =>
+      req.kind === 'list' ? ['LRANGE', req.key, start, start + size - 1] : ['ZRANGE', req.key, start, start + size - 1, 'WITHSCORES'];
+    if (scan) {
+      page.onCursor = (cursor) => {
+        if (cursor !== '0') ask([req.kind === 'hash' ? 'HSCAN' : 'SSCAN', req.key, cursor, 'COUNT', req.batch]);
+      };
+      // HLEN/SCARD said the key is bigger than a whole read: every page is `batch`, the first too.
+      ask([req.kind === 'hash' ? 'HSCAN' : 'SSCAN', req.key, '0', 'COUNT', req.batch]);
+    } else {
+      let size = req.firstBatch;
+      page.onReply = (n) => {
+        // A reply as long as the window asked: the key may go on.
+        if (n < (pairs ? 2 : 1) * size) return;
+        start += size;
+        size = req.batch;
+        ask(window(size));
+      };
+      ask(window(size));
     }
+    for (let i = 0; i < inflight.length; i++) await inflight[i];
     return page.rows;
   }, req.note);
 }
@@ -578,7 +649,6 @@ class PageHandler implements RespHandler {
   elements = 0;
   private pos = 0;
   private skipNext = false;
-  private firstPage = true;
   private readonly seen: SeenSet | undefined;
   /** The current element, while it spans chunks. */
   private splitTo: ScanTarget | undefined;
@@ -600,38 +670,42 @@ class PageHandler implements RespHandler {
     private readonly targets: ScanTargets,
     scan: boolean,
     private readonly pairs: boolean,
+    /** HLEN/SCARD before a paged scan: a key paged is bigger than a page, so the set is needed from the start. */
+    members = 0,
   ) {
     this.elementDepth = scan ? 2 : 1;
-    this.seen = scan ? new SeenSet() : undefined;
+    if (scan) {
+      this.seen = new SeenSet();
+      this.seen.enable(members);
+    }
   }
 
   chunk(buf: Buffer, from: number): void {
     this.clean = isAscii(buf) && buf.indexOf(0, from) < 0;
   }
 
-  startPage(first: boolean): void {
-    this.firstPage = first;
+  startPage(): void {
     this.elements = 0;
     this.pos = 0;
     this.skipNext = false;
     this.errorText = undefined;
   }
 
-  /**
-   * The first page's members (all of `first` so far) are recorded only once a later page brings members:
-   * HSCAN COUNT n of an n-member key often ends with an empty page, and then needs no set at all.
-   */
-  holdFirstPage(): void {
-    const b = this.targets.first!;
-    const count = b.length;
-    this.seen!.holdReplay(() => b.forEachValue(count, (buf, s, e) => void this.seen!.addRange(buf, s, e)));
-  }
+  /** The first element of a scan reply, its cursor, is in. */
+  onCursor: ((cursor: string) => void) | undefined;
+  /** A reply of `n` elements begins. */
+  onReply: ((n: number) => void) | undefined;
 
-  array(): void {}
+  array(n: number, depth: number): void {
+    if (depth !== 0) return;
+    this.startPage();
+    this.onReply?.(n);
+  }
 
   bulk(src: Buffer, start: number, end: number, depth: number): void {
     if (depth < this.elementDepth) {
       this.cursor = src.toString('latin1', start, end);
+      this.onCursor?.(this.cursor);
       return;
     }
     const slot = this.nextSlot();
@@ -677,7 +751,10 @@ class PageHandler implements RespHandler {
   }
 
   simple(text: string, depth: number): void {
-    if (depth < this.elementDepth) this.cursor = text;
+    if (depth < this.elementDepth) {
+      this.cursor = text;
+      this.onCursor?.(text);
+    }
     else throw protocolError('a non-bulk element in a scan reply');
   }
 
@@ -701,7 +778,7 @@ class PageHandler implements RespHandler {
     // The value as its declared type prints it (DataRowTarget's fixes), once its text is known good.
     const from = to.settle ? to.settle(at, slot) : at;
     if (slot !== 0) return;
-    if (this.seen && !this.firstPage && !this.seen.addRange(to.buffer, from, to.bytes)) {
+    if (this.seen && !this.seen.addRange(to.buffer, from, to.bytes)) {
       to.dropLast(from);
       if (this.pairs) this.skipNext = true;
       return;

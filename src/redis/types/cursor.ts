@@ -100,11 +100,13 @@ export class SeenSet {
   /** Records the held first page; run once a later page brings members. */
   private held: (() => void) | undefined;
 
-  /** Call once the walk is known to span several pages. */
-  enable(): void {
+  /** Call once the walk is known to span several pages; `expected` members (HLEN, SCARD) size it at once. */
+  enable(expected = 0): void {
     if (this.slots) return;
-    this.slots = new Int32Array(1 << 12);
-    this.hashes = new Int32Array(1 << 12);
+    let size = 1 << 12;
+    while (size < expected * 2) size *= 2;
+    this.slots = new Int32Array(size);
+    this.hashes = new Int32Array(size);
     this.arena = Buffer.allocUnsafe(1 << 16);
   }
 
@@ -117,11 +119,6 @@ export class SeenSet {
     this.held = () => {
       for (const m of members) this.add(m);
     };
-  }
-
-  /** hold() for members that are not Buffers of their own: `replay` adds them (resp-scan.ts's builders). */
-  holdReplay(replay: () => void): void {
-    this.held = replay;
   }
 
   /** true if new (and records it); always true while disabled and holding nothing. */
