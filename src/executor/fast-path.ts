@@ -235,6 +235,8 @@ export interface FastResult {
   rowCount: number;
   /** CommandComplete. */
   complete: Buffer;
+  /** RowDescription and the rows went to the FastStream already: only CommandComplete is left. */
+  streamed?: true;
 }
 
 /**
@@ -242,7 +244,16 @@ export interface FastResult {
  * throw for a bad value (22021), and says so for a value its type's output would print otherwise;
  * the caller then lets the upstream path run and report or convert it.
  */
-export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams, fields: readonly FieldDescription[], codec?: Codec): Promise<FastResult | string> {
+/**
+ * Where a whole-key read may stream its rows: begin() (false: not now, collect them) before the first,
+ * then chunk() for each piece of DataRows, in order.
+ */
+export interface FastStream {
+  begin(): boolean;
+  chunk(rows: Buffer): void;
+}
+
+export async function runFast(redis: RedisAccess, shape: FastShape, params: FastParams, fields: readonly FieldDescription[], codec?: Codec, stream?: FastStream): Promise<FastResult | string> {
   const { read } = shape;
   const spec = read.table.spec;
   const pins = shape.filter ? [] : exactPins(read.ref, spec, params.text);
@@ -302,13 +313,22 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
     consume(view);
   };
   const direct = !filter && pins.length === 0 && !counting && !offset && limit === null ? directColumns(shape, spec, pushdown, fields, codec) : undefined;
-  let stream: RowColumns | undefined;
+  let rowCols: RowColumns | undefined;
   if (direct) {
     // Rows are the reply's elements: written as DataRows while the reply is parsed.
     const target = new DataRowTarget(direct.ncols, direct.fixes);
     let viaRows = false;
+    // A reply checked whole before a row is written can't fail later: its rows go out as they are
+    // written, overlapping this parse with the client's. Not with fixes: a value they can't vouch for
+    // sends the statement upstream, which must not follow rows already sent.
+    let streamed = false;
+    const checkedWhole = stream && direct.fixes.every((f) => f === undefined) ? (): void => {
+      if (!stream.begin()) return;
+      streamed = true;
+      target.handOn((c) => stream.chunk(c));
+    } : undefined;
     await readRows(redis, read.table, pushdown, undefined, {
-      columns: { arrays: [], table, direct: { first: target, second: direct.ncols === 2 ? target : undefined } },
+      columns: { arrays: [], table, direct: { first: target, second: direct.ncols === 2 ? target : undefined }, checkedWhole },
       // No raw scan for this client (a cluster, --redis-fast-scan off): row by row as below.
       row(key, values) {
         viaRows = true;
@@ -317,14 +337,18 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
     });
     if (!viaRows) {
       if (target.odd) return 'a value not in its type\'s canonical form';
+      if (streamed) {
+        for (const c of target.finish()) stream!.chunk(c);
+        return { rows: [], rowCount: target.length, complete: encodeCommandComplete(`SELECT ${target.length}`), streamed: true };
+      }
       return { rows: target.finish(), rowCount: target.length, complete: encodeCommandComplete(`SELECT ${target.length}`) };
     }
-  } else if ((stream = streamColumns(spec, pushdown))) {
+  } else if ((rowCols = streamColumns(spec, pushdown))) {
     // A whole key: each row is handed to consume() as the reply is parsed, from one scratch buffer.
-    const target = new RowViewTarget(view, stream, Buffer.from(spec.key, 'utf8'), consume);
+    const target = new RowViewTarget(view, rowCols, Buffer.from(spec.key, 'utf8'), consume);
     let viaRows = false;
     await readRows(redis, read.table, pushdown, undefined, {
-      columns: { arrays: [], table, direct: { first: target, second: stream.slots.length === 2 ? target : undefined } },
+      columns: { arrays: [], table, direct: { first: target, second: rowCols.slots.length === 2 ? target : undefined } },
       row(key, values) {
         viaRows = true;
         consumeRow(key, values);

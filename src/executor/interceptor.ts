@@ -43,7 +43,7 @@ import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart
 import { closeIdle } from '../redis/exclusive.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
-import { fastFields, fastParams, fastParamsProblem, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape } from './fast-path.js';
+import { fastFields, fastParams, fastParamsProblem, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape, type FastStream } from './fast-path.js';
 import { encodeHmget, planPoint, pointFields, pointResult, type PointLookup } from './point-lookup.js';
 import type { Reply } from '../redis/resp-pipe.js';
 import { isTimeout, mapRedisError } from '../redis/errors.js';
@@ -607,7 +607,12 @@ class SessionInterceptor implements Interceptor {
         const plan = p.plan;
         // Not after extended-protocol messages still in flight: if one fails, upstream discards this Query.
         if (mayBeFast && port.upstreamIdle) {
-          const fast = await this.fastAnswer(port, fastShape(plan), NO_FAST_PARAMS, []);
+          const fast = await this.fastAnswer(port, fastShape(plan), NO_FAST_PARAMS, [], undefined, true);
+          if (fast?.result.streamed) {
+            // RowDescription and the rows are out; nothing was sent upstream meanwhile (or it wouldn't stream).
+            port.replyReady(fast.result.complete);
+            return 'local';
+          }
           if (fast) {
             // Answered here, but an internal query (names, the statement_timeout probe) may have opened a
             // batch upstream meanwhile: close it first, so the reply leaves with upstream idle again.
@@ -657,6 +662,8 @@ class SessionInterceptor implements Interceptor {
     formats: readonly number[],
     /** A prepared statement, where its RowDescription is kept for the next Bind. */
     st?: { described?: Described },
+    /** A simple Query: a whole-key read may send RowDescription and its rows as they are made. */
+    streamable = false,
   ): Promise<{ described: Described; result: FastResult } | undefined> {
     if (typeof shape === 'string' || typeof params === 'string' || !this.fastAllowed(port, shape.read.table)) return undefined;
     const described = this.describe(shape, formats, st);
@@ -665,13 +672,22 @@ class SessionInterceptor implements Interceptor {
     // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
     if (codec && described.fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
     if (shape.types.some((t) => t.shortestFloat) && !((await this.extraFloatDigits(port)) > 0)) return undefined;
+    // Only while nothing is owed before it: an internal query (names, the timeout probe) leaves its batch
+    // to close first, and then the rows wait their turn as usual.
+    let streaming = false;
+    const stream: FastStream | undefined = streamable ? {
+      begin: () => (streaming = !port.sentSinceSync && port.replyNow(described.bytes)),
+      chunk: (rows) => void port.replyNow(rows),
+    } : undefined;
     try {
       // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
-      const result = await runFast(this.readsFor(port), shape, params, described.fields, codec);
+      const result = await runFast(this.readsFor(port), shape, params, described.fields, codec, stream);
       if (typeof result === 'string') return undefined;
       this.stats.rows = result.rowCount;
       return { described, result };
     } catch (e) {
+      // Rows are out: the client gets the error after them, as from a Postgres scan that fails half-way.
+      if (streaming) throw e;
       // The upstream path meets the same failure and reports it the way it always has; but a Redis
       // that did not answer, or a cancel, fails now: trying again would double the wait.
       if (isPgError(e) && e.code !== SqlState.FdwUnableToEstablishConnection && e.code !== SqlState.QueryCanceled) return undefined;

@@ -31,6 +31,8 @@ export class DataRowTarget {
   private fill = 0;
   /** A value a column's fix could not vouch for. */
   odd = false;
+  /** Where finished chunks go once rows are handed on as they are written (handOn). */
+  private emit: ((chunk: Buffer) => void) | undefined;
 
   constructor(
     private readonly ncols: 1 | 2,
@@ -53,6 +55,15 @@ export class DataRowTarget {
   /** The end of the last value written, in `buffer`. */
   get bytes(): number {
     return this.off;
+  }
+
+  /**
+   * From now on each chunk is handed to `emit` once no row in it can change, instead of being kept; what
+   * finish() returns is then only the rest.
+   */
+  handOn(emit: (chunk: Buffer) => void): void {
+    this.emit = emit;
+    for (const c of this.chunks.splice(0)) emit(c);
   }
 
   /** The DataRow messages, back to back across the chunks. */
@@ -174,7 +185,11 @@ export class DataRowTarget {
     const partial = this.off - from;
     const next = Buffer.allocUnsafe(Math.max(this.chunkSize, partial + more));
     if (partial > 0) this.buf.copy(next, 0, from, this.off);
-    if (from > 0) this.chunks.push(this.buf.subarray(0, from));
+    if (from > 0) {
+      const done = this.buf.subarray(0, from);
+      if (this.emit) this.emit(done);
+      else this.chunks.push(done);
+    }
     this.buf = next;
     this.off = partial;
     this.rowStart = 0;

@@ -12,7 +12,7 @@
  * A connection serves one request at a time and is reused only after its reply was read to the end; on a
  * cancel, a timeout, a handler error or a socket error it is destroyed, so no reply is ever misattributed.
  */
-import { isAscii } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describeConn, type RedisConnSpec } from './connection.js';
@@ -237,8 +237,12 @@ class RawConn {
     sock.on('close', () => this.fail(closedError()));
   }
 
+  /** Sees every chunk read before it is parsed (a whole-key read keeping its reply, scanKey). */
+  tap: ((chunk: Buffer) => void) | undefined;
+
   private feed(chunk: Buffer): void {
     try {
+      this.tap?.(chunk);
       this.reader.feed(chunk);
     } catch (e) {
       this.fail(e);
@@ -529,6 +533,13 @@ export interface ScanRequest {
   batch: number;
   signal?: AbortSignal | undefined;
   note?: CommandNote | undefined;
+  /**
+   * Asks for a key that fits one reply to be read whole and checked as valid text throughout before any
+   * of it is written to the targets; this runs when it is, before the first value is written. The fast
+   * path then streams the rows to its client: nothing can fail once the first one is out. Lists and
+   * zsets are measured first (LLEN, ZCARD), as hashes and sets always are.
+   */
+  checkedWhole?: () => void;
 }
 
 /** A Redis error reply to a scan command (WRONGTYPE …), for read.ts to map as it maps ioredis's. */
@@ -567,14 +578,31 @@ export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: Scan
       if (handler.errorText !== undefined) throw new RedisReplyError(handler.errorText);
     };
     let members = 0;
-    if (scan) {
+    if (scan || req.checkedWhole) {
       const len = new IntegerReply();
-      await send([req.kind === 'hash' ? 'HLEN' : 'SCARD', req.key], len);
+      await send([LENGTH[req.kind], req.key], len);
       members = len.value;
       if (members === 0) return 0;
       if (members <= req.firstBatch) {
         const whole = new PageHandler(req, targets, false, pairs);
-        await send([req.kind === 'hash' ? 'HGETALL' : 'SMEMBERS', req.key], whole);
+        const cmd = WHOLE[req.kind].map((a) => (a === KEY ? req.key : a));
+        if (!req.checkedWhole) {
+          await send(cmd, whole);
+          return whole.rows;
+        }
+        // The reply is kept as read, its structure followed by a reader that writes nothing, then checked
+        // natively; only then is it parsed into the targets.
+        const kept: Buffer[] = [];
+        conn.tap = (chunk) => void kept.push(Buffer.from(chunk));
+        try {
+          await send(cmd, new Skim());
+        } finally {
+          conn.tap = undefined;
+        }
+        if (isPlainText(kept)) req.checkedWhole();
+        const reader = new RespReader();
+        reader.handler = whole;
+        for (const chunk of kept) reader.feed(chunk);
         return whole.rows;
       }
     }
@@ -611,6 +639,52 @@ export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: Scan
     for (let i = 0; i < inflight.length; i++) await inflight[i];
     return page.rows;
   }, req.note);
+}
+
+const KEY = Symbol('key');
+const LENGTH: Record<ScanKind, string> = { hash: 'HLEN', set: 'SCARD', list: 'LLEN', zset: 'ZCARD' };
+/** A whole key in one reply, in the order the pages would give it. */
+const WHOLE: Record<ScanKind, (string | number | typeof KEY)[]> = {
+  hash: ['HGETALL', KEY],
+  set: ['SMEMBERS', KEY],
+  list: ['LRANGE', KEY, 0, -1],
+  zset: ['ZRANGE', KEY, 0, -1, 'WITHSCORES'],
+};
+
+/**
+ * Whether a reply's bytes, split anywhere into chunks, hold no NUL and only valid UTF-8: then every
+ * value in it is valid text (RESP's own bytes are ASCII, so they never split a character). Checked
+ * natively, a chunk at a time, up to its last ASCII byte; a character cut by a chunk's end is checked
+ * with the next.
+ */
+export function isPlainText(chunks: readonly Buffer[]): boolean {
+  let tail: Buffer | undefined;
+  for (const c of chunks) {
+    if (c.indexOf(0) >= 0) return false;
+    const buf = tail ? Buffer.concat([tail, c]) : c;
+    let k = buf.length - 1;
+    while (k >= 0 && buf[k]! >= 0x80) k--;
+    if (!isUtf8(buf.subarray(0, k + 1))) return false;
+    tail = k + 1 < buf.length ? Buffer.from(buf.subarray(k + 1)) : undefined;
+    if (tail && tail.length > 64) return false; // no character is that long: not UTF-8
+  }
+  return tail === undefined || isUtf8(tail);
+}
+
+/** Follows a reply's structure, writing nothing: whether it is an error is all it keeps. */
+class Skim implements RespHandler {
+  errorText: string | undefined;
+  array(): void {}
+  bulk(): void {}
+  begin(): void {}
+  part(): void {}
+  end(): void {}
+  nil(): void {}
+  simple(): void {}
+  error(text: string, depth: number): void {
+    if (depth === 0) this.errorText = text;
+  }
+  done(): void {}
 }
 
 /** An integer reply (HLEN, SCARD), or the error reply in its place. */

@@ -84,7 +84,8 @@ export interface RowSink {
    * The binary `text[]` parameters the rows end up in, one per column, still empty: a big single-key scan
    * may fill them in place (redis/resp-scan.ts) instead of calling row(), checking text as the sink would,
    * with `table` in its messages. With `direct`, a whole-key raw scan writes its elements there instead
-   * (the fast path's DataRows) and the arrays stay empty.
+   * (the fast path's DataRows) and the arrays stay empty; `checkedWhole` asks for the reply to be checked
+   * whole first (resp-scan.ts ScanRequest).
    */
-  columns?: { arrays: TextArrayBuilder[]; table: string; direct?: ScanTargets | undefined } | undefined;
+  columns?: { arrays: TextArrayBuilder[]; table: string; direct?: ScanTargets | undefined; checkedWhole?: (() => void) | undefined } | undefined;
 }

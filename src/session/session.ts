@@ -584,6 +584,14 @@ export class Session implements SessionPort {
     this.queue.push({ kind: 'local', bytes, endsBatch });
   }
 
+  replyNow(bytes: Buffer): boolean {
+    if (!this.queue.idle || this.phase === 'closed') return false;
+    // What the turn held was owed first.
+    this.flushClient();
+    this.toClient(bytes);
+    return true;
+  }
+
   replyReady(bytes: Buffer): void {
     this.corkClientForTurn();
     this.queue.push({ kind: 'local', bytes, endsBatch: true, ready: true });

@@ -47,6 +47,11 @@ export interface SessionPort {
   send(bytes: Buffer | Buffer[], entries: Entry[]): void;
   /** Queues bytes the proxy produced itself, sent when every earlier reply has been. */
   reply(bytes: Buffer, endsBatch?: boolean): void;
+  /**
+   * Writes bytes the proxy produced to the client at once, past the turn's hold, when no reply is owed
+   * before them; false (nothing written) when one is. For a big result streamed as it is made.
+   */
+  replyNow(bytes: Buffer): boolean;
   /** Queues `bytes` then a ReadyForQuery with upstream's status when it is sent: a Query answered locally. */
   replyReady(bytes: Buffer): void;
 }

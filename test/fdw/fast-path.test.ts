@@ -77,6 +77,18 @@ async function load(): Promise<void> {
   // A value Postgres text can't hold: both paths must refuse it the same way (22021).
   await r.hset('bad', { ok: 'fine', broken: Buffer.from([0x61, 0xff, 0x62]) });
   await r.hset('fl', FLOATS.fields);
+  // Whole keys of many reply chunks, multi-byte characters cut by them; a NUL or invalid UTF-8 last,
+  // after megabytes of good rows.
+  const texts = ['ü', '日本語', '🙂👍', 'e\u0301', 'plain ascii value'];
+  const big: Record<string, string> = {};
+  for (let i = 0; i < 20_000; i++) big[`f${i}`] = `${texts[i % texts.length]!.repeat(1 + (i % 7))}-${i}`;
+  await r.hset('big:ok', big);
+  await r.hset('big:nul', big);
+  await r.hset('big:nul', 'last', 'a\0b');
+  await r.hset('big:bad', big);
+  await r.hset('big:bad', 'last', Buffer.from([0x61, 0xe6, 0x97, 0x62]));
+  await r.rpush('big:list', ...Object.values(big));
+  await r.zadd('big:zset', ...Object.values(big).flatMap((v, i) => [i, v]));
 }
 
 /**
@@ -123,6 +135,10 @@ async function ddl(): Promise<void> {
     void q(`create foreign table ${name} (${cols}) server rs options (database '${DB}', table_type '${type}', table_key_prefix '${key}')`);
     return { name, cols: cols.split(', ').map((c) => ({ name: c.split(' ')[0]!, type: c.split(' ').slice(1).join(' ') })), pin, canonical };
   };
+  // Not in `tables`: the random statements would read megabytes each.
+  for (const [t, cols, type, key] of [['big_ok', 'key text, value text', 'hash', 'big:ok'], ['big_nul', 'key text, value text', 'hash', 'big:nul'], ['big_bad', 'key text, value text', 'hash', 'big:bad'], ['big_list', 'element text', 'list', 'big:list'], ['big_zset', 'element text', 'zset', 'big:zset']] as const) {
+    void q(`create foreign table ${t} (${cols}) server sb options (src_type '${type}', src_key '${key}')`);
+  }
   const ibKeys = [...Object.keys(IB), 'none'];
   tables.push(
     sb('sb_hash', 'key text, value text', 'hash', 'h', { col: 'key', values: fieldValues }),
@@ -538,6 +554,21 @@ describe('where the fast path must not answer, the upstream path does (same byte
     assert.ok(r.fast.some((x) => x.startsWith('E ') && x.includes(Buffer.from('22021').toString('hex'))));
     assert.ok(r.fast.includes(`D 0001000000013${'2'}`), 'count(*) over the two fields is 2');
     assert.equal(r.sent[2], 0);
+  });
+
+  it('whole keys of many chunks, streamed as they are parsed: same bytes; a bad value anywhere fails before any row', async () => {
+    {
+      const script = ['select * from big_ok', 'select * from big_nul', 'select * from big_bad', 'select * from big_list', 'select * from big_zset', 'select key from big_ok'];
+      // Warmed (names cached), so nothing else is owed first and the rows may stream.
+      const res = await both(script, ['big_ok', 'big_nul', 'big_bad', 'big_list', 'big_zset'].map((t) => `select count(*) from ${t}`));
+      assert.deepEqual(res.fast, res.slow);
+      const errors = res.fast.filter((x) => x.startsWith('E '));
+      assert.equal(errors.length, 2, 'the NUL and the invalid UTF-8 each fail their statement');
+      assert.ok(errors.every((x) => x.includes(Buffer.from('22021').toString('hex'))));
+      assert.equal(res.fast.filter((x) => x.startsWith('D ')).length, 4 * 20_000);
+      // The failing two are reported by the upstream path, as every fast-path failure but HV00N and 57014 is.
+      assert.deepEqual([0, 3, 4, 5].map((i) => res.sent[i]), [0, 0, 0, 0], 'the good ones answered by the fast path');
+    }
   });
 
   it('typed columns: canonical values are local, any other form goes upstream for its value or error', async () => {

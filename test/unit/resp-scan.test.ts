@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { RedisPool } from '../../src/redis/pool.js';
 import { fromConnUrl } from '../../src/redis/connection.js';
 import { readTable, type ReadOptions } from '../../src/redis/read.js';
-import { RespReader, fastScanFor, type RespHandler } from '../../src/redis/resp-scan.js';
+import { RespReader, fastScanFor, isPlainText, type RespHandler } from '../../src/redis/resp-scan.js';
 import { checkText } from '../../src/redis/text.js';
 import { TextArrayBuilder } from '../../src/protocol/text-array.js';
 import { DataRowTarget } from '../../src/protocol/data-row-target.js';
@@ -248,6 +248,21 @@ async function errorOf(client: Redis, s: TableSpec, opts: ReadOptions = {}): Pro
   }
   assert.fail('expected an error');
 }
+
+describe('isPlainText: a reply checked whole, however it is cut', () => {
+  test('valid UTF-8 cut inside characters is plain; a NUL, a bad byte or a truncated character is not', () => {
+    const good = Buffer.from(`*2\r\n$${Buffer.byteLength('日本語🙂é')}\r\n日本語🙂é\r\n$5\r\nplain\r\n`);
+    const cuts = (b: Buffer): Buffer[][] => {
+      const out: Buffer[][] = [[b]];
+      for (let i = 1; i < b.length; i++) out.push([b.subarray(0, i), b.subarray(i)]);
+      for (let i = 1; i + 1 < b.length; i += 3) out.push([b.subarray(0, i), b.subarray(i, i + 1), b.subarray(i + 1)]);
+      return out;
+    };
+    for (const c of cuts(good)) assert.equal(isPlainText(c), true, c.map((x) => x.toString('hex')).join('|'));
+    const bad = [Buffer.from('$3\r\na\0b\r\n'), Buffer.from([0x24, 0x32, 0x0d, 0x0a, 0x61, 0xff, 0x0d, 0x0a]), Buffer.from([0x61, 0xe6, 0x97]), Buffer.from([0xed, 0xa0, 0x80, 0x0d, 0x0a])];
+    for (const b of bad) for (const c of cuts(b)) assert.equal(isPlainText(c), false, c.map((x) => x.toString('hex')).join('|'));
+  });
+});
 
 describe('fast scans, byte for byte as the ioredis row path', () => {
   test('hash: missing, empty-string field, binary-looking UTF-8, null-role and key columns', async () => {
