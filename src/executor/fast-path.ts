@@ -22,6 +22,7 @@ import { Backend } from '../protocol/codes.js';
 import { bindFilter, planFilter, type FilterPlan, type RowView } from './fast-filter.js';
 import { DataRowTarget, type ValueFix } from '../protocol/data-row-target.js';
 import { RowViewTarget, type RowColumns } from './row-view-target.js';
+import type { WholeCheck } from '../redis/resp-scan.js';
 import { typeOf } from '../redis/types/type.js';
 import type { Pushdown, TableSpec } from '../redis/table-spec.js';
 
@@ -319,13 +320,16 @@ export async function runFast(redis: RedisAccess, shape: FastShape, params: Fast
     const target = new DataRowTarget(direct.ncols, direct.fixes);
     let viaRows = false;
     // A reply checked whole before a row is written can't fail later: its rows go out as they are
-    // written, overlapping this parse with the client's. Not with fixes: a value they can't vouch for
-    // sends the statement upstream, which must not follow rows already sent.
+    // written, overlapping this parse with the client's. The fixes are checked with it: a value they
+    // can't vouch for sends the statement upstream, which must not follow rows already sent.
     let streamed = false;
-    const checkedWhole = stream && direct.fixes.every((f) => f === undefined) ? (): void => {
-      if (!stream.begin()) return;
-      streamed = true;
-      target.handOn((c) => stream.chunk(c));
+    const checkedWhole: WholeCheck | undefined = stream ? {
+      checked: () => {
+        if (!stream.begin()) return;
+        streamed = true;
+        target.handOn((c) => stream.chunk(c));
+      },
+      values: direct.fixes.some((f) => f !== undefined) ? direct.fixes.map((f) => f && ((b, s, e) => f(b, s, e) !== undefined)) : undefined,
     } : undefined;
     await readRows(redis, read.table, pushdown, undefined, {
       columns: { arrays: [], table, direct: { first: target, second: direct.ncols === 2 ? target : undefined }, checkedWhole },

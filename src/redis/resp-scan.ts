@@ -539,7 +539,14 @@ export interface ScanRequest {
    * path then streams the rows to its client: nothing can fail once the first one is out. Lists and
    * zsets are measured first (LLEN, ZCARD), as hashes and sets always are.
    */
-  checkedWhole?: () => void;
+  checkedWhole?: WholeCheck;
+}
+
+/** checkedWhole: what runs once the reply is known good, and what else each element must pass first. */
+export interface WholeCheck {
+  checked(): void;
+  /** Per element slot (member, value/score): a check each element of that slot must pass. */
+  values?: readonly (((buf: Buffer, start: number, end: number) => boolean) | undefined)[];
 }
 
 /** A Redis error reply to a scan command (WRONGTYPE …), for read.ts to map as it maps ioredis's. */
@@ -593,13 +600,14 @@ export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: Scan
         // The reply is kept as read, its structure followed by a reader that writes nothing, then checked
         // natively; only then is it parsed into the targets.
         const kept: Buffer[] = [];
+        const skim = new Skim(pairs, req.checkedWhole.values);
         conn.tap = (chunk) => void kept.push(Buffer.from(chunk));
         try {
-          await send(cmd, new Skim());
+          await send(cmd, skim);
         } finally {
           conn.tap = undefined;
         }
-        if (isPlainText(kept)) req.checkedWhole();
+        if (skim.passed && isPlainText(kept)) req.checkedWhole.checked();
         const reader = new RespReader();
         reader.handler = whole;
         for (const chunk of kept) reader.feed(chunk);
@@ -671,12 +679,32 @@ export function isPlainText(chunks: readonly Buffer[]): boolean {
   return tail === undefined || isUtf8(tail);
 }
 
-/** Follows a reply's structure, writing nothing: whether it is an error is all it keeps. */
+/**
+ * Follows a whole-key reply's structure, writing nothing: it keeps whether the reply is an error, and
+ * whether every element passed its slot's check (an element split across chunks counts as failing).
+ */
 class Skim implements RespHandler {
   errorText: string | undefined;
+  passed = true;
+  private pos = 0;
+
+  constructor(
+    private readonly pairs: boolean,
+    private readonly checks: readonly (((buf: Buffer, start: number, end: number) => boolean) | undefined)[] = [],
+  ) {}
+
   array(): void {}
-  bulk(): void {}
-  begin(): void {}
+  bulk(src: Buffer, start: number, end: number, depth: number): void {
+    if (depth === 0 || this.checks.length === 0) return;
+    const check = this.checks[this.pairs ? this.pos & 1 : 0];
+    this.pos++;
+    if (check && !check(src, start, end)) this.passed = false;
+  }
+  begin(_len: number, depth: number): void {
+    if (depth === 0 || this.checks.length === 0) return;
+    if (this.checks[this.pairs ? this.pos & 1 : 0]) this.passed = false;
+    this.pos++;
+  }
   part(): void {}
   end(): void {}
   nil(): void {}

@@ -4,7 +4,7 @@
  */
 import type { TextArrayBuilder } from '../protocol/text-array.js';
 import type { XaddOp } from './write.js';
-import type { ScanTargets } from './resp-scan.js';
+import type { ScanTargets, WholeCheck } from './resp-scan.js';
 
 export type RedisType = 'list' | 'set' | 'hash' | 'zset' | 'stream' | 'string';
 
@@ -87,5 +87,5 @@ export interface RowSink {
    * (the fast path's DataRows) and the arrays stay empty; `checkedWhole` asks for the reply to be checked
    * whole first (resp-scan.ts ScanRequest).
    */
-  columns?: { arrays: TextArrayBuilder[]; table: string; direct?: ScanTargets | undefined; checkedWhole?: (() => void) | undefined } | undefined;
+  columns?: { arrays: TextArrayBuilder[]; table: string; direct?: ScanTargets | undefined; checkedWhole?: WholeCheck | undefined } | undefined;
 }

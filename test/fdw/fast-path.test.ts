@@ -89,6 +89,11 @@ async function load(): Promise<void> {
   await r.hset('big:bad', 'last', Buffer.from([0x61, 0xe6, 0x97, 0x62]));
   await r.rpush('big:list', ...Object.values(big));
   await r.zadd('big:zset', ...Object.values(big).flatMap((v, i) => [i, v]));
+  // Scores float8out prints as Redis wrote them and ones it prints otherwise (1e+16, 0.1 + 0.2).
+  await r.zadd('big:zsetf', ...Object.values(big).flatMap((v, i) => [i % 3 === 0 ? i / 7 : i % 3 === 1 ? i * 1e16 : i, v]));
+  // Canonical integers, then one that isn't: upstream answers, and no row may have left before.
+  await r.hset('big:int', Object.fromEntries(Object.keys(big).map((k, i) => [k, String(i - 10_000)])));
+  await r.hset('big:int', 'last', ' 7');
 }
 
 /**
@@ -136,7 +141,7 @@ async function ddl(): Promise<void> {
     return { name, cols: cols.split(', ').map((c) => ({ name: c.split(' ')[0]!, type: c.split(' ').slice(1).join(' ') })), pin, canonical };
   };
   // Not in `tables`: the random statements would read megabytes each.
-  for (const [t, cols, type, key] of [['big_ok', 'key text, value text', 'hash', 'big:ok'], ['big_nul', 'key text, value text', 'hash', 'big:nul'], ['big_bad', 'key text, value text', 'hash', 'big:bad'], ['big_list', 'element text', 'list', 'big:list'], ['big_zset', 'element text', 'zset', 'big:zset']] as const) {
+  for (const [t, cols, type, key] of [['big_ok', 'key text, value text', 'hash', 'big:ok'], ['big_nul', 'key text, value text', 'hash', 'big:nul'], ['big_bad', 'key text, value text', 'hash', 'big:bad'], ['big_list', 'element text', 'list', 'big:list'], ['big_zset', 'element text', 'zset', 'big:zset'], ['big_zsetf', 'element text, score float8', 'zset', 'big:zsetf'], ['big_int', 'key text, value integer', 'hash', 'big:int']] as const) {
     void q(`create foreign table ${t} (${cols}) server sb options (src_type '${type}', src_key '${key}')`);
   }
   const ibKeys = [...Object.keys(IB), 'none'];
@@ -558,16 +563,18 @@ describe('where the fast path must not answer, the upstream path does (same byte
 
   it('whole keys of many chunks, streamed as they are parsed: same bytes; a bad value anywhere fails before any row', async () => {
     {
-      const script = ['select * from big_ok', 'select * from big_nul', 'select * from big_bad', 'select * from big_list', 'select * from big_zset', 'select key from big_ok'];
+      // big_zsetf first: what upstream said of extra_float_digits holds until something goes upstream.
+      const script = ['select * from big_zsetf', 'select * from big_ok', 'select * from big_nul', 'select * from big_bad', 'select * from big_list', 'select * from big_zset', 'select key from big_ok', 'select * from big_int'];
       // Warmed (names cached), so nothing else is owed first and the rows may stream.
-      const res = await both(script, ['big_ok', 'big_nul', 'big_bad', 'big_list', 'big_zset'].map((t) => `select count(*) from ${t}`));
+      const res = await both(script, [...['big_ok', 'big_nul', 'big_bad', 'big_list', 'big_zset', 'big_int'].map((t) => `select count(*) from ${t}`), 'select * from big_zsetf limit 1']);
       assert.deepEqual(res.fast, res.slow);
       const errors = res.fast.filter((x) => x.startsWith('E '));
       assert.equal(errors.length, 2, 'the NUL and the invalid UTF-8 each fail their statement');
       assert.ok(errors.every((x) => x.includes(Buffer.from('22021').toString('hex'))));
-      assert.equal(res.fast.filter((x) => x.startsWith('D ')).length, 4 * 20_000);
+      assert.equal(res.fast.filter((x) => x.startsWith('D ')).length, 5 * 20_000 + 20_001);
       // The failing two are reported by the upstream path, as every fast-path failure but HV00N and 57014 is.
-      assert.deepEqual([0, 3, 4, 5].map((i) => res.sent[i]), [0, 0, 0, 0], 'the good ones answered by the fast path');
+      assert.deepEqual([0, 1, 4, 5, 6].map((i) => res.sent[i]), [0, 0, 0, 0, 0], 'the good ones answered by the fast path');
+      assert.ok(res.sent[7]! > 0, "' 7' is not integer's output form: upstream reads the key");
     }
   });
 
