@@ -36,6 +36,7 @@ export function buildProgram(): Command {
     .addOption(opt('--redis-timeout <duration>', 'a Redis command with no reply within this long fails with HV00N (0 = no per-command bound; a connection silent for 30 s is still reset)', 'redis-timeout').default('5s'))
     .addOption(opt('--redis-connect-timeout <duration>', 'connecting to a Redis server gives up after this long', 'redis-connect-timeout').default('2s'))
     .addOption(opt('--redis-fast-scan <on|off>', 'read whole single-key hash/set/list/zset tables over a raw Redis connection whose replies are parsed straight into the query parameters (off: through ioredis like every other read)', 'redis-fast-scan').choices(['on', 'off']).default('on'))
+    .addOption(opt('--redis-whole-read <members>', 'with --redis-fast-scan, a single-key hash, set, list or zset of at most this many members is read with one command (HGETALL, SMEMBERS, LRANGE/ZRANGE 0 -1): less CPU for Redis, but it serves no other client while it builds the reply (~35 ms per 100,000 fields); a bigger one in pipelined pages of 10,000', 'redis-whole-read').default('100000'))
     .addOption(opt('--redis-fast-lookup <on|off>', 'send the fast path\'s hash point lookups (HMGET of pinned fields) over one raw pipelined Redis connection per server, a turn\'s lookups in one write (off: through ioredis like every other read)', 'redis-fast-lookup').choices(['on', 'off']).default('on'))
     .addOption(opt('--fast-path <on|off>', 'answer single-table reads, and INSERT … VALUES of constants and parameters, from and to Redis without an upstream round trip (off: always through upstream)', 'fast-path').choices(['on', 'off']).default('on'))
     .addOption(opt('--advertise <host:port|auto>', 'address upstream Postgres reaches this proxy at: Redis foreign tables then get postgres_fdw\'s handler and work wherever Postgres evaluates them (views, functions, information_schema); auto = the listen address when it and upstream are local', 'advertise'))
@@ -72,6 +73,7 @@ interface RawOptions {
   redisTimeout?: string;
   redisFastScan?: string;
   redisFastLookup?: string;
+  redisWholeRead?: string;
   redisConnectTimeout?: string;
 }
 
@@ -111,6 +113,8 @@ export function toConfig(o: RawOptions, env: NodeJS.ProcessEnv = process.env): P
   const { upstream, embedded } = chooseUpstream(o, env);
   const maxConnections = Number(o.maxConnections);
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new ConfigError(`--max-connections must be a positive integer, got ${JSON.stringify(o.maxConnections)}`);
+  const redisWholeRead = Number(o.redisWholeRead ?? '100000');
+  if (!Number.isInteger(redisWholeRead) || redisWholeRead < 1) throw new ConfigError(`--redis-whole-read must be a positive integer, got ${JSON.stringify(o.redisWholeRead)}`);
   const maxValueBytes = Number(o.maxValueBytes);
   if (!Number.isInteger(maxValueBytes) || maxValueBytes < 1) throw new ConfigError(`--max-value-bytes must be a positive integer, got ${JSON.stringify(o.maxValueBytes)}`);
   if (o.advertise !== undefined && o.advertise !== 'auto') parseHostPort(o.advertise, '--advertise');
@@ -141,6 +145,7 @@ export function toConfig(o: RawOptions, env: NodeJS.ProcessEnv = process.env): P
     redisTimeoutMs: parseDuration(o.redisTimeout ?? '5s', '--redis-timeout'),
     redisFastScan: (o.redisFastScan ?? 'on') === 'on',
     redisFastLookup: (o.redisFastLookup ?? 'on') === 'on',
+    redisWholeRead,
     redisConnectTimeoutMs: positive(parseDuration(o.redisConnectTimeout ?? '2s', '--redis-connect-timeout'), '--redis-connect-timeout'),
   };
 }

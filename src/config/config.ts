@@ -53,6 +53,8 @@ export interface ProxyConfig {
   redisFastScan?: boolean;
   /** The fast path's hash point lookups go over a raw pipelined connection per server (default on). */
   redisFastLookup?: boolean;
+  /** A raw scan reads a single key of at most this many members with one command (default 100,000). */
+  redisWholeRead?: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

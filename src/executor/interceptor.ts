@@ -41,6 +41,7 @@ import { applyCommitted, applyNow, applyStaged, sharesOf, TxWrites, txCommand, t
 import { OwnConnections } from '../upstream/own-connection.js';
 import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart } from './outbox.js';
 import { closeIdle } from '../redis/exclusive.js';
+import { DEFAULT_WHOLE_READ } from '../redis/resp-scan.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
 import { fastFields, fastParams, fastParamsProblem, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape, type FastStream } from './fast-path.js';
@@ -169,7 +170,7 @@ export class RedisFdw {
 
 /** `opts` lengthen the catalog's and privileges' re-check intervals (tests that count round trips). */
 export function createRedisFdw(config: ProxyConfig, log: Logger, opts: { recheckMs?: number } = {}): RedisFdw {
-  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs, fastScan: config.redisFastScan ?? true, fastLookup: config.redisFastLookup ?? true });
+  return new RedisFdw(log, opts.recheckMs ?? 1000, config.maxValueBytes, config.fastPath ?? true, opts.recheckMs, config.upstream, config.outbox ?? OUTBOX_DEFAULTS, { commandTimeoutMs: config.redisTimeoutMs, connectTimeoutMs: config.redisConnectTimeoutMs, fastScan: config.redisFastScan ?? true, fastLookup: config.redisFastLookup ?? true, wholeRead: config.redisWholeRead ?? DEFAULT_WHOLE_READ });
 }
 
 const textParam =

@@ -18,7 +18,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { connKey, describeConn, type RedisConnSpec } from './connection.js';
-import { closeFastScan, registerFastScan } from './resp-scan.js';
+import { closeFastScan, DEFAULT_WHOLE_READ, registerFastScan } from './resp-scan.js';
 import { instrumentRedis } from '../metrics/redis-metrics.js';
 import { redisRecorder } from '../metrics/metrics.js';
 import { writePerTurn } from './turn-writes.js';
@@ -49,6 +49,8 @@ export interface RedisPoolOptions {
    * the `text[]` parameters (resp-scan.ts, --redis-fast-scan). Default true.
    */
   fastScan?: boolean;
+  /** A raw scan reads a single key of at most this many members with one command (--redis-whole-read). Default 100,000. */
+  wholeRead?: number;
   /** Point lookups' commands on one raw pipelined connection per standalone server (resp-pipe.ts, --redis-fast-lookup). Default true. */
   fastLookup?: boolean;
   /** CLIENT SETNAME for the pool's connections. Default `redis-fdw-proxy`. */
@@ -86,6 +88,7 @@ export class RedisPool {
       socketTimeoutMs: opts.socketTimeoutMs ?? (commandTimeoutMs > 0 ? commandTimeoutMs + 1000 : 30_000),
       fastScan: opts.fastScan ?? true,
       fastLookup: opts.fastLookup ?? true,
+      wholeRead: opts.wholeRead ?? DEFAULT_WHOLE_READ,
       connectionName: opts.connectionName ?? 'redis-fdw-proxy',
       onError: opts.onError,
     };
@@ -196,7 +199,7 @@ export class RedisPool {
     writePerTurn(client);
     if (this.opts.fastScan) {
       const commandTimeoutMs = this.opts.commandTimeoutMs > 0 ? this.opts.commandTimeoutMs : this.opts.socketTimeoutMs;
-      registerFastScan(client, spec, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs });
+      registerFastScan(client, spec, { connectTimeoutMs: this.opts.connectTimeoutMs, commandTimeoutMs, wholeRead: this.opts.wholeRead });
     }
     return client;
   }

@@ -275,7 +275,7 @@ class TableReader {
     let rows: number;
     try {
       const note = (this.client as { noteCommand?: CommandNote }).noteCommand;
-      rows = await scanKey(pool, { kind: scan.kind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.params.batch, signal: this.opts.signal, note, checkedWhole: cols.checkedWhole }, targets);
+      rows = await scanKey(pool, { kind: scan.kind, key: this.spec.key, table: cols.table, firstBatch: this.params.firstBatch, batch: this.params.batch, signal: this.opts.signal, note, checkedWhole: cols.checkedWhole, wholeRead: this.opts.batchSize === undefined ? undefined : this.params.firstBatch }, targets);
     } catch (e) {
       if (e instanceof PgError) throw e;
       if (this.opts.signal?.aborted) throw new PgError(SqlState.QueryCanceled, 'canceling statement due to user request');

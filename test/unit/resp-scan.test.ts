@@ -280,6 +280,27 @@ describe('fast scans, byte for byte as the ioredis row path', () => {
     assert.equal(await same(spec('hash', 'big', ['field', 'value'])), 30_000);
   });
 
+  test('--redis-whole-read: a key above it is paged (HLEN, then pipelined HSCANs), one within it is one HGETALL', async () => {
+    for (const [wholeRead, want] of [[29_999, 'paged'], [30_000, 'whole']] as const) {
+      const pool = new RedisPool({ wholeRead });
+      try {
+        const client = await pool.get(fromConnUrl(env.redisUrl));
+        const names: string[] = [];
+        const view = Object.assign(Object.create(client) as Redis, { noteCommand: (n: string) => void names.push(n) });
+        const got = await params(view, spec('hash', 'big', ['field', 'value']));
+        assert.equal(got.rowCalls, 0, 'the raw scan');
+        assert.deepEqual(rowsOf(got.bodies), rowsOf((await params(slow, spec('hash', 'big', ['field', 'value']))).bodies));
+        if (want === 'whole') assert.deepEqual(names, ['HLEN', 'HGETALL']);
+        else {
+          assert.equal(names[0], 'HLEN');
+          assert.ok(names.length >= 4 && names.slice(1).every((n) => n === 'HSCAN'), names.join(' '));
+        }
+      } finally {
+        await pool.close();
+      }
+    }
+  });
+
   test('values of 3 MB span many chunks', async () => {
     await redis.hset(P + 'huge', 'a', 'é'.repeat(1_500_000), 'b', 'y'.repeat(3_000_000), 'c', 'small');
     assert.equal(await same(spec('hash', 'huge', ['field', 'value'])), 3);
