@@ -22,6 +22,9 @@ import { SqlState } from '../protocol/sqlstate.js';
 import type { TextArrayBuilder } from '../protocol/text-array.js';
 import { checkText } from './text.js';
 import { SeenSet } from './types/cursor.js';
+import { GiveWay } from '../executor/give-way.js';
+
+const EMPTY = Buffer.alloc(0);
 
 // ---- RESP2 reader ---------------------------------------------------------------------------------------
 
@@ -609,16 +612,27 @@ export async function scanKey(pool: RawScanPool, req: ScanRequest, targets: Scan
         // natively; only then is it parsed into the targets.
         const kept: Buffer[] = [];
         const skim = new Skim(pairs, req.checkedWhole.values);
-        conn.tap = (chunk) => void kept.push(Buffer.from(chunk));
+        const plain = new PlainText();
+        conn.tap = (chunk) => {
+          kept.push(Buffer.from(chunk));
+          plain.feed(chunk);
+        };
         try {
           await send(cmd, skim);
         } finally {
           conn.tap = undefined;
         }
-        if (skim.passed && isPlainText(kept)) req.checkedWhole.checked();
+        if (skim.passed && plain.ok) req.checkedWhole.checked();
+        // Parsed a chunk at a time, giving way between them: a big reply (--redis-whole-read) takes a while.
         const reader = new RespReader();
         reader.handler = whole;
-        for (const chunk of kept) reader.feed(chunk);
+        const giveWay = new GiveWay(req.signal);
+        for (let i = 0; i < kept.length; i++) {
+          reader.feed(kept[i]!);
+          kept[i] = EMPTY;
+          const turn = giveWay.maybe();
+          if (turn) await turn;
+        }
         return whole.rows;
       }
     }
@@ -670,21 +684,36 @@ const WHOLE: Record<ScanKind, (string | number | typeof KEY)[]> = {
 /**
  * Whether a reply's bytes, split anywhere into chunks, hold no NUL and only valid UTF-8: then every
  * value in it is valid text (RESP's own bytes are ASCII, so they never split a character). Checked
- * natively, a chunk at a time, up to its last ASCII byte; a character cut by a chunk's end is checked
- * with the next.
+ * natively as the chunks come, each up to its last ASCII byte; a character cut by a chunk's end is
+ * checked with the next.
  */
-export function isPlainText(chunks: readonly Buffer[]): boolean {
-  let tail: Buffer | undefined;
-  for (const c of chunks) {
-    if (c.indexOf(0) >= 0) return false;
-    const buf = tail ? Buffer.concat([tail, c]) : c;
+export class PlainText {
+  private tail: Buffer | undefined;
+  private bad = false;
+
+  feed(c: Buffer): void {
+    if (this.bad) return;
+    if (c.indexOf(0) >= 0) {
+      this.bad = true;
+      return;
+    }
+    const buf = this.tail ? Buffer.concat([this.tail, c]) : c;
     let k = buf.length - 1;
     while (k >= 0 && buf[k]! >= 0x80) k--;
-    if (!isUtf8(buf.subarray(0, k + 1))) return false;
-    tail = k + 1 < buf.length ? Buffer.from(buf.subarray(k + 1)) : undefined;
-    if (tail && tail.length > 64) return false; // no character is that long: not UTF-8
+    if (!isUtf8(buf.subarray(0, k + 1))) this.bad = true;
+    this.tail = k + 1 < buf.length ? Buffer.from(buf.subarray(k + 1)) : undefined;
+    if (this.tail && this.tail.length > 64) this.bad = true; // no character is that long
   }
-  return tail === undefined || isUtf8(tail);
+
+  get ok(): boolean {
+    return !this.bad && (this.tail === undefined || isUtf8(this.tail));
+  }
+}
+
+export function isPlainText(chunks: readonly Buffer[]): boolean {
+  const p = new PlainText();
+  for (const c of chunks) p.feed(c);
+  return p.ok;
 }
 
 /**
