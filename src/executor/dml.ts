@@ -88,8 +88,12 @@ function withIdentity(spec: TableSpec): TableSpec {
 
 export type EvalResult = { kind: 'rows'; rows: (string | null)[][]; returning: Buffer[] } | { kind: 'error' } | { kind: 'skipped' };
 
-/** Collects upstream's answer to the evaluating SELECT's Execute; errors go to the client as they are. */
-export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec?: Codec): { capture: Capture; result: Promise<EvalResult> } {
+/**
+ * Collects upstream's answer to the evaluating SELECT's Execute; errors go to the client as they are.
+ * Once `canceled()` says so, rows are no longer decoded: the statement fails with 57014 when the
+ * answer has passed, without first decoding the rest of 100,000 rows.
+ */
+export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec?: Codec, canceled: () => boolean = () => false): { capture: Capture; result: Promise<EvalResult> } {
   const rows: (string | null)[][] = [];
   const returning: Buffer[] = [];
   // UPDATE and DELETE lead with the row number.
@@ -102,6 +106,7 @@ export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec
     req: Req.Execute,
     onFrame(code, buf, start, end) {
       if (code === Backend.DataRow) {
+        if (canceled()) return null;
         const values = decodeDataRow(buf, start, end);
         // Upstream sends text in the client's encoding, or a value's UTF-8 bytes in hex (plan.hexValues); Redis gets UTF-8.
         rows.push(values.slice(0, plan.leading).map((v, i) => (v === null ? null : plan.hexValues && i >= firstValue ? Buffer.from(v.toString('latin1'), 'hex').toString('utf8') : codec ? codec.decode(v) : v.toString('utf8'))));

@@ -425,7 +425,7 @@ class SessionInterceptor implements Interceptor {
 
   /** Runs a write: Execute (already framed by `send`), then Redis, then the client's rows and tag. */
   private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute, page?: { portal: string; maxRows: number }, early = false): Promise<boolean> {
-    const { capture, result } = evalCapture(plan, map, codecFor(port.clientEncoding));
+    const { capture, result } = evalCapture(plan, map, codecFor(port.clientEncoding), () => port.canceled === true);
     send(capture);
     // A write whose evaluation changes nothing upstream, alone in its batch so far, ends upstream's
     // side with a Sync of its own: upstream's answer and ReadyForQuery come in one round trip, and
@@ -441,6 +441,8 @@ class SessionInterceptor implements Interceptor {
       return false;
     }
     return orFail(port, false, async () => {
+      // Cancelled while upstream's rows came in: they weren't all kept (evalCapture).
+      if (port.canceled) throwIfCanceled(port.signal);
       const out = await writeOutcome(this.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes, () => port.signal);
       this.stats.addRows(Number(/\d+$/.exec(out.tag)?.[0] ?? 0));
       // A cancel takes the statement back whole until EXEC is sent (applyNow checks up to there); past it, all is applied.

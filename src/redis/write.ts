@@ -10,7 +10,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import type { RedisClient } from './pool.js';
 import { mapRedisError, serverOf } from './errors.js';
 import { GiveWay, type CancelSignal } from '../executor/give-way.js';
-import { throwIfCanceled } from '../session/cancel.js';
+import { abortable, throwIfCanceled } from '../session/cancel.js';
 import { isCluster, lease, release } from './exclusive.js';
 import type { RedisType } from './table-spec.js';
 import { scanKeys } from './types/multi.js';
@@ -179,12 +179,21 @@ export async function applyOps(client: RedisClient, ops: readonly StagedOp[], op
  * before EXEC drops the connection, and Redis discards the transaction: nothing applied.
  */
 async function applySliced(client: RedisClient, expanded: QueuedOp[], signal: CancelSignal): Promise<ApplyResult> {
-  const conn = await lease(client);
+  // Waits before EXEC give up at a cancel: nothing is applied yet (a connection that comes late goes).
+  const leasing = lease(client);
+  let conn: Redis;
+  try {
+    conn = await abortable(leasing, signalOf(signal));
+  } catch (e) {
+    leasing.then((c) => release(client, c, false), () => {});
+    if (isPgError(e)) throw e;
+    throw mapRedisError(e, { key: keyOf(expanded[0]!.op), table: expanded[0]!.table, server: serverOf(client) });
+  }
   let clean = false;
   let execSent = false;
   let refused: () => unknown = () => undefined;
   try {
-    await conn.multi({ pipeline: false });
+    await abortable(conn.multi({ pipeline: false }), signalOf(signal));
     refused = await queueSliced(conn, expanded, new GiveWay(signal));
     // The last point where a cancel takes the statement back whole.
     throwIfCanceled(signalOf(signal));
