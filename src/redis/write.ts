@@ -153,14 +153,15 @@ export interface ApplyOptions {
 export async function applyOps(client: RedisClient, ops: readonly StagedOp[], opts: ApplyOptions = {}): Promise<ApplyResult> {
   if (ops.length === 0) return { applied: 0, failures: [] };
   const expanded = await batched(await expandPatterns(client, ops), opts.signal);
-  // One command is atomic by itself; MULTI/EXEC around it would cost Redis two more commands and the
-  // proxy a pipeline (the single-row INSERT's hot path).
-  if (expanded.length === 1 && weightOf(expanded[0]!.op) <= AT_ONCE_MAX) return applyOne(client, expanded);
   let weight = 0;
   for (const { op } of expanded) weight += weightOf(op);
   // A cluster's MULTI is its client's to route (one slot): sent at once, as before.
   if (weight > AT_ONCE_MAX && !isCluster(client)) return applySliced(client, expanded, opts.signal);
-  throwIfCanceled(signalOf(opts.signal));
+  // One command is atomic by itself; MULTI/EXEC around it would cost Redis two more commands and the
+  // proxy a pipeline (the single-row INSERT's hot path).
+  if (expanded.length === 1) return applyOne(client, expanded);
+  // No cancel check here: the caller made one just before, and asking for the signal makes it (a cost
+  // the fast write's hot path avoids); the loops above check it after each turn they give.
   const multi = commands(client).multi();
   for (const { op } of expanded) multi.call(...commandOf(op));
   let replies: [Error | null, unknown][] | null;

@@ -98,9 +98,11 @@ export class Session implements SessionPort {
   private heldBytes = 0;
   private clientBlocked = false;
   /**
-   * CPU spent on upstream data since the session last let other work in (ms), and whether upstream is
-   * paused for that. libuv reads a busy socket up to 32 times (64 kB each) before the loop turns, so a
-   * big result whose rows the proxy decodes (a write's evaluated rows) held the loop for 20-50 ms here.
+   * Time spent handling upstream data since reading last paused for other work (ms), and whether it is
+   * paused now: every 4 ms of it, reading pauses for one turn. libuv reads a busy socket up to 32 times
+   * (64 kB each) before the loop turns, and decoding a write's evaluated rows held the loop for 20-50 ms
+   * that way. Not reset at each turn (knowing when one ends would cost the hot path a timer): a pause
+   * where a turn had come anyway costs nothing worth measuring.
    */
   private upstreamSpent = 0;
   private upstreamYielding = false;
