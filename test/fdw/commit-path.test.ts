@@ -17,7 +17,7 @@ import { withDb } from '../support/fdw.js';
 import { testEnv } from '../harness/env.js';
 import { startProxy } from '../harness/proxy.js';
 import { directQuery } from '../support/proto-tools.js';
-import { describeStretch, stretchOf } from '../support/cpu-stretch.js';
+import { describeStretch, slowestProbe, stretchOf } from '../support/cpu-stretch.js';
 
 const ROWS = 100_000;
 
@@ -72,27 +72,11 @@ describe('a big COMMIT does not stall other sessions', () => {
     try {
       await c.query('begin');
       await c.query(insert('cp_in', ROWS));
-      /** The slowest `select 1` round trip on `other` while `busy` runs. */
-      const slowest = async (busy: Promise<unknown>): Promise<{ worst: number; loops: number; ms: number }> => {
-        let running = true;
-        let worst = 0;
-        let loops = 0;
-        const t0 = performance.now();
-        void busy.finally(() => (running = false));
-        while (running) {
-          const t = performance.now();
-          await other.query('select 1');
-          worst = Math.max(worst, performance.now() - t);
-          loops++;
-        }
-        await busy;
-        return { worst, loops, ms: performance.now() - t0 };
-      };
-      const during = await slowest(c.query('commit'));
+      const during = await slowestProbe(other, c.query('commit'));
       assert.equal(await f.redis.hlen('cp:in'), ROWS);
       // Same-run baseline: the same probe for as long again with the proxy idle. On a loaded machine the
       // OS alone can delay a round trip by tens of ms; that is not the proxy's event loop.
-      const idle = await slowest(new Promise((r) => setTimeout(r, during.ms)));
+      const idle = await slowestProbe(other, new Promise((r) => setTimeout(r, during.ms)));
       console.log(`# COMMIT of ${ROWS} writes took ${during.ms.toFixed(0)} ms; ${during.loops} SELECT 1 meanwhile, slowest ${during.worst.toFixed(1)} ms (idle baseline: ${idle.loops} in as long, slowest ${idle.worst.toFixed(1)} ms)`);
       assert.ok(during.loops > 1, `the probe ran ${during.loops} times during a ${during.ms.toFixed(0)} ms COMMIT`);
       // The 50 ms bound holds the proxy to account only where a round trip alone is fast: on a machine

@@ -1,12 +1,32 @@
 /**
- * How long this process's main thread works without letting the event loop turn, while some work
- * runs in it (an in-process proxy's statement). A ticker re-arms itself with setImmediate, so it runs
+ * Two views of whether a statement stalls other sessions. `slowestProbe`: another session's `SELECT 1`
+ * round trips while it runs, wall clock, against an idle baseline. `stretchOf`: how long this process's
+ * main thread works without letting the event loop turn, while some work runs in it (an in-process
+ * proxy's statement). A ticker re-arms itself with setImmediate, so it runs
  * once per turn; between two ticks the loop was held. The stretch is CPU time, not wall time, so the
  * OS descheduling a loaded machine's process doesn't count, and V8's GC pauses are counted out: a
  * pause is the runtime's (it collects the test client's garbage too), not a loop that fails to give way.
  */
 import { readFileSync } from 'node:fs';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
+import type pg from 'pg';
+
+/** The slowest `select 1` round trip on `other` while `busy` runs, how many ran, and how long `busy` took. */
+export async function slowestProbe(other: pg.Client, busy: Promise<unknown>): Promise<{ worst: number; loops: number; ms: number }> {
+  let running = true;
+  let worst = 0;
+  let loops = 0;
+  const t0 = performance.now();
+  void busy.finally(() => (running = false)).catch(() => {});
+  while (running) {
+    const t = performance.now();
+    await other.query('select 1');
+    worst = Math.max(worst, performance.now() - t);
+    loops++;
+  }
+  await busy;
+  return { worst, loops, ms: performance.now() - t0 };
+}
 
 export interface Stretch {
   /** The longest main-thread CPU stretch between two turns, GC pauses counted out, in ms. */
