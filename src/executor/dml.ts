@@ -202,7 +202,7 @@ async function upsertOps(redis: RedisAccess, pending: PendingWrites | undefined,
     for (const b of result.returning) returning.push(b);
     return rows.length;
   }
-  const existing = await existingIdentities(redis, plan.target, conflict, rows, pending);
+  const existing = await existingIdentities(redis, plan.target, conflict, rows, pending, giveWay);
   let count = 0;
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;

@@ -53,6 +53,9 @@ async function givesWay(what: string, sql: string): Promise<string> {
 }
 
 const n = ROWS.toLocaleString('en');
+/** Past where a spread of that many arguments into one call overflows the stack (~125,000). */
+const UPSERT_ROWS = 150_000;
+const upsertN = UPSERT_ROWS.toLocaleString('en');
 
 describe("a big autocommit write doesn't stall other sessions", { timeout: 300_000 }, () => {
   it(`another session's SELECT 1 loop is answered within 50 ms throughout an INSERT … SELECT of ${n} rows`, async () => {
@@ -90,6 +93,16 @@ describe('a big autocommit write gives way: CPU time between event-loop turns', 
     it(`DELETE of ${n} fields`, async () => {
       assert.equal(await givesWay(`hash DELETE ${ROWS}`, `delete from gw_hash`), `DELETE ${ROWS}`);
       assert.equal(await f.redis.exists('gw:hash'), 0);
+    });
+    it(`INSERT … ON CONFLICT DO NOTHING of ${upsertN} rows, half of them there already`, async () => {
+      // DO NOTHING asks Redis which fields exist: 150,000 of them spread into one HMGET overflowed the stack.
+      await f.redis.del('gw:hash');
+      await c.query(`insert into gw_hash select 'f' || g, 'old' from generate_series(1, ${UPSERT_ROWS / 2}) g`);
+      const tag = await givesWay(`hash INSERT … ON CONFLICT DO NOTHING ${UPSERT_ROWS}`, `insert into gw_hash select 'f' || g, 'v' || g from generate_series(1, ${UPSERT_ROWS}) g on conflict (key) do nothing`);
+      assert.equal(tag, `INSERT ${UPSERT_ROWS / 2}`);
+      assert.equal(await f.redis.hlen('gw:hash'), UPSERT_ROWS);
+      assert.deepEqual(await f.redis.hmget('gw:hash', 'f1', `f${UPSERT_ROWS}`), ['old', `v${UPSERT_ROWS}`]);
+      await f.redis.del('gw:hash');
     });
   });
 
