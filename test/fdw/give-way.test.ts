@@ -16,7 +16,7 @@ import pg from 'pg';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { cancelRequest, connect, monitorRedis, rows, setupSupabase, type MonitorCapture } from '../support/fdw-sql.js';
 import { REDIS_DB } from '../support/redis-dbs.js';
-import { describeStretch, slowestProbe, stretchOf } from '../support/cpu-stretch.js';
+import { describeStretch, stretchOf } from '../support/cpu-stretch.js';
 
 const ROWS = 100_000;
 /** The issue asks for "a few milliseconds"; CPU is counted in 10 ms ticks, and a loaded machine gets slack. */
@@ -59,28 +59,6 @@ const valuesN = VALUES_ROWS.toLocaleString('en');
 /** Past where a spread of that many arguments into one call overflows the stack (~125,000). */
 const UPSERT_ROWS = 150_000;
 const upsertN = UPSERT_ROWS.toLocaleString('en');
-
-describe("a big autocommit write doesn't stall other sessions", { timeout: 300_000 }, () => {
-  it(`another session's SELECT 1 loop is answered within 50 ms throughout an INSERT … SELECT of ${n} rows`, async () => {
-    const other = await connect(f.url);
-    try {
-      await f.redis.del('gw:probe');
-      await c.query(`create foreign table gw_probe (key text, value text) server redis_server options (src_type 'hash', src_key 'gw:probe')`);
-      const during = await slowestProbe(other, c.query(`insert into gw_probe select 'f' || g, 'v' || g from generate_series(1, ${ROWS}) g`));
-      assert.equal(await f.redis.hlen('gw:probe'), ROWS);
-      // Same-run baseline: the same probe for as long again with the proxy idle.
-      const idle = await slowestProbe(other, new Promise((r) => setTimeout(r, during.ms)));
-      console.log(`# INSERT … SELECT of ${ROWS} rows took ${during.ms.toFixed(0)} ms; ${during.loops} SELECT 1 meanwhile, slowest ${during.worst.toFixed(1)} ms (idle baseline: ${idle.loops} in as long, slowest ${idle.worst.toFixed(1)} ms)`);
-      assert.ok(during.loops > 1, `the probe ran ${during.loops} times during a ${during.ms.toFixed(0)} ms INSERT`);
-      // As in commit-path.test.ts: the wall-clock bound holds only where a round trip alone is fast; the
-      // CPU stretches below hold on any machine.
-      if (idle.worst < 10) assert.ok(during.worst < 50, `slowest SELECT 1 during the INSERT took ${during.worst.toFixed(1)} ms; idle baseline ${idle.worst.toFixed(1)} ms`);
-      else console.log(`# machine too loaded for the wall-clock bound (idle probe up to ${idle.worst.toFixed(1)} ms): not asserted`);
-    } finally {
-      await other.end();
-    }
-  });
-});
 
 describe('a big autocommit write gives way: CPU time between event-loop turns', { timeout: 300_000 }, () => {
   describe('hash', () => {
