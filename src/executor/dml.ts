@@ -21,12 +21,20 @@ import { existingIdentities, identityKey, type ConflictPlan } from './upsert.js'
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { PositionMap } from './replies.js';
+import { GiveWay, type CancelSignal } from './give-way.js';
 
 export interface PreparedWrite {
   /** Parameters after the client's: other foreign tables' rows, then the target's. */
   extra: Buffer[];
   snapshot: SnapshotRow[];
 }
+
+/**
+ * Pages of a write's snapshot read. ioredis decodes a reply in the turns its bytes arrive in, and libuv
+ * hands over up to 2 MB in one: the reader's first page of a single-key table (100,000 items, one round
+ * trip) held the loop for 30-50 ms of CPU here. Pages of 5,000 (as the overlay's) cost a round trip each.
+ */
+const SNAPSHOT_READ = { batchSize: 5000 };
 
 /** Reads what a write needs before upstream evaluates it. */
 export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: ParamText, pending: PendingWrites | undefined): Promise<PreparedWrite> {
@@ -60,7 +68,7 @@ export async function prepareWrite(redis: RedisAccess, plan: WritePlan, param: P
         ...(staged ? { staged } : {}),
       });
     },
-  });
+  }, SNAPSHOT_READ);
   for (const a of arrays) extra.push(a.finish());
   return { extra, snapshot };
 }
@@ -80,8 +88,12 @@ function withIdentity(spec: TableSpec): TableSpec {
 
 export type EvalResult = { kind: 'rows'; rows: (string | null)[][]; returning: Buffer[] } | { kind: 'error' } | { kind: 'skipped' };
 
-/** Collects upstream's answer to the evaluating SELECT's Execute; errors go to the client as they are. */
-export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec?: Codec): { capture: Capture; result: Promise<EvalResult> } {
+/**
+ * Collects upstream's answer to the evaluating SELECT's Execute; errors go to the client as they are.
+ * Once `canceled()` says so, rows are no longer decoded: the statement fails with 57014 when the
+ * answer has passed, without first decoding the rest of 100,000 rows.
+ */
+export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec?: Codec, canceled: () => boolean = () => false): { capture: Capture; result: Promise<EvalResult> } {
   const rows: (string | null)[][] = [];
   const returning: Buffer[] = [];
   // UPDATE and DELETE lead with the row number.
@@ -94,6 +106,7 @@ export function evalCapture(plan: WritePlan, map: PositionMap | undefined, codec
     req: Req.Execute,
     onFrame(code, buf, start, end) {
       if (code === Backend.DataRow) {
+        if (canceled()) return null;
         const values = decodeDataRow(buf, start, end);
         // Upstream sends text in the client's encoding, or a value's UTF-8 bytes in hex (plan.hexValues); Redis gets UTF-8.
         rows.push(values.slice(0, plan.leading).map((v, i) => (v === null ? null : plan.hexValues && i >= firstValue ? Buffer.from(v.toString('latin1'), 'hex').toString('utf8') : codec ? codec.decode(v) : v.toString('utf8'))));
@@ -120,30 +133,45 @@ export interface WriteOutcome {
   tag: string;
 }
 
-/** Upstream's rows as Redis commands; throws the PgError that makes the statement fail. */
-export async function writeOutcome(redis: RedisAccess, pending: PendingWrites | undefined, plan: WritePlan, prepared: PreparedWrite, result: { rows: (string | null)[][]; returning: Buffer[] }, maxValueBytes: number): Promise<WriteOutcome> {
+/**
+ * Upstream's rows as Redis commands; throws the PgError that makes the statement fail. A big statement's
+ * rows are turned into commands in slices, giving way to other sessions, and stop with the statement's
+ * 57014 (`signal`) when it is cancelled meanwhile: nothing has been sent to Redis yet.
+ */
+export async function writeOutcome(redis: RedisAccess, pending: PendingWrites | undefined, plan: WritePlan, prepared: PreparedWrite, result: { rows: (string | null)[][]; returning: Buffer[] }, maxValueBytes: number, signal?: CancelSignal): Promise<WriteOutcome> {
   const table: ForeignTable = plan.target;
   const ops = new StatementOps({ spec: table.spec, relname: table.resolved.name, maxValueBytes });
-  const returning: Buffer[] = [];
+  const giveWay = new GiveWay(signal);
+  const rows = result.rows;
+  let returning: Buffer[] = [];
   let count = 0;
   if (plan.conflict) {
-    count = await upsertOps(redis, pending, plan, plan.conflict, result, ops, returning);
+    count = await upsertOps(redis, pending, plan, plan.conflict, result, ops, returning, giveWay);
   } else if (plan.kind === 'insert') {
-    for (const r of result.rows) ops.insert(r);
-    count = result.rows.length;
-    returning.push(...result.returning);
+    for (let i = 0; i < rows.length; i++) {
+      ops.insert(rows[i]!);
+      const p = giveWay.at(i);
+      if (p) await p;
+    }
+    count = rows.length;
+    // Taken as it is: a spread into push() fails past ~120,000 rows (too many arguments).
+    returning = result.returning;
   } else {
     // A row matched twice (UPDATE ... FROM a join) is changed once, as Postgres does.
     const seen = new Set<number>();
-    result.rows.forEach((r, i) => {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
       const rid = Number(r[0]);
-      if (seen.has(rid)) return;
-      seen.add(rid);
-      const old = prepared.snapshot[rid - 1]!;
-      if (plan.kind === 'update') ops.update(old, r.slice(1));
-      else ops.delete(old);
-      if (plan.returning) returning.push(result.returning[i]!);
-    });
+      if (!seen.has(rid)) {
+        seen.add(rid);
+        const old = prepared.snapshot[rid - 1]!;
+        if (plan.kind === 'update') ops.update(old, r.slice(1));
+        else ops.delete(old);
+        if (plan.returning) returning.push(result.returning[i]!);
+      }
+      const p = giveWay.at(i);
+      if (p) await p;
+    }
     count = seen.size;
   }
   const tag = plan.kind === 'insert' ? `INSERT 0 ${count}` : `${plan.kind.toUpperCase()} ${count}`;
@@ -155,31 +183,39 @@ export async function writeOutcome(redis: RedisAccess, pending: PendingWrites | 
  * statement that proposes one entry twice, as Postgres does; DO NOTHING writes NX and counts (and
  * returns) only the rows that were new, the first of duplicates included.
  */
-async function upsertOps(redis: RedisAccess, pending: PendingWrites | undefined, plan: WritePlan, conflict: ConflictPlan, result: { rows: (string | null)[][]; returning: Buffer[] }, ops: StatementOps, returning: Buffer[]): Promise<number> {
+async function upsertOps(redis: RedisAccess, pending: PendingWrites | undefined, plan: WritePlan, conflict: ConflictPlan, result: { rows: (string | null)[][]; returning: Buffer[] }, ops: StatementOps, returning: Buffer[], giveWay: GiveWay): Promise<number> {
   const spec = plan.target.spec;
   const seen = new Set<string>();
+  const rows = result.rows;
   if (conflict.action === 'update') {
-    for (const r of result.rows) {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
       const id = identityKey(spec, conflict, r);
       if (seen.has(id)) {
         throw new PgError(SqlState.CardinalityViolation, 'ON CONFLICT DO UPDATE command cannot affect row a second time', { hint: 'Ensure that no rows proposed for insertion within the same command have duplicate constrained values.' });
       }
       seen.add(id);
       ops.insert(r, conflict.nx);
+      const p = giveWay.at(i);
+      if (p) await p;
     }
-    returning.push(...result.returning);
-    return result.rows.length;
+    for (const b of result.returning) returning.push(b);
+    return rows.length;
   }
-  const existing = await existingIdentities(redis, plan.target, conflict, result.rows, pending);
+  const existing = await existingIdentities(redis, plan.target, conflict, rows, pending, giveWay);
   let count = 0;
-  result.rows.forEach((r, i) => {
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
     const id = identityKey(spec, conflict, r);
-    if (existing.has(id) || seen.has(id)) return;
-    seen.add(id);
-    ops.insert(r, true);
-    count++;
-    if (plan.returning) returning.push(result.returning[i]!);
-  });
+    if (!existing.has(id) && !seen.has(id)) {
+      seen.add(id);
+      ops.insert(r, true);
+      count++;
+      if (plan.returning) returning.push(result.returning[i]!);
+    }
+    const p = giveWay.at(i);
+    if (p) await p;
+  }
   return count;
 }
 

@@ -395,13 +395,14 @@ class SessionInterceptor implements Interceptor {
       stagedWritesTotal.inc(ops.length);
       this.watchTxEnd(port);
     } else {
-      await applyNow(this.redis, target, ops);
+      await applyNow(this.redis, target, ops, () => port.signal);
     }
   }
 
   /**
    * Redis access for the statement in progress: its reads stop with 57014 when it is cancelled.
-   * Writes use `this.redis`, without the signal: once sent, a MULTI/EXEC applies whole, so the statement waits for it.
+   * Writes use `this.redis`, without the signal: the apply itself takes the cancel only until EXEC is
+   * sent (applyOps); once sent, a MULTI/EXEC applies whole, so the statement waits for it.
    */
   private readsFor(port: SessionPort): RedisAccess {
     const signal = port.signal;
@@ -425,7 +426,7 @@ class SessionInterceptor implements Interceptor {
 
   /** Runs a write: Execute (already framed by `send`), then Redis, then the client's rows and tag. */
   private async runWrite(port: SessionPort, plan: WritePlan, prepared: PreparedWrite, map: PositionMap | undefined, send: SendExecute, page?: { portal: string; maxRows: number }, early = false): Promise<boolean> {
-    const { capture, result } = evalCapture(plan, map, codecFor(port.clientEncoding));
+    const { capture, result } = evalCapture(plan, map, codecFor(port.clientEncoding), () => port.canceled === true);
     send(capture);
     // A write whose evaluation changes nothing upstream, alone in its batch so far, ends upstream's
     // side with a Sync of its own: upstream's answer and ReadyForQuery come in one round trip, and
@@ -441,9 +442,11 @@ class SessionInterceptor implements Interceptor {
       return false;
     }
     return orFail(port, false, async () => {
-      const out = await writeOutcome(this.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes);
+      // Cancelled while upstream's rows came in: they weren't all kept (evalCapture).
+      if (port.canceled) throwIfCanceled(port.signal);
+      const out = await writeOutcome(this.redis, this.pending, plan, prepared, r, this.fdw.maxValueBytes, () => port.signal);
       this.stats.addRows(Number(/\d+$/.exec(out.tag)?.[0] ?? 0));
-      // The last point where a cancel takes the statement back whole; past it the writes are sent.
+      // A cancel takes the statement back whole until EXEC is sent (applyNow checks up to there); past it, all is applied.
       throwIfCanceled(port.signal);
       await this.commitOrStage(port, plan.target, out.ops);
       const { reply, rest } = fetchRows(out.returning, out.tag, plan.returning ? (page?.maxRows ?? 0) : 0);
@@ -818,9 +821,9 @@ class SessionInterceptor implements Interceptor {
 
   /** The computed rows to Redis, at once or staged in the open transaction block, as the upstream path does with upstream's rows. */
   private async applyFastWrite(port: SessionPort, plan: WritePlan, rows: (string | null)[][]): Promise<string> {
-    const out = await writeOutcome(this.redis, this.pending, plan, NO_SNAPSHOT, { rows, returning: [] }, this.fdw.maxValueBytes);
+    const out = await writeOutcome(this.redis, this.pending, plan, NO_SNAPSHOT, { rows, returning: [] }, this.fdw.maxValueBytes, () => port.signal);
     this.stats.addRows(out.count);
-    // The last point where a cancel takes the statement back whole; past it the writes are sent.
+    // A cancel takes the statement back whole until EXEC is sent (applyNow checks up to there); past it, all is applied.
     if (port.canceled) throwIfCanceled(port.signal);
     await this.commitOrStage(port, plan.target, out.ops);
     return out.tag;

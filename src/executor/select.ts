@@ -330,14 +330,17 @@ export interface PendingWrites {
   on(table: ForeignTable): RedisOp[];
 }
 
-/** Reads a table's rows, with the transaction's pending writes applied when it has any. */
-export async function readRows(redis: RedisAccess, table: ForeignTable, pushdown: Pushdown, pending: PendingWrites | undefined, sink: RowSink): Promise<void> {
+/**
+ * Reads a table's rows, with the transaction's pending writes applied when it has any. `batchSize`: the
+ * page size, where the reader's default doesn't suit (see readTable).
+ */
+export async function readRows(redis: RedisAccess, table: ForeignTable, pushdown: Pushdown, pending: PendingWrites | undefined, sink: RowSink, opts: { batchSize?: number } = {}): Promise<void> {
   const signal = redis.signal;
   const client = await abortable(redis.client(table.conn), signal);
   const ops = pending?.on(table) ?? [];
   // The reader also stops paging once the signal fires; abortable() answers without waiting for it.
-  if (ops.length) return abortable(readWithPending(client, table.spec, ops, sink, { signal }), signal);
-  return abortable(readTable(client, table.spec, pushdown, sink, { signal }), signal);
+  if (ops.length) return abortable(readWithPending(client, table.spec, ops, sink, { signal, ...opts }), signal);
+  return abortable(readTable(client, table.spec, pushdown, sink, { signal, ...opts }), signal);
 }
 
 export function pushdownFor(r: ForeignRead, param: ParamText): Pushdown {

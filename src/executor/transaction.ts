@@ -9,7 +9,7 @@ import { touches } from '../redis/types/multi.js';
 import { randomUUID } from 'node:crypto';
 import { applyOps, describeFailures, type RedisOp, type StagedOp } from '../redis/write.js';
 import { applyShare, markerKey, missedWrites, notApplied, type OutboxPart } from './outbox.js';
-import { GiveWay } from './give-way.js';
+import { GiveWay, type CancelSignal } from './give-way.js';
 import type { RedisConnSpec } from '../redis/connection.js';
 import type { ForeignTable, PendingWrites, RedisAccess } from './select.js';
 import { PgError } from '../protocol/pg-error.js';
@@ -216,15 +216,22 @@ function failure(r: import('../redis/write.js').ApplyResult, total: number): PgE
   return new PgError(first.code === SqlState.SerializationFailure ? first.code : SqlState.FdwError, describeFailures(r, total), { detail: first.message });
 }
 
-/** Applies one statement's writes now (outside a transaction block); any failure is the statement's error. */
-export async function applyNow(redis: RedisAccess, table: ForeignTable, ops: readonly RedisOp[]): Promise<void> {
+/**
+ * Applies one statement's writes now (outside a transaction block); any failure is the statement's error.
+ * `signal`: the statement's cancel, which takes it back whole until EXEC is sent (applyOps).
+ */
+export async function applyNow(redis: RedisAccess, table: ForeignTable, ops: readonly RedisOp[], signal?: CancelSignal): Promise<void> {
   // Outside a transaction nothing is unnumbered, so a cancel has nothing to cancel.
   if (ops.some((o) => o.op === 'xcancel')) ops = ops.filter((o) => o.op !== 'xcancel');
   if (ops.length === 0) return;
   const client = await redis.client(table.conn);
-  const r = await applyOps(
-    client,
-    ops.map((op) => ({ op, table: table.display })),
-  );
+  const giveWay = new GiveWay(signal);
+  const staged: StagedOp[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    staged.push({ op: ops[i]!, table: table.display });
+    const p = giveWay.at(i);
+    if (p) await p;
+  }
+  const r = await applyOps(client, staged, { signal });
   if (r.failures.length) throw failure(r, ops.length);
 }

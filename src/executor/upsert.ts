@@ -19,6 +19,7 @@ import { mapRedisErrorWithType, serverOf } from '../redis/errors.js';
 import type { TableSpec } from '../redis/table-spec.js';
 import { typeOf } from '../redis/types/type.js';
 import { readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
+import { GiveWay } from './give-way.js';
 
 export interface ConflictPlan {
   action: 'nothing' | 'update';
@@ -108,12 +109,16 @@ export function identityKey(spec: TableSpec, plan: ConflictPlan, row: readonly (
   return JSON.stringify(parts);
 }
 
+/** Members asked about per command: one HMGET/SMISMEMBER/ZMSCORE of 150,000 overflowed the stack (spread arguments). */
+const EXISTING_PER_CALL = 1000;
+
 /**
  * Which of the proposed rows' identities exist now, as the statement sees Redis (its transaction's
  * pending writes included). Only DO NOTHING needs this, for its count and RETURNING; the writes
- * themselves are NX, so a concurrent insert is never overwritten.
+ * themselves are NX, so a concurrent insert is never overwritten. Asked EXISTING_PER_CALL members at a
+ * time, giving way (`giveWay`) while a big statement's rows are grouped.
  */
-export async function existingIdentities(redis: RedisAccess, t: ForeignTable, plan: ConflictPlan, rows: readonly (readonly (string | null)[])[], pending: PendingWrites | undefined): Promise<Set<string>> {
+export async function existingIdentities(redis: RedisAccess, t: ForeignTable, plan: ConflictPlan, rows: readonly (readonly (string | null)[])[], pending: PendingWrites | undefined, giveWay = new GiveWay()): Promise<Set<string>> {
   const spec = t.spec;
   const found = new Set<string>();
   const wanted = rows.filter((r) => plan.identity.every((i) => r[i] !== null));
@@ -130,18 +135,25 @@ export async function existingIdentities(redis: RedisAccess, t: ForeignTable, pl
   const keyCol = spec.multi === 'rows' ? plan.identity[0]! : -1;
   const conflict = typeOf(spec).conflict!;
   const memberCol = conflict.role ? plan.identity[plan.identity.length - 1]! : -1;
-  const byKey = new Map<string, string[]>();
-  for (const r of wanted) {
+  const byKey = new Map<string, Set<string>>();
+  for (let i = 0; i < wanted.length; i++) {
+    const r = wanted[i]!;
     const key = keyCol >= 0 ? r[keyCol]! : spec.key;
-    const list = byKey.get(key) ?? [];
-    if (memberCol >= 0) list.push(r[memberCol]!);
-    byKey.set(key, list);
+    let members = byKey.get(key);
+    if (!members) byKey.set(key, (members = new Set()));
+    if (memberCol >= 0) members.add(r[memberCol]!);
+    const p = giveWay.at(i);
+    if (p) await p;
   }
   await Promise.all(
-    [...byKey].map(async ([key, members]) => {
+    [...byKey].map(async ([key, set]) => {
+      const members = [...set];
       try {
-        const has = await conflict.existing(client, key, [...new Set(members)]);
-        for (const m of has) found.add(JSON.stringify(conflict.role ? [key, m] : [key]));
+        // A key alone (a string, a multi_* row): asked once, with no members.
+        for (let at = 0; at === 0 || at < members.length; at += EXISTING_PER_CALL) {
+          const has = await conflict.existing(client, key, members.slice(at, at + EXISTING_PER_CALL));
+          for (const m of has) found.add(JSON.stringify(conflict.role ? [key, m] : [key]));
+        }
       } catch (e) {
         throw await mapRedisErrorWithType(e, { key, table: t.display, expected: spec.type, server: serverOf(client) }, client);
       }

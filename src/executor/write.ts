@@ -276,16 +276,20 @@ function insertBody(b: TextBuilder, info: StatementInfo, target: ForeignTable, t
   const moreTargets = (width: number): PgError =>
     new PgError(SqlState.SyntaxError, 'INSERT has more target columns than expressions', { position: charPos(b, Number(listed[width]?.location) - base) });
   if (values) {
+    // Tokens by start, made at the first item that needs its token: a scan of the tokens per item made
+    // a 10,000-row VALUES take 0.45 s (quadratic).
+    let byStart: Map<number, Token> | undefined;
     for (const row of values) {
       const items = (inner(row).items as Node[] | undefined) ?? [];
       const firstLoc = Number(inner(items[0]).location ?? 0) - base;
       if (items.length > order.length) throw new PgError(SqlState.SyntaxError, 'INSERT has more expressions than target columns', { position: charPos(b, Number(inner(items[order.length]).location ?? firstLoc + base) - base) });
       if (items.length < order.length) throw moreTargets(items.length);
       items.forEach((it, k) => {
-        const col = cols[order[k]!]!;
         const kind = nodeKind(it);
-        const loc = Number(inner(it).location) - base;
-        const tok = tokens.find((t) => t.start === loc);
+        if (kind !== 'SetToDefault' && kind !== 'ParamRef') return;
+        const col = cols[order[k]!]!;
+        byStart ??= new Map(tokens.map((t) => [t.start, t]));
+        const tok = byStart.get(Number(inner(it).location) - base);
         if (!tok) return;
         // DEFAULT isn't allowed in a VALUES list of its own; a bare $n gets the column's type, as INSERT would give it.
         if (kind === 'SetToDefault') extra.push({ start: tok.start, end: tok.end, sql: defaultOf(col) });

@@ -25,6 +25,7 @@ import { DiscardTarget, fastScanFor, scanKey, type CommandNote, type ScanTargets
 import { asArray, asText, pairsJson, type Cmd, type CursorParams, type Item, type KeyCursor, type OpenCursor } from './types/cursor.js';
 import { exactKeys, scanPattern } from './types/multi.js';
 import { typeOf, type RedisTypeRecord } from './types/type.js';
+import { GiveWay } from '../executor/give-way.js';
 
 export type { RedisClient };
 
@@ -65,8 +66,6 @@ export const DEFAULT_KEY_BATCH = 10_000;
  */
 export const DEFAULT_FIRST_PAGE = 100_000;
 export const DEFAULT_KEYS_PER_PIPELINE = 100;
-/** Rows emitted from one page before the reader lets the event loop run other sessions. */
-const ROWS_PER_TURN = 5000;
 
 const isCluster = (c: RedisClient): c is Cluster => (c as { isCluster?: boolean }).isCluster === true;
 /** Both clients have the same command methods; the union's overloads just do not unify for TypeScript. */
@@ -169,6 +168,7 @@ class TableReader {
   private readonly open: OpenCursor;
   private readonly keysPerPipeline: number;
   private readonly server: string;
+  private readonly giveWay: GiveWay;
 
   constructor(
     private readonly client: RedisClient,
@@ -184,6 +184,7 @@ class TableReader {
     this.open = this.type.open;
     this.keysPerPipeline = Math.max(1, Math.floor(opts.keysPerPipeline ?? DEFAULT_KEYS_PER_PIPELINE));
     this.server = opts.server ?? serverOf(client);
+    this.giveWay = new GiveWay(opts.signal);
   }
 
   async run(): Promise<void> {
@@ -220,8 +221,10 @@ class TableReader {
         for (let i = 0; i < items.length; i++) {
           this.em.row(keyLabel, keyValue, items[i]!);
           if (this.em.full) return;
-          // A big page is emitted in chunks: other sessions, and a cancel, get a turn in between.
-          if (i % ROWS_PER_TURN === ROWS_PER_TURN - 1) await this.nextTurn();
+          // A big page is emitted in slices of a few ms, whatever the sink costs per row (a write's
+          // snapshot row costs several times a SELECT's): other sessions, and a cancel, get a turn between.
+          const p = this.giveWay.at(i);
+          if (p) await p;
         }
       }
       const cmd = cur.command(this.em.remaining);
@@ -354,11 +357,6 @@ class TableReader {
 
   private errCtx(key: RedisKey): { key: RedisKey; table: string; server: string; expected: RedisType } {
     return { key, table: this.spec.table, server: this.server, expected: this.spec.type };
-  }
-
-  private async nextTurn(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    this.checkCanceled();
   }
 
   private checkCanceled(): void {

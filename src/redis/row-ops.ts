@@ -31,7 +31,10 @@ export class StatementOps {
 
   /** The commands, then what the type held until the end (a list's edits, in position order per key). */
   finish(): RedisOp[] {
-    return [...this.w.ops, ...(this.rows.finish?.() ?? [])];
+    // Appended in place: a copy of a 100,000-row statement's commands would be one more long stretch.
+    const out = this.w.ops;
+    for (const op of this.rows.finish?.() ?? []) out.push(op);
+    return out;
   }
 
   /** `nx`: leave an entry that exists as it is (ON CONFLICT DO NOTHING). */

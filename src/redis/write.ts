@@ -9,7 +9,9 @@ import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { RedisClient } from './pool.js';
 import { mapRedisError, serverOf } from './errors.js';
-import { GiveWay } from '../executor/give-way.js';
+import { GiveWay, type CancelSignal } from '../executor/give-way.js';
+import { abortable, throwIfCanceled } from '../session/cancel.js';
+import { isCluster, lease, release } from './exclusive.js';
 import type { RedisType } from './table-spec.js';
 import { scanKeys } from './types/multi.js';
 
@@ -62,27 +64,51 @@ export interface StagedOp {
   table: string;
 }
 
+/**
+ * ARGV: the tombstone, then the edits as JSON arrays of [index, expected, action] triples, EDITS_PER_ARG
+ * to an argument (a 100,000-position edit as 300,000 arguments cost ~90 ms of one command's encoding and
+ * overflowed the stack of call(...args); as 100 JSON texts it is built in slices).
+ */
 const LIST_EDIT = `
-local n = (#ARGV - 1) / 3
-for i = 0, n - 1 do
-  local idx = tonumber(ARGV[2 + i * 3])
-  if redis.call('LINDEX', KEYS[1], idx) ~= ARGV[3 + i * 3] then
-    return redis.error_reply('REDISFDWCHANGED element ' .. idx .. ' no longer holds what the statement read')
+local parts = {}
+for a = 2, #ARGV do parts[a - 1] = cjson.decode(ARGV[a]) end
+for _, p in ipairs(parts) do
+  for i = 1, #p, 3 do
+    if redis.call('LINDEX', KEYS[1], p[i]) ~= p[i + 1] then
+      return redis.error_reply('REDISFDWCHANGED element ' .. p[i] .. ' no longer holds what the statement read')
+    end
   end
 end
 local removed = false
-for i = 0, n - 1 do
-  local idx = tonumber(ARGV[2 + i * 3])
-  local act = ARGV[4 + i * 3]
-  if string.sub(act, 1, 1) == 'S' then
-    redis.call('LSET', KEYS[1], idx, string.sub(act, 2))
-  else
-    redis.call('LSET', KEYS[1], idx, ARGV[1])
-    removed = true
+local n = 0
+for _, p in ipairs(parts) do
+  for i = 1, #p, 3 do
+    local act = p[i + 2]
+    if string.sub(act, 1, 1) == 'S' then
+      redis.call('LSET', KEYS[1], p[i], string.sub(act, 2))
+    else
+      redis.call('LSET', KEYS[1], p[i], ARGV[1])
+      removed = true
+    end
+    n = n + 1
   end
 end
 if removed then redis.call('LREM', KEYS[1], 0, ARGV[1]) end
 return n`;
+
+const EDITS_PER_ARG = 1000;
+
+/** A list edit's edits, as LIST_EDIT takes them: one JSON text per EDITS_PER_ARG. */
+function* editArgs(edits: readonly ListEdit[]): Generator<string> {
+  for (let at = 0; at < edits.length; at += EDITS_PER_ARG) {
+    const flat: (number | string)[] = [];
+    for (let i = at; i < Math.min(at + EDITS_PER_ARG, edits.length); i++) {
+      const e = edits[i]!;
+      flat.push(e.index, e.expected, e.value === null ? 'D' : `S${e.value}`);
+    }
+    yield JSON.stringify(flat);
+  }
+}
 
 /** A value no real element can equal: it marks positions to remove, then LREM takes them all out. */
 const tombstone = (): string => `\u0000redis-fdw-proxy-removed:${process.pid}:${Date.now()}:${Math.random()}`;
@@ -103,16 +129,39 @@ export interface ApplyResult {
 }
 
 /**
+ * Above this many members, fields and positions, a statement's MULTI is queued in slices on a
+ * connection of its own (applySliced); below it, built and sent at once on the shared client, which
+ * costs no more than a few milliseconds of the event loop and one round trip (a single-row INSERT's hot
+ * path). Measured here: 100,000 HSET fields sent at once held the loop for ~30-60 ms of CPU, 200,000
+ * single ZREM/ZADD commands (a renaming zset UPDATE) for ~0.7-1.7 s.
+ */
+const AT_ONCE_MAX = 4096;
+
+export interface ApplyOptions {
+  /**
+   * The statement's cancel. It takes the statement back whole until EXEC is sent (57014, nothing
+   * applied); once EXEC is sent Redis applies all of it, and the statement waits for that.
+   */
+  signal?: CancelSignal;
+}
+
+/**
  * Applies `ops` in order in one MULTI/EXEC. A connection failure before EXEC means nothing applied
  * (thrown as a PgError); a command Redis refuses inside EXEC leaves the others applied (Redis has no
  * rollback), and is reported in the result.
  */
-export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): Promise<ApplyResult> {
+export async function applyOps(client: RedisClient, ops: readonly StagedOp[], opts: ApplyOptions = {}): Promise<ApplyResult> {
   if (ops.length === 0) return { applied: 0, failures: [] };
-  const expanded = await batched(await expandPatterns(client, ops));
+  const expanded = await batched(await expandPatterns(client, ops), opts.signal);
+  let weight = 0;
+  for (const { op } of expanded) weight += weightOf(op);
+  // A cluster's MULTI is its client's to route (one slot): sent at once, as before.
+  if (weight > AT_ONCE_MAX && !isCluster(client)) return applySliced(client, expanded, opts.signal);
   // One command is atomic by itself; MULTI/EXEC around it would cost Redis two more commands and the
   // proxy a pipeline (the single-row INSERT's hot path).
   if (expanded.length === 1) return applyOne(client, expanded);
+  // No cancel check here: the caller made one just before, and asking for the signal makes it (a cost
+  // the fast write's hot path avoids); the loops above check it after each turn they give.
   const multi = commands(client).multi();
   for (const { op } of expanded) multi.call(...commandOf(op));
   let replies: [Error | null, unknown][] | null;
@@ -124,6 +173,68 @@ export async function applyOps(client: RedisClient, ops: readonly StagedOp[]): P
   if (!replies) throw new PgError(SqlState.SerializationFailure, 'Redis aborted the transaction');
   return resultOf(replies, expanded);
 }
+
+/**
+ * A big statement's MULTI/EXEC, on a connection nobody else uses (other sessions' commands would land
+ * inside the transaction): MULTI, the commands in slices, giving way between them, then EXEC. A cancel
+ * before EXEC drops the connection, and Redis discards the transaction: nothing applied.
+ */
+async function applySliced(client: RedisClient, expanded: QueuedOp[], signal: CancelSignal): Promise<ApplyResult> {
+  // Waits before EXEC give up at a cancel: nothing is applied yet (a connection that comes late goes).
+  const leasing = lease(client);
+  let conn: Redis;
+  try {
+    conn = await abortable(leasing, signalOf(signal));
+  } catch (e) {
+    leasing.then((c) => release(client, c, false), () => {});
+    if (isPgError(e)) throw e;
+    throw mapRedisError(e, { key: keyOf(expanded[0]!.op), table: expanded[0]!.table, server: serverOf(client) });
+  }
+  let clean = false;
+  let execSent = false;
+  let refused: () => unknown = () => undefined;
+  try {
+    await abortable(conn.multi({ pipeline: false }), signalOf(signal));
+    refused = await queueSliced(conn, expanded, new GiveWay(signal));
+    // The last point where a cancel takes the statement back whole.
+    throwIfCanceled(signalOf(signal));
+    execSent = true;
+    const replies = (await conn.exec()) as [Error | null, unknown][] | null;
+    clean = true;
+    if (!replies) throw new PgError(SqlState.SerializationFailure, 'Redis aborted the transaction');
+    return resultOf(replies, expanded);
+  } catch (e) {
+    if (isPgError(e)) throw e;
+    // A command refused while queueing made EXEC fail whole (EXECABORT): nothing applied, for that reason.
+    const why = refused() ?? e;
+    // Before EXEC the transaction dies with the connection: nothing applied, whatever the failure.
+    throw execSent && why === e ? execError(e, expanded, conn) : mapRedisError(why, { key: keyOf(expanded[0]!.op), table: expanded[0]!.table, server: serverOf(client) });
+  } finally {
+    release(client, conn, clean);
+  }
+}
+
+/**
+ * Sends the commands into the MULTI open on `conn`, giving way between slices. Their QUEUED replies
+ * aren't awaited together (Promise.all over 200,000 of them held the loop for ~150 ms): the first
+ * refusal is kept, for the caller to name when EXEC fails with EXECABORT.
+ */
+async function queueSliced(conn: Redis, expanded: QueuedOp[], giveWay: GiveWay): Promise<() => unknown> {
+  let first: unknown;
+  // Only Redis's refusals: a lost connection fails EXEC too, and EXEC's failure says what is known then.
+  const onRefused = (e: unknown): void => {
+    if (e instanceof ReplyError) first ??= e;
+  };
+  for (const { op } of expanded) {
+    conn.call(...(op.op === 'ledit' ? await leditSliced(op, giveWay) : commandOf(op))).catch(onRefused);
+    const p = giveWay.maybe();
+    if (p) await p;
+  }
+  return () => first;
+}
+
+const signalOf = (s: CancelSignal): AbortSignal | undefined => (typeof s === 'function' ? s() : s);
+const keyOf = (o: Queued): string => (o.op === 'delPattern' ? '' : o.key);
 
 async function applyOne(client: RedisClient, expanded: QueuedOp[]): Promise<ApplyResult> {
   try {
@@ -179,6 +290,7 @@ export type GuardedResult = { kind: 'applied'; result: ApplyResult } | { kind: '
  */
 export async function applyGuarded(conn: Redis, ops: readonly StagedOp[], marker: string, markerTtlS: number, table: string): Promise<GuardedResult> {
   const expanded = await batched(await expandPatterns(conn, ops));
+  let refused: () => unknown = () => undefined;
   try {
     await conn.watch(marker);
     if ((await conn.exists(marker)) === 1) {
@@ -186,40 +298,58 @@ export async function applyGuarded(conn: Redis, ops: readonly StagedOp[], marker
       return { kind: 'already' };
     }
     await conn.multi({ pipeline: false });
-    const giveWay = new GiveWay();
-    const queued: Promise<unknown>[] = [];
-    for (const { op } of expanded) {
-      queued.push(conn.call(...commandOf(op)));
-      const p = giveWay.maybe();
-      if (p) await p;
-    }
-    queued.push(conn.set(marker, '1', 'EX', markerTtlS));
-    // A command refused while queueing makes EXEC fail as a whole (EXECABORT): nothing applied.
-    await Promise.all(queued);
+    refused = await queueSliced(conn, expanded, new GiveWay());
+    conn.set(marker, '1', 'EX', markerTtlS).catch(() => {});
     const replies = (await conn.exec()) as [Error | null, unknown][] | null;
     if (!replies) return { kind: 'already' };
     return { kind: 'applied', result: resultOf(replies.slice(0, -1), expanded) };
   } catch (e) {
-    throw expanded.length ? execError(e, expanded, conn) : mapRedisError(e, { key: marker, table, server: serverOf(conn) });
+    // A command refused while queueing makes EXEC fail as a whole (EXECABORT): nothing applied, for that reason.
+    const why = refused() ?? e;
+    throw expanded.length ? execError(why, expanded, conn) : mapRedisError(why, { key: marker, table, server: serverOf(conn) });
   }
 }
 
-/** Commands that take many members at once; consecutive ones on the same key are sent as one. */
-const VARIADIC = new Set(['hset', 'hdel', 'rpush', 'sadd', 'srem', 'zadd', 'zrem']);
+/**
+ * Commands that take many members at once, by the lane they take in a window of one key (see batched):
+ * a type's removal and its addition share a family. RPUSH has no removal.
+ */
+const VARIADIC: Partial<Record<RedisOp['op'], { family: string; lane: 'remove' | 'add' }>> = {
+  hdel: { family: 'hash', lane: 'remove' },
+  hset: { family: 'hash', lane: 'add' },
+  srem: { family: 'set', lane: 'remove' },
+  sadd: { family: 'set', lane: 'add' },
+  zrem: { family: 'zset', lane: 'remove' },
+  zadd: { family: 'zset', lane: 'add' },
+  rpush: { family: 'list', lane: 'add' },
+};
 const MAX_BATCH = 1000;
 
+/** The field or member a variadic op names ('' for RPUSH, which nothing removes by name). */
+const memberOf = (o: RedisOp): string => (o.op === 'hset' || o.op === 'hdel' ? o.field : 'member' in o ? o.member : '');
+
 /**
- * Merges runs of the same variadic command on the same key (HSET k f1 v1 f2 v2 ...), as a client
- * would write them by hand: far fewer commands for Redis to parse, same effect in the same order.
+ * Merges the variadic commands on one key into few, as a client would write them by hand (HSET k f1 v1
+ * f2 v2 ...): far fewer commands for Redis to parse and for the proxy to encode, with the same effect.
+ * A window of one key holds a removal lane and an addition lane, sent in that order: an UPDATE that
+ * renames members (ZREM old, ZADD new, row after row) becomes one ZREM and one ZADD per 1,000 rows
+ * rather than 200,000 commands for 100,000 rows. Removals may go first because members other than the
+ * one an op names are untouched by it; a removal of a member the window has added ends the window,
+ * so no member's own ops ever change order.
  */
-async function batched(ops: StagedOp[]): Promise<QueuedOp[]> {
-  const giveWay = new GiveWay();
+async function batched(ops: StagedOp[], signal?: CancelSignal): Promise<QueuedOp[]> {
+  const giveWay = new GiveWay(signal);
   const out: QueuedOp[] = [];
-  let run: { kind: RedisOp['op']; key: string; nx: boolean; items: RedisOp[]; table: string } | undefined;
+  let w: { key: string; family: string; table: string; removes: RedisOp[]; adds: RedisOp[]; nx: boolean; added: Set<string> } | undefined;
+  const emit = (items: RedisOp[], key: string, nx: boolean, table: string): void => {
+    if (items.length === 1) out.push({ op: items[0]!, table });
+    else if (items.length > 1) out.push({ op: { op: 'many', key, of: items[0]!.op, nx, items }, table });
+  };
   const flush = (): void => {
-    if (!run) return;
-    out.push(run.items.length === 1 ? { op: run.items[0]!, table: run.table } : { op: { op: 'many', key: run.key, of: run.kind, nx: run.nx, items: run.items }, table: run.table });
-    run = undefined;
+    if (!w) return;
+    emit(w.removes, w.key, false, w.table);
+    emit(w.adds, w.key, w.nx, w.table);
+    w = undefined;
   };
   for (let i = 0; i < ops.length; i++) {
     const s = ops[i]!;
@@ -229,22 +359,34 @@ async function batched(ops: StagedOp[]): Promise<QueuedOp[]> {
     }
     const o = s.op;
     const nx = 'nx' in o && o.nx === true;
+    const v = VARIADIC[o.op];
     // HSETNX takes one field; ZADD NX many, but not mixed with plain ZADDs.
-    if (!VARIADIC.has(o.op) || !('key' in o) || (nx && o.op === 'hset')) {
+    if (!v || !('key' in o) || (nx && o.op === 'hset')) {
       flush();
       out.push(s);
       continue;
     }
-    if (run && (run.kind !== o.op || run.key !== o.key || run.nx !== nx || run.items.length >= MAX_BATCH)) flush();
-    run ??= { kind: o.op, key: o.key, nx, items: [], table: s.table };
-    run.items.push(o);
+    if (w && (w.key !== o.key || w.family !== v.family)) flush();
+    const member = memberOf(o);
+    if (w && v.lane === 'remove' && (w.added.has(member) || w.removes.length >= MAX_BATCH)) flush();
+    if (w && v.lane === 'add' && ((w.adds.length > 0 && w.nx !== nx) || w.adds.length >= MAX_BATCH)) flush();
+    w ??= { key: o.key, family: v.family, table: s.table, removes: [], adds: [], nx, added: new Set() };
+    if (v.lane === 'remove') w.removes.push(o);
+    else {
+      if (w.adds.length === 0) w.nx = nx;
+      w.adds.push(o);
+      w.added.add(member);
+    }
   }
   flush();
   return out;
 }
 
-/** The Redis command (name and arguments) for a queued op. */
-function commandOf(o: Queued): [string, ...string[]] {
+/**
+ * The Redis command for a queued op: its name and its arguments as one array, which ioredis takes as it
+ * is. Spread into call(), the arguments of a 100,000-position list edit overflowed the stack.
+ */
+function commandOf(o: Queued): [string, string[]] {
   switch (o.op) {
     case 'many': {
       const args: string[] = o.nx ? [o.key, 'NX'] : [o.key];
@@ -255,40 +397,54 @@ function commandOf(o: Queued): [string, ...string[]] {
         else if (it.op === 'sadd' || it.op === 'srem' || it.op === 'zrem') args.push(it.member);
         else if (it.op === 'zadd') args.push(it.score, it.member);
       }
-      return [o.of, ...args];
+      return [o.of, args];
     }
     case 'hset':
-      return o.nx ? ['hsetnx', o.key, o.field, o.value] : ['hset', o.key, o.field, o.value];
+      return o.nx ? ['hsetnx', [o.key, o.field, o.value]] : ['hset', [o.key, o.field, o.value]];
     case 'hdel':
-      return ['hdel', o.key, o.field];
+      return ['hdel', [o.key, o.field]];
     case 'rpush':
-      return ['rpush', o.key, o.value];
-    case 'ledit': {
-      const args: string[] = [tombstone()];
-      for (const e of o.edits) args.push(String(e.index), e.expected, e.value === null ? 'D' : `S${e.value}`);
-      return ['eval', LIST_EDIT, '1', o.key, ...args];
-    }
+      return ['rpush', [o.key, o.value]];
+    case 'ledit':
+      return ['eval', [LIST_EDIT, '1', o.key, tombstone(), ...editArgs(o.edits)]];
     case 'sadd':
-      return ['sadd', o.key, o.member];
+      return ['sadd', [o.key, o.member]];
     case 'srem':
-      return ['srem', o.key, o.member];
+      return ['srem', [o.key, o.member]];
     case 'zadd':
-      return o.nx ? ['zadd', o.key, 'NX', o.score, o.member] : ['zadd', o.key, o.score, o.member];
+      return o.nx ? ['zadd', [o.key, 'NX', o.score, o.member]] : ['zadd', [o.key, o.score, o.member]];
     case 'zrem':
-      return ['zrem', o.key, o.member];
+      return ['zrem', [o.key, o.member]];
     case 'xadd':
-      return ['xadd', o.key, o.id, ...o.pairs];
+      return ['xadd', [o.key, o.id, ...o.pairs]];
     case 'xdel':
-      return ['xdel', o.key, o.id];
+      return ['xdel', [o.key, o.id]];
     case 'set':
-      return o.nx ? ['set', o.key, o.value, 'NX'] : ['set', o.key, o.value];
+      return o.nx ? ['set', [o.key, o.value, 'NX']] : ['set', [o.key, o.value]];
     case 'del':
-      return ['del', o.key];
+      return ['del', [o.key]];
     case 'delPattern':
       throw new Error('delPattern is expanded before MULTI');
     case 'xcancel':
       throw new Error('xcancel is resolved before MULTI');
   }
+}
+
+/** commandOf of a list edit, giving way while a big one's arguments are built. */
+async function leditSliced(o: Extract<RedisOp, { op: 'ledit' }>, giveWay: GiveWay): Promise<[string, string[]]> {
+  const args = [LIST_EDIT, '1', o.key, tombstone()];
+  for (const a of editArgs(o.edits)) {
+    args.push(a);
+    const p = giveWay.maybe();
+    if (p) await p;
+  }
+  return ['eval', args];
+}
+
+/** How many members, fields or positions a queued op carries: what its encoding costs. */
+function weightOf(o: Queued): number {
+  if (o.op === 'many') return o.items.length;
+  return o.op === 'ledit' ? o.edits.length : 1;
 }
 
 function opError(err: Error, s: QueuedOp): PgError {

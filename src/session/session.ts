@@ -25,6 +25,9 @@ import { ExpectedQueue, forward, Req, type Entry } from './expected-queue.js';
 import { hotCounts } from '../metrics/metrics.js';
 import type { Interceptor, SessionPort } from './types.js';
 
+/** How much upstream data handling (ms of CPU) a session does before it lets other work in (as GiveWay does). */
+const UPSTREAM_SLICE_MS = 4;
+
 export interface SessionDeps {
   config: ProxyConfig;
   log: Logger;
@@ -94,6 +97,15 @@ export class Session implements SessionPort {
   private held: Buffer[] = [];
   private heldBytes = 0;
   private clientBlocked = false;
+  /**
+   * Time spent handling upstream data since reading last paused for other work (ms), and whether it is
+   * paused now: every 4 ms of it, reading pauses for one turn. libuv reads a busy socket up to 32 times
+   * (64 kB each) before the loop turns, and decoding a write's evaluated rows held the loop for 20-50 ms
+   * that way. Not reset at each turn (knowing when one ends would cost the hot path a timer): a pause
+   * where a turn had come anyway costs nothing worth measuring.
+   */
+  private upstreamSpent = 0;
+  private upstreamYielding = false;
   /** Upstream refused the login (any error during authentication is its last word). */
   private authFailed = false;
   /** Upstream's BackendKeyData frame, to cancel a running query when the client vanishes. */
@@ -201,7 +213,7 @@ export class Session implements SessionPort {
     s.on('data', (chunk: Buffer) => this.onClientData(chunk));
     s.on('drain', () => {
       this.clientBlocked = false;
-      this.upstream?.resume();
+      if (!this.upstreamYielding) this.upstream?.resume();
     });
     s.on('error', (e) => this.log.debug({ err: e.message }, 'client socket error'));
     // A client may half-close after its last message and still read the replies (as with Postgres):
@@ -644,7 +656,26 @@ export class Session implements SessionPort {
     }
     if (r.end === 0) return;
     if (this.phase === 'auth') this.watchAuth(r.buf, r.end);
+    const t0 = performance.now();
     this.queue.consume(r.buf, r.end);
+    this.upstreamSpent += performance.now() - t0;
+    if (this.upstreamSpent >= UPSTREAM_SLICE_MS) this.yieldUpstream();
+  }
+
+  /**
+   * Lets other sessions in after a slice of upstream data: reading pauses until the next turn. What
+   * arrives meanwhile waits in the socket's buffer, in order, as it does for a slow client.
+   */
+  private yieldUpstream(): void {
+    this.upstreamSpent = 0;
+    if (this.upstreamYielding || !this.upstream) return;
+    this.upstreamYielding = true;
+    this.upstream.pause();
+    setImmediate(() => {
+      this.upstreamYielding = false;
+      // A blocked client resumes upstream when it drains.
+      if (!this.clientBlocked && this.phase !== 'closed') this.upstream?.resume();
+    });
   }
 
   /** During authentication, looks for the first ReadyForQuery (the session is ready) and failures. */

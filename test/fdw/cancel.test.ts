@@ -8,11 +8,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
 import pg from 'pg';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
-import { connect, pgError, rows, setupSupabase } from '../support/fdw-sql.js';
+import { cancelRequest, connect, pgError, rows, setupSupabase } from '../support/fdw-sql.js';
 import { Redis } from 'ioredis';
 import { startRedis, type RedisInstance } from '../harness/servers.js';
 import { REDIS_DB } from '../support/redis-dbs.js';
@@ -62,19 +61,7 @@ after(async () => {
 });
 
 /** Sends a CancelRequest for `client`'s session to the proxy, as libpq does (a fresh connection). */
-function cancel(client: pg.Client): Promise<void> {
-  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
-  const packet = Buffer.alloc(16);
-  packet.writeInt32BE(16, 0);
-  packet.writeInt32BE(80877102, 4);
-  packet.writeInt32BE(processID, 8);
-  packet.writeInt32BE(secretKey, 12);
-  return new Promise((resolve, reject) => {
-    const s = net.connect(f.proxy.port, '127.0.0.1', () => s.end(packet));
-    s.on('error', reject);
-    s.on('close', () => resolve());
-  });
-}
+const cancel = (client: pg.Client): Promise<void> => cancelRequest(f.proxy.port, client);
 
 /** Waits (polling the in-process proxy) until some session's statement is in the proxy's hands. */
 async function inProxy(): Promise<void> {

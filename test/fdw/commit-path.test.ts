@@ -5,8 +5,7 @@
  * Both run against the real CLI process, so the proxy's event loop carries only the proxy's work and
  * the timings are the proxy's own. The bounds are the generous ones the issues ask for.
  */
-import { readFileSync } from 'node:fs';
-import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -18,6 +17,7 @@ import { withDb } from '../support/fdw.js';
 import { testEnv } from '../harness/env.js';
 import { startProxy } from '../harness/proxy.js';
 import { directQuery } from '../support/proto-tools.js';
+import { describeStretch, slowestProbe, stretchOf } from '../support/cpu-stretch.js';
 
 const ROWS = 100_000;
 
@@ -72,27 +72,11 @@ describe('a big COMMIT does not stall other sessions', () => {
     try {
       await c.query('begin');
       await c.query(insert('cp_in', ROWS));
-      /** The slowest `select 1` round trip on `other` while `busy` runs. */
-      const slowest = async (busy: Promise<unknown>): Promise<{ worst: number; loops: number; ms: number }> => {
-        let running = true;
-        let worst = 0;
-        let loops = 0;
-        const t0 = performance.now();
-        void busy.finally(() => (running = false));
-        while (running) {
-          const t = performance.now();
-          await other.query('select 1');
-          worst = Math.max(worst, performance.now() - t);
-          loops++;
-        }
-        await busy;
-        return { worst, loops, ms: performance.now() - t0 };
-      };
-      const during = await slowest(c.query('commit'));
+      const during = await slowestProbe(other, c.query('commit'));
       assert.equal(await f.redis.hlen('cp:in'), ROWS);
       // Same-run baseline: the same probe for as long again with the proxy idle. On a loaded machine the
       // OS alone can delay a round trip by tens of ms; that is not the proxy's event loop.
-      const idle = await slowest(new Promise((r) => setTimeout(r, during.ms)));
+      const idle = await slowestProbe(other, new Promise((r) => setTimeout(r, during.ms)));
       console.log(`# COMMIT of ${ROWS} writes took ${during.ms.toFixed(0)} ms; ${during.loops} SELECT 1 meanwhile, slowest ${during.worst.toFixed(1)} ms (idle baseline: ${idle.loops} in as long, slowest ${idle.worst.toFixed(1)} ms)`);
       assert.ok(during.loops > 1, `the probe ran ${during.loops} times during a ${during.ms.toFixed(0)} ms COMMIT`);
       // The 50 ms bound holds the proxy to account only where a round trip alone is fast: on a machine
@@ -124,47 +108,12 @@ describe('a big COMMIT gives way: CPU time between event-loop turns', () => {
       // V8's collector pauses the main thread too, for garbage of every kind (the test client's, the
       // 100,000-row INSERT's parse tree); a pause is the runtime's, not a loop of the COMMIT that fails
       // to give way, so the stretch counts it out. The worst pause is printed beside it.
-      const gcs: { start: number; end: number }[] = [];
-      const gcObserver = new PerformanceObserver((l) => {
-        for (const e of l.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
-      });
-      gcObserver.observe({ entryTypes: ['gc'] });
-      const cpu = mainThreadCpuMs;
-      const stretches: { from: number; to: number; cpu: number }[] = [];
-      let lastCpu = cpu();
-      let lastAt = performance.now();
-      let on = true;
-      const tick = (): void => {
-        const now = cpu();
-        const at = performance.now();
-        stretches.push({ from: lastAt, to: at, cpu: now - lastCpu });
-        lastCpu = now;
-        lastAt = at;
-        if (on) setImmediate(tick);
-      };
-      setImmediate(tick);
-      await cl.query('commit');
-      on = false;
-      // GC entries are delivered after the pause: wait a turn so the last ones are in.
-      await new Promise((r) => setImmediate(r));
-      gcObserver.disconnect();
-      const gcIn = (from: number, to: number): number =>
-        gcs.reduce((sum, g) => sum + Math.max(0, Math.min(to, g.end) - Math.max(from, g.start)), 0);
-      let worst = 0;
-      let worstGc = 0;
-      for (const s of stretches) {
-        const gc = gcIn(s.from, s.to);
-        if (s.cpu - gc > worst) {
-          worst = s.cpu - gc;
-          worstGc = gc;
-        }
-      }
-      const longestPause = Math.max(0, ...gcs.map((g) => g.end - g.start));
+      const { stretch } = await stretchOf(() => cl.query('commit'));
       const r = new Redis(redis.url);
       assert.equal(await r.hlen('cp:cpu'), ROWS);
       r.disconnect();
-      console.log(`# longest main-thread CPU stretch between event-loop turns during the COMMIT, GC pauses counted out: ${worst.toFixed(1)} ms (${worstGc.toFixed(1)} ms of GC inside it); ${gcs.length} GC pauses, the longest ${longestPause.toFixed(1)} ms`);
-      assert.ok(worst < 50, `a stretch of ${worst.toFixed(1)} ms of CPU without giving way (GC pauses counted out)`);
+      console.log(describeStretch(`COMMIT of ${ROWS} writes`, stretch));
+      assert.ok(stretch.worst < 50, `a stretch of ${stretch.worst.toFixed(1)} ms of CPU without giving way (GC pauses counted out)`);
     } finally {
       await cl.end();
       await local.close();
@@ -172,19 +121,3 @@ describe('a big COMMIT gives way: CPU time between event-loop turns', () => {
     }
   });
 });
-
-/**
- * CPU time of the main thread alone, in ms: what holds the event loop. process.cpuUsage() also counts
- * V8's concurrent GC and compiler threads, which run beside the loop (a loaded run measured 95 ms
- * "stretches" that way). Linux's per-thread counters tick every 10 ms (USER_HZ 100).
- */
-function mainThreadCpuMs(): number {
-  try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10; // utime, stime: fields 14 and 15
-  } catch {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1000;
-  }
-}

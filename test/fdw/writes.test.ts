@@ -580,6 +580,39 @@ describe('list (element [, index])', () => {
     assert.deepEqual(await list('w:list'), ['B', 'c']);
   });
 
+  it('UPDATE and DELETE of elements with quotes, backslashes, control characters and non-BMP text act exactly', async () => {
+    // The checked edit carries its elements to Redis as JSON text (write.ts): what it escapes must come back as it was.
+    await r().del('w:list');
+    const els = ['"q"', 'back\\slash', 'new\nline', 'tab\t', '\u0001ctl', '', 'é中😀', 'plain'];
+    await r().rpush('w:list', ...els);
+    await expectTag(`UPDATE li SET element = element || '|' WHERE index % 2 = 0`, 'UPDATE', 4);
+    const updated = els.map((e, i) => (i % 2 === 0 ? `${e}|` : e));
+    assert.deepEqual(await list('w:list'), updated);
+    await expectTag(`DELETE FROM li WHERE index % 2 = 1`, 'DELETE', 4);
+    assert.deepEqual(await list('w:list'), updated.filter((_, i) => i % 2 === 0));
+  });
+
+  it('a list changed since the statement read it is refused whole at COMMIT, even past the first 1,000 edits', async () => {
+    await r().del('w:list');
+    const els = Array.from({ length: 2500 }, (_, i) => `e${i}`);
+    await r().rpush('w:list', ...els);
+    const notices: { severity?: string; message?: string }[] = [];
+    const onNotice = (n: { severity?: string; message?: string }): void => void notices.push(n);
+    c.on('notice', onNotice);
+    try {
+      await c.query('begin');
+      await expectTag(`UPDATE l SET element = element || '!'`, 'UPDATE', 2500);
+      // Someone else edits a position the statement read, in the third 1,000 of its edits.
+      await r().lset('w:list', 2100, 'changed');
+      await c.query('commit');
+    } finally {
+      c.off('notice', onNotice);
+    }
+    const warning = notices.find((n) => n.severity === 'WARNING');
+    assert.match(warning?.message ?? '', /changed since the statement read it: element 2100 no longer holds what the statement read/);
+    assert.deepEqual(await list('w:list'), els.map((e, i) => (i === 2100 ? 'changed' : e)), 'no position was edited');
+  });
+
   it('TRUNCATE deletes the key', async () => {
     await r().rpush('w:list', 'B', 'c');
     await expectTag('TRUNCATE l', 'TRUNCATE', null);

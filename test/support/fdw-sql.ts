@@ -65,6 +65,8 @@ export interface MonitorCapture {
   commands(): string[][];
   /** Commands whose first argument (the key) is `key`. */
   onKey(key: string): string[][];
+  /** Resolves with the first command, past the first `skip` seen, that `match` accepts (now or later). */
+  seen(match: (cmd: string[]) => boolean, skip?: number): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -120,6 +122,7 @@ export async function monitorRedis(url: string, db: number): Promise<MonitorCapt
   });
   socket.on('error', () => {});
   const seen: string[][] = [];
+  const waiters: { match: (cmd: string[]) => boolean; resolve: (cmd: string[]) => void }[] = [];
   let buf = '';
   let started = false;
   socket.on('data', (chunk: string) => {
@@ -133,7 +136,13 @@ export async function monitorRedis(url: string, db: number): Promise<MonitorCapt
         continue;
       }
       const p = parseMonitorLine(line);
-      if (p && p.db === db && p.args.length) seen.push([p.args[0]!.toUpperCase(), ...p.args.slice(1)]);
+      if (p && p.db === db && p.args.length) {
+        const cmd = [p.args[0]!.toUpperCase(), ...p.args.slice(1)];
+        seen.push(cmd);
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          if (waiters[i]!.match(cmd)) waiters.splice(i, 1)[0]!.resolve(cmd);
+        }
+      }
     }
   });
   const password = u.password ? decodeURIComponent(u.password) : undefined;
@@ -157,10 +166,29 @@ export async function monitorRedis(url: string, db: number): Promise<MonitorCapt
   return {
     commands: () => seen.slice(),
     onKey: (key) => seen.filter((c) => c[1] === key),
+    seen: (match, skip = 0) => {
+      const hit = seen.slice(skip).find(match);
+      return hit ? Promise.resolve(hit) : new Promise((resolve) => waiters.push({ match, resolve }));
+    },
     async stop() {
       socket.destroy();
     },
   };
+}
+
+/** Sends a CancelRequest for `client`'s session to the proxy listening on `port`, as libpq does (a fresh connection). */
+export function cancelRequest(port: number, client: pg.Client): Promise<void> {
+  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(processID, 8);
+  packet.writeInt32BE(secretKey, 12);
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.end(packet));
+    s.on('error', reject);
+    s.on('close', () => resolve());
+  });
 }
 
 /** Waits a little for MONITOR lines still in flight. */

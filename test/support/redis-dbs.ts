@@ -33,4 +33,5 @@ export const REDIS_DB = {
   ops: 25,
   encoding: 26,
   fastWrite: 27,
+  giveWay: 28,
 } as const;
