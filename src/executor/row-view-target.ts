@@ -8,6 +8,7 @@
  * scan checks each value as text and may drop a member a rehashing HSCAN repeated, after writing it.
  */
 import type { RowView } from './fast-filter.js';
+import { ValueWriter } from '../protocol/value-writer.js';
 
 export interface RowColumns {
   /** The view column each reply element of a row goes to (slot 0, slot 1), or -1 for none. */
@@ -18,11 +19,8 @@ export interface RowColumns {
   position: readonly number[];
 }
 
-export class RowViewTarget {
-  private buf = Buffer.allocUnsafe(4096);
-  private off = 0;
+export class RowViewTarget extends ValueWriter {
   private filled = 0;
-  private fill = 0;
   private rows = 0;
   /** A row is written and not yet handed on. */
   private pending = false;
@@ -36,6 +34,7 @@ export class RowViewTarget {
     key: Buffer,
     private readonly onRow: (view: RowView) => void,
   ) {
+    super(Buffer.allocUnsafe(4096));
     this.perRow = cols.slots.length;
     this.starts = new Int32Array(this.perRow);
     this.ends = new Int32Array(this.perRow);
@@ -50,39 +49,6 @@ export class RowViewTarget {
   /** Rows begun (a row's first value counts it), as a builder's value count. */
   get length(): number {
     return this.rows;
-  }
-
-  get buffer(): Buffer {
-    return this.buf;
-  }
-
-  get bytes(): number {
-    return this.off;
-  }
-
-  pushRange(src: Buffer, start: number, end: number): number {
-    const n = end - start;
-    const at = this.open(n);
-    const buf = this.buf;
-    if (n > 64) src.copy(buf, at, start, end);
-    else for (let k = 0; k < n; k++) buf[at + k] = src[start + k]!;
-    this.off = at + n;
-    this.close();
-    return at;
-  }
-
-  begin(n: number): number {
-    const at = this.open(n);
-    this.fill = at;
-    this.off = at + n;
-    if (n === 0) this.close();
-    return at;
-  }
-
-  append(src: Buffer, start: number, end: number): void {
-    src.copy(this.buf, this.fill, start, end);
-    this.fill += end - start;
-    if (this.fill === this.off) this.close();
   }
 
   /** Drops the row being written (a member a rehashing scan repeated). */
@@ -121,7 +87,7 @@ export class RowViewTarget {
     this.onRow(view);
   }
 
-  private open(n: number): number {
+  protected open(n: number): number {
     if (this.filled === 0) {
       this.flush();
       this.off = 0;
@@ -135,7 +101,7 @@ export class RowViewTarget {
     return at;
   }
 
-  private close(): void {
+  protected close(): void {
     if (this.filled < this.perRow) return;
     this.filled = 0;
     this.pending = true;

@@ -14,21 +14,19 @@
  * the target `odd`, and the caller lets the upstream path answer.
  */
 import { Backend } from './codes.js';
+import { ValueWriter } from './value-writer.js';
 
 const HEADER = 7; // type byte, length, column count
 
 /** The type's text output of buf[start, end): `true` when it is those bytes, undefined when unsure. */
 export type ValueFix = (buf: Buffer, start: number, end: number) => Buffer | true | undefined;
 
-export class DataRowTarget {
+export class DataRowTarget extends ValueWriter {
   private readonly chunks: Buffer[] = [];
-  private buf: Buffer;
-  private off = 0;
   private rows = 0;
   /** Where the row being written starts, and how many of its columns are written. */
   private rowStart = 0;
   private filled = 0;
-  private fill = 0;
   /** A value a column's fix could not vouch for. */
   odd = false;
   /** Where finished chunks go once rows are handed on as they are written (handOn). */
@@ -39,22 +37,12 @@ export class DataRowTarget {
     private readonly fixes: readonly (ValueFix | undefined)[] = [],
     private readonly chunkSize = 128 * 1024,
   ) {
-    this.buf = Buffer.allocUnsafe(chunkSize);
+    super(Buffer.allocUnsafe(chunkSize));
   }
 
   /** Rows begun (a row's first value counts it), as a builder's value count. */
   get length(): number {
     return this.rows;
-  }
-
-  /** The chunk the last value was written to. */
-  get buffer(): Buffer {
-    return this.buf;
-  }
-
-  /** The end of the last value written, in `buffer`. */
-  get bytes(): number {
-    return this.off;
   }
 
   /**
@@ -69,32 +57,6 @@ export class DataRowTarget {
   /** The DataRow messages, back to back across the chunks. */
   finish(): Buffer[] {
     return this.off > 0 ? [...this.chunks, this.buf.subarray(0, this.off)] : [...this.chunks];
-  }
-
-  pushRange(src: Buffer, start: number, end: number): number {
-    const n = end - start;
-    const at = this.open(n);
-    const buf = this.buf;
-    if (n > 64) src.copy(buf, at, start, end);
-    else for (let k = 0; k < n; k++) buf[at + k] = src[start + k]!;
-    this.off = at + n;
-    this.close();
-    return at;
-  }
-
-  /** A value of `n` bytes that append() fills; the row is complete once they all came. */
-  begin(n: number): number {
-    const at = this.open(n);
-    this.fill = at;
-    this.off = at + n;
-    if (n === 0) this.close();
-    return at;
-  }
-
-  append(src: Buffer, start: number, end: number): void {
-    src.copy(this.buf, this.fill, start, end);
-    this.fill += end - start;
-    if (this.fill === this.off) this.close();
   }
 
   /**
@@ -134,10 +96,8 @@ export class DataRowTarget {
     this.filled = 0;
   }
 
-
-
   /** Room for a value of n bytes (and the row's header before a first value); returns where it goes. */
-  private open(n: number): number {
+  protected open(n: number): number {
     const first = this.filled === 0;
     const need = (first ? HEADER : 0) + 4 + n;
     if (this.off + need > this.buf.length) this.moveRow(need, this.filled > 0);
@@ -160,7 +120,7 @@ export class DataRowTarget {
   }
 
   /** A value is complete: after the row's last one, its length goes into the header. */
-  private close(): void {
+  protected close(): void {
     if (this.filled < this.ncols) return;
     this.filled = 0;
     this.patchHeader();
