@@ -6,9 +6,9 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { ParseResult } from './parser.js';
-import { parseSql, scanSql, type ScanResult } from './parser.js';
+import { parseSql } from './parser.js';
 import { mentionsAny } from './mentions.js';
-import { LONG_TOKEN } from './text-builder.js';
+import { packedTokensOf, type PackedTokens } from './text-builder.js';
 import { splitStatements } from './statements.js';
 import { decodeClientText, isUtf8Encoding } from '../protocol/client-encoding.js';
 import { codecFor, decodes } from '../protocol/encoding.js';
@@ -71,7 +71,7 @@ export interface WorkerRequest extends Omit<TextFilter, 'lowerNames'> {
  */
 export interface StatementScan {
   text: string | undefined;
-  tokens: ScanResult['tokens'];
+  tokens: PackedTokens;
 }
 
 export type WorkerReply =
@@ -93,11 +93,12 @@ export function classifyText(req: WorkerRequest): WorkerReply {
   return { id: req.id, kind: 'inspect', text, tree, scans: statementScans(text, tree) };
 }
 
-/** Each statement's text cut as the interceptor cuts it, and scanned, so it needn't scan on the event loop. */
+/** Each statement's text cut as the interceptor cuts it, and its tokens, so it needn't scan on the event loop. */
 function statementScans(text: string, tree: ParseResult): StatementScan[] {
-  return splitStatements(text, tree).map((s) => {
-    // Only keywords and punctuation are ever compared: a literal's text needn't cross threads.
-    const tokens = scanSql(s.text).tokens.map((t) => (t.text !== undefined && t.text.length > LONG_TOKEN ? { ...t, text: '' } : t));
-    return { text: s.text === text ? undefined : s.text, tokens };
-  });
+  return splitStatements(text, tree).map((s) => ({ text: s.text === text ? undefined : s.text, tokens: packedTokensOf(s.text) }));
+}
+
+/** What a reply's postMessage moves rather than copies. */
+export function transferables(r: WorkerReply): ArrayBuffer[] {
+  return r.kind === 'inspect' ? r.scans.map((s) => s.tokens.spans.buffer as ArrayBuffer) : [];
 }

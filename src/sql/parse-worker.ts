@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { initParser } from './parser.js';
-import { classifyText, type WorkerReply, type WorkerRequest } from './classify-text.js';
+import { classifyText, transferables, type WorkerReply, type WorkerRequest } from './classify-text.js';
 
 const port = parentPort;
 if (!port) throw new Error('parse-worker must run as a worker thread');
@@ -19,5 +19,5 @@ port.on('message', (req: WorkerRequest) => {
   } catch (e) {
     reply = { id: req.id, kind: 'forward', failure: e instanceof Error ? e.message : String(e) };
   }
-  port.postMessage(reply);
+  port.postMessage(reply, transferables(reply));
 });
