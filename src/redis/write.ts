@@ -4,7 +4,7 @@
  * inside the same MULTI: it first checks every position still holds the element the statement read,
  * so a list changed by someone else in between is refused rather than edited in the wrong place.
  */
-import { ReplyError, type Redis } from 'ioredis';
+import { ReplyError, type Cluster, type Redis } from 'ioredis';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { RedisClient } from './pool.js';
@@ -14,6 +14,7 @@ import { abortable, throwIfCanceled } from '../session/cancel.js';
 import { isCluster, lease, release } from './exclusive.js';
 import type { RedisType } from './table-spec.js';
 import { scanKeys } from './types/multi.js';
+import { slotOf } from './slots.js';
 
 /** One list position a statement edits: set to `value`, or removed when `value` is null. */
 export interface ListEdit {
@@ -155,8 +156,13 @@ export async function applyOps(client: RedisClient, ops: readonly StagedOp[], op
   const expanded = await batched(await expandPatterns(client, ops), opts.signal);
   let weight = 0;
   for (const { op } of expanded) weight += weightOf(op);
-  // A cluster's MULTI is its client's to route (one slot): sent at once, as before.
-  if (weight > AT_ONCE_MAX && !isCluster(client)) return applySliced(client, expanded, opts.signal);
+  if (weight > AT_ONCE_MAX) {
+    if (!isCluster(client)) return applySliced(client, expanded, opts.signal);
+    // On a cluster, on the master that serves the statement's one slot; one that spans slots is the
+    // cluster client's to refuse (CROSSSLOT), as it always was.
+    const master = masterOfOneSlot(client as Cluster, expanded);
+    if (master) return applySliced(master, expanded, opts.signal);
+  }
   // One command is atomic by itself; MULTI/EXEC around it would cost Redis two more commands and the
   // proxy a pipeline (the single-row INSERT's hot path).
   if (expanded.length === 1) return applyOne(client, expanded);
@@ -235,6 +241,22 @@ async function queueSliced(conn: Redis, expanded: QueuedOp[], giveWay: GiveWay):
 
 const signalOf = (s: CancelSignal): AbortSignal | undefined => (typeof s === 'function' ? s() : s);
 const keyOf = (o: Queued): string => (o.op === 'delPattern' ? '' : o.key);
+
+/** The cluster node serving the one hash slot every op's key is in, or undefined (several slots, a pattern, no map). */
+function masterOfOneSlot(cluster: Cluster, ops: readonly QueuedOp[]): Redis | undefined {
+  let slot = -1;
+  let lastKey: string | undefined;
+  for (const { op } of ops) {
+    if (op.op === 'delPattern') return undefined;
+    if (op.key === lastKey) continue;
+    lastKey = op.key;
+    const s = slotOf(op.key);
+    if (slot >= 0 && s !== slot) return undefined;
+    slot = s;
+  }
+  const address = cluster.slots[slot]?.[0];
+  return address === undefined ? undefined : cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === address);
+}
 
 async function applyOne(client: RedisClient, expanded: QueuedOp[]): Promise<ApplyResult> {
   try {
