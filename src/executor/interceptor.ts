@@ -582,7 +582,9 @@ class SessionInterceptor implements Interceptor {
     const mayBeFastWrite = sole && this.fdw.fastPath && info.kind === 'InsertStmt';
     const noParam = simpleQueryParam(info, (byte) => map(Buffer.from(text).subarray(0, byte - base).toString('utf8').length) + 1);
     if (noParam) throw noParam;
-    await giveWay?.maybe();
+    // Only a big text's GiveWay: an ordinary statement takes no extra await.
+    const turn = giveWay?.maybe();
+    if (turn) await turn;
     const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : mayBeFastWrite ? this.cachedWriteResolve : undefined);
     switch (p.kind) {
       case 'failed':
@@ -844,13 +846,16 @@ class SessionInterceptor implements Interceptor {
   /** A sole INSERT of a simple Query, answered locally: its command tag, or undefined for the upstream path. */
   private async simpleFastWrite(port: SessionPort, plan: WritePlan, text: string, base: number, giveWay: GiveWay | undefined): Promise<string | undefined> {
     if (!this.writeAllowed(port)) return undefined;
-    await giveWay?.maybe();
+    let turn = giveWay?.maybe();
+    if (turn) await turn;
     const shape = fastWriteShape(plan, text, base);
     if (typeof shape === 'string') return undefined;
-    await giveWay?.maybe();
+    turn = giveWay?.maybe();
+    if (turn) await turn;
     const rows = giveWay ? await fastWriteRowsGivingWay(shape, giveWay) : fastWriteRows(shape, undefined, codecFor(port.clientEncoding));
     if (typeof rows === 'string') return undefined;
-    await giveWay?.maybe();
+    turn = giveWay?.maybe();
+    if (turn) await turn;
     return this.applyFastWrite(port, plan, rows);
   }
 
