@@ -28,6 +28,7 @@ import { inner, nodeKind, type Node } from '../sql/analyze.js';
 import { fastType, type FastType } from './fast-types.js';
 import type { ForeignTable } from './select.js';
 import type { WritePlan } from './write.js';
+import type { GiveWay } from './give-way.js';
 
 const TEXT_OID = 25;
 const VARCHAR_OID = 1043;
@@ -235,7 +236,32 @@ export function fastWriteRows(shape: FastWriteShape, bind: BindMessage | undefin
     }
   }
   const out: (string | null)[][] = [];
-  for (const row of shape.rows) {
+  const refused = castRows(shape, params, 0, shape.rows.length, out);
+  return refused ?? out;
+}
+
+/**
+ * fastWriteRows of a simple Query's statement (no parameters) that gives way every few milliseconds:
+ * a 100,000-row VALUES casts 200,000 items, ~60 ms on the event loop in one go.
+ */
+export async function fastWriteRowsGivingWay(shape: FastWriteShape, giveWay: GiveWay): Promise<(string | null)[][] | string> {
+  const out: (string | null)[][] = [];
+  for (let from = 0; from < shape.rows.length; from += CAST_STRIDE) {
+    const refused = castRows(shape, [], from, Math.min(from + CAST_STRIDE, shape.rows.length), out);
+    if (refused !== undefined) return refused;
+    const p = giveWay.maybe();
+    if (p) await p;
+  }
+  return out;
+}
+
+/** Rows cast between two looks at the clock. */
+const CAST_STRIDE = 256;
+
+/** Appends rows [from, to) to `out` cast to their columns; why not, when a value's cast would change or refuse it. */
+function castRows(shape: FastWriteShape, params: readonly Value[], from: number, to: number, out: (string | null)[][]): string | undefined {
+  for (let r = from; r < to; r++) {
+    const row = shape.rows[r]!;
     const vals: (string | null)[] = [];
     for (let c = 0; c < row.length; c++) {
       const v = evaluate(row[c]!, params);
@@ -249,7 +275,7 @@ export function fastWriteRows(shape: FastWriteShape, bind: BindMessage | undefin
     }
     out.push(vals);
   }
-  return out;
+  return undefined;
 }
 
 function evaluate(e: Expr, params: readonly Value[]): Value {

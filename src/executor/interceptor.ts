@@ -49,10 +49,18 @@ import { encodeHmget, planPoint, pointFields, pointResult, type PointLookup } fr
 import type { Reply } from '../redis/resp-pipe.js';
 import { isTimeout, mapRedisError } from '../redis/errors.js';
 import { describeConn } from '../redis/connection.js';
-import { fastWriteRows, fastWriteShape, type FastWriteShape } from './fast-write.js';
+import { fastWriteRows, fastWriteRowsGivingWay, fastWriteShape, type FastWriteShape } from './fast-write.js';
+import { GiveWay } from './give-way.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
 const NO_OP = 'DO $$BEGIN END$$';
+
+/**
+ * Simple-Query texts from this length up give way between the steps that each walk the whole
+ * statement (about 100,000 characters of VALUES take a few milliseconds a step; the parse worker
+ * takes texts from 256 KB).
+ */
+const GIVE_WAY_CHARS = 64 * 1024;
 /** How long a prepared statement's privilege check stays good before Bind checks again. */
 const PRIVILEGE_TTL_MS = 1000;
 
@@ -306,6 +314,9 @@ class SessionInterceptor implements Interceptor {
 
   async onQuery(port: SessionPort, text: string, d: Inspect, raw: Buffer): Promise<void> {
     this.syncTx(port);
+    // A big text's statements give way between the steps that each walk all of it (from the analysis
+    // on); an ordinary one's run as they always have, without a look at the clock.
+    const giveWay = text.length >= GIVE_WAY_CHARS ? new GiveWay(() => port.signal) : undefined;
     const stmts = splitStatements(text, d.tree).map((s) => ({ ...s, node: s.node as Node }));
     const infos = stmts.map((s) => analyzeStatement(s.node));
     if (!infos.some((i) => this.needsInterception(i))) {
@@ -318,7 +329,7 @@ class SessionInterceptor implements Interceptor {
     this.implicitWrites = false;
     let local: 'local' | undefined;
     try {
-      local = await this.simpleStatements(port, stmts, infos);
+      local = await this.simpleStatements(port, stmts, infos, giveWay);
       if (this.implicitWrites) await this.endImplicit(port);
     } finally {
       this.implicitQuery = false;
@@ -343,14 +354,14 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** Runs the statements of an intercepted simple Query; 'local' when the fast path answered all of it. */
-  private async simpleStatements(port: SessionPort, stmts: { node: Node; text: string; base: number; offset: number }[], infos: StatementInfo[]): Promise<'local' | undefined> {
+  private async simpleStatements(port: SessionPort, stmts: { node: Node; text: string; base: number; offset: number }[], infos: StatementInfo[], giveWay: GiveWay | undefined): Promise<'local' | undefined> {
     for (let i = 0; i < stmts.length; i++) {
       if (port.inFailedBatch) break;
       const s = stmts[i]!;
       const map: PositionMap = (p) => p + s.offset;
       this.stats.reset();
       const t0 = process.hrtime.bigint();
-      const ok = await orFail(port, false, () => this.simpleStatement(port, s.text, s.base, infos[i]!, map, stmts.length === 1));
+      const ok = await orFail(port, false, () => this.simpleStatement(port, s.text, s.base, infos[i]!, map, stmts.length === 1, giveWay));
       if (ok !== false) recordStatementInfo(infos[i]!, this.names, t0, s.text, port.log, ok === 'local', this.stats);
       if (ok === 'local') return 'local';
       if (!ok) break;
@@ -565,12 +576,15 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** Runs one statement of an intercepted simple Query. False when it failed (the rest is skipped). */
-  private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap, sole: boolean): Promise<boolean | 'local'> {
+  private async simpleStatement(port: SessionPort, text: string, base: number, info: StatementInfo, map: PositionMap, sole: boolean, giveWay?: GiveWay): Promise<boolean | 'local'> {
     // A statement that may take the fast path resolves its names from the cache, as prepared ones do.
     const mayBeFast = sole && this.fdw.fastPath && info.kind === 'SelectStmt' && fastSyntax(info.node) === undefined;
     const mayBeFastWrite = sole && this.fdw.fastPath && info.kind === 'InsertStmt';
     const noParam = simpleQueryParam(info, (byte) => map(Buffer.from(text).subarray(0, byte - base).toString('utf8').length) + 1);
     if (noParam) throw noParam;
+    // Only a big text's GiveWay: an ordinary statement takes no extra await.
+    const turn = giveWay?.maybe();
+    if (turn) await turn;
     const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : mayBeFastWrite ? this.cachedWriteResolve : undefined);
     switch (p.kind) {
       case 'failed':
@@ -593,7 +607,7 @@ class SessionInterceptor implements Interceptor {
       case 'write': {
         const write = p.plan;
         if (mayBeFastWrite) {
-          const tag = await this.simpleFastWrite(port, write, text, base);
+          const tag = await this.simpleFastWrite(port, write, text, base, giveWay);
           if (tag !== undefined) {
             // As a fast read: an internal query (names) may have opened a batch upstream; close it first.
             if (port.sentSinceSync) closeOwnBatch(port);
@@ -830,12 +844,18 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** A sole INSERT of a simple Query, answered locally: its command tag, or undefined for the upstream path. */
-  private async simpleFastWrite(port: SessionPort, plan: WritePlan, text: string, base: number): Promise<string | undefined> {
+  private async simpleFastWrite(port: SessionPort, plan: WritePlan, text: string, base: number, giveWay: GiveWay | undefined): Promise<string | undefined> {
     if (!this.writeAllowed(port)) return undefined;
+    let turn = giveWay?.maybe();
+    if (turn) await turn;
     const shape = fastWriteShape(plan, text, base);
     if (typeof shape === 'string') return undefined;
-    const rows = fastWriteRows(shape, undefined, codecFor(port.clientEncoding));
+    turn = giveWay?.maybe();
+    if (turn) await turn;
+    const rows = giveWay ? await fastWriteRowsGivingWay(shape, giveWay) : fastWriteRows(shape, undefined, codecFor(port.clientEncoding));
     if (typeof rows === 'string') return undefined;
+    turn = giveWay?.maybe();
+    if (turn) await turn;
     return this.applyFastWrite(port, plan, rows);
   }
 

@@ -5,6 +5,7 @@
  * comments), or be foreign-table DDL, reaches the parser, and parse results are cached by text.
  * Big texts are decided on a worker thread, so no statement's size stalls the other sessions.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Frontend } from '../protocol/codes.js';
 import type { ParseResult } from './parser.js';
 import { ParseCache } from './parse-cache.js';
@@ -65,7 +66,14 @@ export class StatementHook {
     const bytes = buf.subarray(from, to);
     const filter = { lowerNames: names.lowerNames, watchDdl, all };
     if (to - from >= this.offThreadBytes) {
-      return this.offThread.classify(bytes, { ...filter, lowerNames: [...names.lowerNames], encoding }).then((r) => this.fromWorker(r));
+      // Receiving the reply (its parse tree, cloned) holds the loop for long on a big text: the
+      // session's own work on it (analysis, planning) starts on a later turn, not in the same stretch.
+      return this.offThread
+        .classify(bytes, { ...filter, lowerNames: [...names.lowerNames], encoding })
+        .then(async (r) => {
+          await nextTurn();
+          return this.fromWorker(r);
+        });
     }
     return this.classifyBytes(bytes, filter, encoding);
   }
