@@ -28,22 +28,8 @@ import type { Interceptor, SessionPort } from './types.js';
 /** How much upstream data handling (ms of CPU) a session does before it lets other work in (as GiveWay does). */
 const UPSTREAM_SLICE_MS = 4;
 
-/**
- * Which turn of the event loop this is, for the sessions' upstream slices: counted by one setImmediate
- * per turn in which upstream data was handled (shared by every session), not a timer per session.
- */
-const turns = {
-  now: 0,
-  armed: false,
-  watch(): void {
-    if (turns.armed) return;
-    turns.armed = true;
-    setImmediate(() => {
-      turns.armed = false;
-      turns.now++;
-    });
-  },
-};
+/** What libuv reads from a socket at once: a shorter read means the socket is drained for now. */
+const FULL_READ = 64 * 1024;
 
 export interface SessionDeps {
   config: ProxyConfig;
@@ -115,13 +101,12 @@ export class Session implements SessionPort {
   private heldBytes = 0;
   private clientBlocked = false;
   /**
-   * Time spent handling upstream data in this turn of the event loop (ms; `upstreamTurn` says which),
-   * and whether reading is paused now: after 4 ms of it, reading pauses for one turn. libuv reads a
+   * Time spent handling upstream data in this turn's run of full reads (ms), and whether reading is
+   * paused now: after 4 ms of it, reading pauses for one turn. libuv reads a
    * busy socket up to 32 times (64 kB each) before the loop turns, and decoding a write's evaluated rows
    * held the loop for 20-50 ms that way.
    */
   private upstreamSpent = 0;
-  private upstreamTurn = -1;
   private upstreamYielding = false;
   /** Upstream refused the login (any error during authentication is its last word). */
   private authFailed = false;
@@ -673,17 +658,14 @@ export class Session implements SessionPort {
     }
     if (r.end === 0) return;
     if (this.phase === 'auth') this.watchAuth(r.buf, r.end);
-    // Only this turn's handling counts: time from earlier turns (a reply every few hundred µs adds up)
-    // would pause a session that holds nothing up, splitting its replies into extra writes.
-    if (this.upstreamTurn !== turns.now) {
-      this.upstreamTurn = turns.now;
-      this.upstreamSpent = 0;
-    }
     const t0 = performance.now();
     this.queue.consume(r.buf, r.end);
     this.upstreamSpent += performance.now() - t0;
     if (this.upstreamSpent >= UPSTREAM_SLICE_MS) this.yieldUpstream();
-    turns.watch();
+    // A read short of libuv's buffer drained the socket: no more of it this turn, so the slice starts
+    // again. Time carried over from earlier turns (a reply every few hundred µs adds up) paused sessions
+    // that held nothing up, splitting their replies into extra writes.
+    else if (chunk.length < FULL_READ) this.upstreamSpent = 0;
   }
 
   /**
