@@ -16,6 +16,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { analyzeStatement, type Node } from './analyze.js';
 import { validInEncoding, worthParsing, type WorkerReply } from './classify-text.js';
 import { OffThreadClassifier } from './off-thread.js';
+import { reattachValues } from './detached-values.js';
 import { rememberTokens } from './text-builder.js';
 
 /** What the hook knows of the catalog: the names that make a statement worth parsing. */
@@ -72,6 +73,7 @@ export class StatementHook {
         .classify(bytes, { ...filter, lowerNames: [...names.lowerNames], encoding })
         .then(async (r) => {
           await nextTurn();
+          if (r.kind === 'inspect' && r.detached) await reattachValues(r.tree, r.detached);
           return this.fromWorker(r);
         });
     }
