@@ -73,7 +73,14 @@ export class StatementHook {
         .classify(bytes, { ...filter, lowerNames: [...names.lowerNames], encoding })
         .then(async (r) => {
           await nextTurn();
-          if (r.kind === 'inspect' && r.detached) await reattachValues(r.tree, r.detached);
+          if (r.kind === 'inspect' && r.detached) {
+            try {
+              await reattachValues(r.tree, r.detached);
+            } catch (e) {
+              // As a failed worker request: the statement is forwarded, never half a tree inspected.
+              return this.fromWorker({ id: r.id, kind: 'forward', failure: e instanceof Error ? e.message : String(e) });
+            }
+          }
           return this.fromWorker(r);
         });
     }

@@ -8,6 +8,7 @@ import { initParser, parseSql } from '../../src/sql/parser.js';
 import { OffThreadClassifier } from '../../src/sql/off-thread.js';
 import { DETACH_ROWS, reattachValues } from '../../src/sql/detached-values.js';
 import { analyzeStatement, type Node } from '../../src/sql/analyze.js';
+import { StatementHook } from '../../src/sql/classify.js';
 
 before(() => initParser());
 
@@ -57,3 +58,24 @@ for (const c of CASES) {
     stmts.forEach((s, i) => assert.deepEqual(analyzeStatement(s.stmt as Node), analyzeStatement(parsed.stmts![i]!.stmt as Node), `statement ${i}'s analysis`));
   });
 }
+
+test('the statement hook decides a big VALUES with its rows back in place', async () => {
+  const hook = new StatementHook(undefined, { offThreadBytes: 1024 });
+  try {
+    const text = CASES[0]!.text;
+    const body = Buffer.from(`${text}\0`);
+    const frame = Buffer.alloc(5 + body.length);
+    frame.write('Q', 0, 'latin1');
+    frame.writeInt32BE(4 + body.length, 1);
+    body.copy(frame, 5);
+    const names = { lowerNames: new Set(['h']), has: (n: string) => n === 'h', size: 1 };
+    const d = await hook.classifyFrame(0x51, frame, 0, frame.length, names, false);
+    assert.equal(d.kind, 'inspect');
+    if (d.kind !== 'inspect') return;
+    const parsed = parseSql(text);
+    assert.deepEqual(d.tree, parsed);
+    assert.deepEqual(analyzeStatement(d.tree.stmts![0]!.stmt as Node), analyzeStatement(parsed.stmts![0]!.stmt as Node));
+  } finally {
+    await hook.close();
+  }
+});
