@@ -111,6 +111,36 @@ describe('a big autocommit write gives way: CPU time between event-loop turns', 
     }
   });
 
+  describe('VALUES past ~125,000 rows: walks of the rows spread none into one call', () => {
+    it(`a prepared INSERT … VALUES of ${upsertN} rows that upstream evaluates (a function call in it)`, async () => {
+      // Whether upstream's evaluation is pure walked the VALUES rows spread into one push: past ~125,000
+      // rows that overflowed the stack.
+      await f.redis.del('gw:hash');
+      const vals = Array.from({ length: UPSERT_ROWS }, (_, i) => (i === 0 ? `('f0', upper('v0'))` : `('f${i}', 'v${i}')`)).join(', ');
+      // Run twice: the second Bind, with no Parse before it in its batch, is the one that asks.
+      for (let run = 0; run < 2; run++) {
+        await f.redis.del('gw:hash');
+        const r = await c.query({ name: 'big_values', text: `insert into gw_hash values ${vals}` });
+        assert.equal(`${r.command} ${r.rowCount}`, `INSERT ${UPSERT_ROWS}`);
+      }
+      assert.equal(await f.redis.hlen('gw:hash'), UPSERT_ROWS);
+      assert.deepEqual(await f.redis.hmget('gw:hash', 'f0', `f${UPSERT_ROWS - 1}`), ['V0', `v${UPSERT_ROWS - 1}`]);
+      await f.redis.del('gw:hash');
+    });
+    it(`a simple-Query INSERT … VALUES of ${upsertN} rows with a $n among them: 42P02 at the first`, async () => {
+      // Finding the first $n walked the rows spread into one push, as above.
+      const vals = Array.from({ length: UPSERT_ROWS }, (_, i) => (i === 7 ? `('f7', $2)` : i === 9 ? `($1, 'v9')` : `('f${i}', 'v${i}')`)).join(', ');
+      const text = `insert into gw_hash values ${vals}`;
+      const e = await c.query(text).catch((x: unknown) => x);
+      assert.ok(e instanceof Error);
+      const pe = e as Error & { code?: string; position?: string };
+      assert.equal(pe.code, '42P02');
+      assert.equal(pe.message, 'there is no parameter $2');
+      assert.equal(Number(pe.position), text.indexOf('$2') + 1);
+      assert.equal(await f.redis.exists('gw:hash'), 0);
+    });
+  });
+
   describe('list', () => {
     it(`INSERT … SELECT of ${n} rows`, async () => {
       assert.equal(await givesWay(`list INSERT … SELECT ${ROWS}`, `insert into gw_list select 'e' || g from generate_series(1, ${ROWS}) g`), `INSERT ${ROWS}`);
