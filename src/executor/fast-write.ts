@@ -63,6 +63,38 @@ export interface FastWriteShape {
  * the statement's text and `base` its byte offset in what the parser saw (parse locations count from there).
  */
 export function fastWriteShape(plan: WritePlan, text: string, base = 0): FastWriteShape | string {
+  const s = shaping(plan, text, base);
+  if (typeof s === 'string') return s;
+  return s.rows(0, s.count) ?? s.finish();
+}
+
+/**
+ * fastWriteShape of a simple Query's statement that gives way every few milliseconds: each of a
+ * 100,000-row VALUES's items is looked at, ~50 ms on the event loop in one go.
+ */
+export async function fastWriteShapeGivingWay(plan: WritePlan, text: string, base: number, giveWay: GiveWay): Promise<FastWriteShape | string> {
+  const s = shaping(plan, text, base);
+  if (typeof s === 'string') return s;
+  for (let from = 0; from < s.count; from += SHAPE_STRIDE) {
+    const refused = s.rows(from, Math.min(from + SHAPE_STRIDE, s.count));
+    if (refused !== undefined) return refused;
+    const p = giveWay.maybe();
+    if (p) await p;
+  }
+  return s.finish();
+}
+
+/** VALUES rows shaped between two looks at the clock. */
+const SHAPE_STRIDE = 256;
+
+/** A shape being made: `rows` takes VALUES rows [from, to) in order (a reason stops it), `finish` the checks after all of them. */
+interface Shaping {
+  count: number;
+  rows(from: number, to: number): string | undefined;
+  finish(): FastWriteShape | string;
+}
+
+function shaping(plan: WritePlan, text: string, base: number): Shaping | string {
   if (plan.kind !== 'insert') return `${plan.kind.toUpperCase()}: only INSERT … VALUES is written locally`;
   const q = plan.info.node;
   if (q.withClause) return 'WITH';
@@ -93,7 +125,8 @@ export function fastWriteShape(plan: WritePlan, text: string, base = 0): FastWri
   const width = lists.length ? ((inner(lists[0]).items as Node[] | undefined) ?? []).length : 0;
   // Without a column list the values fill the first columns; the rest are left out.
   const order = listed.length ? listed : cols.map((_, i) => i).slice(0, width);
-  for (const list of sel ? lists : [undefined]) {
+  const sources = sel ? lists : [undefined];
+  const shapeRow = (list: Node | undefined): string | undefined => {
     const items = list ? ((inner(list).items as Node[] | undefined) ?? []) : [];
     if (items.length !== order.length) return 'a VALUES row of another width';
     const row: Expr[] = cols.map(() => ({ k: 'null' }));
@@ -126,19 +159,33 @@ export function fastWriteShape(plan: WritePlan, text: string, base = 0): FastWri
     }
     for (let ci = 0; ci < cols.length; ci++) if (!given.has(ci) && cols[ci]!.default !== undefined) return `column ${cols[ci]!.name} has a default`;
     rows.push(row);
-  }
-  // A string constant then takes the common type by that type's input, which is the column's own
-  // (whose input the fast write models) only when no integer or boolean constant set it.
-  if (rows.length > 1) for (let ci = 0; ci < cols.length; ci++) if (mixes[ci]!.literal && mixes[ci]!.constant && families[ci] !== 'text') return `column ${cols[ci]!.name} mixes string and other constants`;
-  for (let n = 1; n <= plan.clientParams; n++) {
-    const t = inferred[n - 1] ?? 0;
-    if (!PARAM_OIDS.has(t)) return t === 0 ? `parameter $${n} has no type` : `parameter $${n} is of type ${t}`;
-    // A declared character(n) parameter loses its trailing spaces when it becomes text: not modelled.
-    if (declared[n - 1] === BPCHAR_OID) return `parameter $${n} is declared character`;
-    // Postgres infers an untyped parameter from its first use; a second use could need another type.
-    if ((declared[n - 1] ?? 0) === 0 && (uses.get(n) ?? 0) > 1) return `parameter $${n} is used more than once`;
-  }
-  return { table: plan.target, rows, types, paramTypes: inferred };
+    return undefined;
+  };
+  const finish = (): FastWriteShape | string => {
+    // A string constant then takes the common type by that type's input, which is the column's own
+    // (whose input the fast write models) only when no integer or boolean constant set it.
+    if (rows.length > 1) for (let ci = 0; ci < cols.length; ci++) if (mixes[ci]!.literal && mixes[ci]!.constant && families[ci] !== 'text') return `column ${cols[ci]!.name} mixes string and other constants`;
+    for (let n = 1; n <= plan.clientParams; n++) {
+      const t = inferred[n - 1] ?? 0;
+      if (!PARAM_OIDS.has(t)) return t === 0 ? `parameter $${n} has no type` : `parameter $${n} is of type ${t}`;
+      // A declared character(n) parameter loses its trailing spaces when it becomes text: not modelled.
+      if (declared[n - 1] === BPCHAR_OID) return `parameter $${n} is declared character`;
+      // Postgres infers an untyped parameter from its first use; a second use could need another type.
+      if ((declared[n - 1] ?? 0) === 0 && (uses.get(n) ?? 0) > 1) return `parameter $${n} is used more than once`;
+    }
+    return { table: plan.target, rows, types, paramTypes: inferred };
+  };
+  return {
+    count: sources.length,
+    rows: (from, to) => {
+      for (let i = from; i < to; i++) {
+        const refused = shapeRow(sources[i]);
+        if (refused !== undefined) return refused;
+      }
+      return undefined;
+    },
+    finish,
+  };
 }
 
 const STRING_START = new Set([0x27, 0x24]); // ' and $: literals whose text is their value

@@ -18,6 +18,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { CatalogCache, NAME_INDEX_SQL, qualifiedName, unionIndex } from '../catalog/catalog.js';
 import { analyzeStatement, inner, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
+import { forgetUnpacked, unpackAhead } from '../sql/text-builder.js';
 import { splitStatements } from '../sql/statements.js';
 import type { ParamText } from '../sql/pushdown.js';
 import { RedisPool, type RedisPoolOptions } from '../redis/pool.js';
@@ -49,7 +50,7 @@ import { encodeHmget, planPoint, pointFields, pointResult, type PointLookup } fr
 import type { Reply } from '../redis/resp-pipe.js';
 import { isTimeout, mapRedisError } from '../redis/errors.js';
 import { describeConn } from '../redis/connection.js';
-import { fastWriteRows, fastWriteRowsGivingWay, fastWriteShape, type FastWriteShape } from './fast-write.js';
+import { fastWriteRows, fastWriteRowsGivingWay, fastWriteShape, fastWriteShapeGivingWay, type FastWriteShape } from './fast-write.js';
 import { GiveWay } from './give-way.js';
 
 /** A statement upstream runs that stands in for nothing (its tag is replaced). */
@@ -585,7 +586,14 @@ class SessionInterceptor implements Interceptor {
     // Only a big text's GiveWay: an ordinary statement takes no extra await.
     const turn = giveWay?.maybe();
     if (turn) await turn;
-    const p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : mayBeFastWrite ? this.cachedWriteResolve : undefined);
+    // Planning walks the statement's tokens: a big text's are unpacked first, giving way as they are.
+    if (giveWay) await unpackAhead(text, () => giveWay.maybe());
+    let p: StatementPlan;
+    try {
+      p = await this.planStatement(port, text, info, [], base, mayBeFast ? this.cachedResolve : mayBeFastWrite ? this.cachedWriteResolve : undefined);
+    } finally {
+      if (giveWay) forgetUnpacked(text);
+    }
     switch (p.kind) {
       case 'failed':
         return false;
@@ -848,7 +856,7 @@ class SessionInterceptor implements Interceptor {
     if (!this.writeAllowed(port)) return undefined;
     let turn = giveWay?.maybe();
     if (turn) await turn;
-    const shape = fastWriteShape(plan, text, base);
+    const shape = giveWay ? await fastWriteShapeGivingWay(plan, text, base, giveWay) : fastWriteShape(plan, text, base);
     if (typeof shape === 'string') return undefined;
     turn = giveWay?.maybe();
     if (turn) await turn;

@@ -16,7 +16,8 @@ export function simpleQueryParam(info: StatementInfo, charPos: (byte: number) =>
   const stack: unknown[] = [info.node];
   while (stack.length) {
     const x = stack.pop();
-    if (Array.isArray(x)) stack.push(...x);
+    // One push per element: a 150,000-row VALUES spread into one call overflowed the stack.
+    if (Array.isArray(x)) for (const y of x) stack.push(y);
     else if (x !== null && typeof x === 'object') {
       const p = (x as Node).ParamRef as { number?: number; location?: number } | undefined;
       if (p && typeof p.number === 'number' && (first === undefined || Number(p.location) < first.location)) first = { number: p.number, location: Number(p.location) };

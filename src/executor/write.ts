@@ -185,7 +185,8 @@ export function evaluatesPurely(plan: WritePlan): boolean {
   const stack: unknown[] = [sel.valuesLists, q.returningClause, q.onConflictClause];
   while (stack.length) {
     const x = stack.pop();
-    if (Array.isArray(x)) stack.push(...x);
+    // One push per element: a 150,000-row VALUES spread into one call overflowed the stack.
+    if (Array.isArray(x)) for (const y of x) stack.push(y);
     else if (x !== null && typeof x === 'object') {
       const k = nodeKind(x);
       if (k === 'FuncCall' || k === 'SubLink' || k === 'SetToDefault' || k === 'CoalesceExpr' || k === 'MinMaxExpr' || k === 'SQLValueFunction') return false;

@@ -53,7 +53,19 @@ export function inner(n: unknown): Node {
   return (k ? (n as Node)[k] : {}) as Node;
 }
 
+/**
+ * Analyses made ahead, by statement node: a big VALUES statement is analysed before its rows are back
+ * from the parse worker, where that gives the same result (sql/detached-values.ts).
+ */
+const remembered = new WeakMap<Node, StatementInfo>();
+
+export function rememberAnalysis(stmt: Node, info: StatementInfo): void {
+  remembered.set(stmt, info);
+}
+
 export function analyzeStatement(stmt: Node): StatementInfo {
+  const ahead = remembered.get(stmt);
+  if (ahead) return ahead;
   const kind = nodeKind(stmt) ?? '';
   const info: StatementInfo = { kind, node: inner(stmt), reads: [], targets: [], maxParam: 0 };
   info.maxParam = maxParamRef(stmt);

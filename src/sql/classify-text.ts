@@ -10,6 +10,7 @@ import { parseSql } from './parser.js';
 import { mentionsAny } from './mentions.js';
 import { packedTokensOf, type PackedTokens } from './text-builder.js';
 import { splitStatements } from './statements.js';
+import { detachBigValues, detachedTransferables, type Detached } from './detached-values.js';
 import { decodeClientText, isUtf8Encoding } from '../protocol/client-encoding.js';
 import { codecFor, decodes } from '../protocol/encoding.js';
 
@@ -76,7 +77,7 @@ export interface StatementScan {
 
 export type WorkerReply =
   | { id: number; kind: 'forward'; failure?: string }
-  | { id: number; kind: 'inspect'; text: string; tree: ParseResult; scans: StatementScan[] };
+  | { id: number; kind: 'inspect'; text: string; tree: ParseResult; scans: StatementScan[]; detached?: Detached };
 
 /** The whole decision, as the parse worker makes it for a big text. */
 export function classifyText(req: WorkerRequest): WorkerReply {
@@ -90,7 +91,10 @@ export function classifyText(req: WorkerRequest): WorkerReply {
   } catch {
     return { id: req.id, kind: 'forward' };
   }
-  return { id: req.id, kind: 'inspect', text, tree, scans: statementScans(text, tree) };
+  const scans = statementScans(text, tree);
+  // Big VALUES lists cross apart, to be put back a slice at a time (detached-values.ts).
+  const detached = detachBigValues(tree);
+  return detached ? { id: req.id, kind: 'inspect', text, tree, scans, detached } : { id: req.id, kind: 'inspect', text, tree, scans };
 }
 
 /** Each statement's text cut as the interceptor cuts it, and its tokens, so it needn't scan on the event loop. */
@@ -100,5 +104,5 @@ function statementScans(text: string, tree: ParseResult): StatementScan[] {
 
 /** What a reply's postMessage moves rather than copies. */
 export function transferables(r: WorkerReply): ArrayBuffer[] {
-  return r.kind === 'inspect' ? r.scans.map((s) => s.tokens.spans.buffer as ArrayBuffer) : [];
+  return r.kind === 'inspect' ? [...r.scans.map((s) => s.tokens.spans.buffer as ArrayBuffer), ...detachedTransferables(r.detached)] : [];
 }

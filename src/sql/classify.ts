@@ -16,6 +16,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { analyzeStatement, type Node } from './analyze.js';
 import { validInEncoding, worthParsing, type WorkerReply } from './classify-text.js';
 import { OffThreadClassifier } from './off-thread.js';
+import { reattachValues } from './detached-values.js';
 import { rememberTokens } from './text-builder.js';
 
 /** What the hook knows of the catalog: the names that make a statement worth parsing. */
@@ -72,6 +73,14 @@ export class StatementHook {
         .classify(bytes, { ...filter, lowerNames: [...names.lowerNames], encoding })
         .then(async (r) => {
           await nextTurn();
+          if (r.kind === 'inspect' && r.detached) {
+            try {
+              await reattachValues(r.tree, r.detached);
+            } catch (e) {
+              // As a failed worker request: the statement is forwarded, never half a tree inspected.
+              return this.fromWorker({ id: r.id, kind: 'forward', failure: e instanceof Error ? e.message : String(e) });
+            }
+          }
           return this.fromWorker(r);
         });
     }

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initParser } from '../../src/sql/parser.js';
-import { packedTokensOf, tokensOf, unpackTokens } from '../../src/sql/text-builder.js';
+import { forgetUnpacked, packedTokensOf, rememberTokens, tokensOf, unpackAhead, unpackTokens } from '../../src/sql/text-builder.js';
 import { OffThreadClassifier } from '../../src/sql/off-thread.js';
 
 before(() => initParser());
@@ -37,5 +37,28 @@ test('the worker replies with packed tokens, moved rather than cloned token by t
     assert.equal(typeof s.tokens.texts, 'string');
     const own: string = s.text ?? r.text;
     assert.deepEqual(unpackTokens(s.tokens), tokensOf(own));
+  }
+});
+
+test('tokens unpacked ahead, giving way, are tokensOf’s, for one use only', async () => {
+  const big = `insert into h values ${Array.from({ length: 3000 }, (_, i) => `('f${i}', $${(i % 3) + 1})`).join(', ')}`;
+  for (const text of [...TEXTS, big]) {
+    const scanned = tokensOf(text);
+    rememberTokens(text, packedTokensOf(text));
+    let pauses = 0;
+    await unpackAhead(text, () => {
+      pauses++;
+      return undefined;
+    });
+    if (text === big) assert.ok(pauses > 0, 'paused between slices');
+    const ahead = tokensOf(text);
+    assert.deepEqual(ahead, scanned, text);
+    // A second call unpacks again: 600,000 token objects are not kept past their use.
+    const again = tokensOf(text);
+    assert.notEqual(again, ahead);
+    assert.deepEqual(again, scanned);
+    await unpackAhead(text, () => undefined);
+    forgetUnpacked(text);
+    assert.deepEqual(tokensOf(text), scanned);
   }
 });
