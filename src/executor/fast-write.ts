@@ -270,31 +270,39 @@ type Value = { kind: Kind; text: string } | null;
  * text, as the write path reads them), or why the fast path can't be sure of them.
  */
 export function fastWriteRows(shape: FastWriteShape, bind: BindMessage | undefined, codec?: Codec): (string | null)[][] | string {
-  const params: Value[] = [];
-  if (bind) {
-    if (bind.paramFormats.length > 1 && bind.paramFormats.length !== bind.params.length) return 'parameter formats';
-    for (let i = 0; i < shape.paramTypes.length; i++) {
-      const v = bind.params[i];
-      if (v === undefined) return 'a missing parameter';
-      // Every parameter is read by its type's input, used or not; a refusal is upstream's to report.
-      const p = paramValue(v, paramFormat(bind, i), shape.paramTypes[i]!, codec);
-      if (p === undefined) return `parameter $${i + 1}`;
-      params.push(p);
-    }
-  }
+  const params = bindValues(shape, bind, codec);
+  if (typeof params === 'string') return params;
   const out: (string | null)[][] = [];
   const refused = castRows(shape, params, 0, shape.rows.length, out);
   return refused ?? out;
 }
 
+/** The parameters' values as their types' input reads them, or why the fast path can't be sure of one. */
+function bindValues(shape: FastWriteShape, bind: BindMessage | undefined, codec: Codec | undefined): Value[] | string {
+  const params: Value[] = [];
+  if (!bind) return params;
+  if (bind.paramFormats.length > 1 && bind.paramFormats.length !== bind.params.length) return 'parameter formats';
+  for (let i = 0; i < shape.paramTypes.length; i++) {
+    const v = bind.params[i];
+    if (v === undefined) return 'a missing parameter';
+    // Every parameter is read by its type's input, used or not; a refusal is upstream's to report.
+    const p = paramValue(v, paramFormat(bind, i), shape.paramTypes[i]!, codec);
+    if (p === undefined) return `parameter $${i + 1}`;
+    params.push(p);
+  }
+  return params;
+}
+
 /**
- * fastWriteRows of a simple Query's statement (no parameters) that gives way every few milliseconds:
- * a 100,000-row VALUES casts 200,000 items, ~60 ms on the event loop in one go.
+ * fastWriteRows of a big statement that gives way every few milliseconds: a 100,000-row VALUES casts
+ * 200,000 items, ~60 ms on the event loop in one go.
  */
-export async function fastWriteRowsGivingWay(shape: FastWriteShape, giveWay: GiveWay): Promise<(string | null)[][] | string> {
+export async function fastWriteRowsGivingWay(shape: FastWriteShape, giveWay: GiveWay, bind?: BindMessage, codec?: Codec): Promise<(string | null)[][] | string> {
+  const params = bindValues(shape, bind, codec);
+  if (typeof params === 'string') return params;
   const out: (string | null)[][] = [];
   for (let from = 0; from < shape.rows.length; from += CAST_STRIDE) {
-    const refused = castRows(shape, [], from, Math.min(from + CAST_STRIDE, shape.rows.length), out);
+    const refused = castRows(shape, params, from, Math.min(from + CAST_STRIDE, shape.rows.length), out);
     if (refused !== undefined) return refused;
     const p = giveWay.maybe();
     if (p) await p;

@@ -799,11 +799,15 @@ class SessionInterceptor implements Interceptor {
   }
 
   /** A prepared write's Bind answered locally, its rows computed: true, or false for the upstream path. */
-  private bindFastWrite(port: SessionPort, m: BindMessage, st: OwnedStatement & { kind: 'write' }): boolean {
+  private async bindFastWrite(port: SessionPort, m: BindMessage, st: OwnedStatement & { kind: 'write' }): Promise<boolean> {
     const shape = st.fast;
     if (typeof shape === 'string' || !st.confirmed || st.changed || st.generation !== this.fdw.catalog.currentGeneration || !this.writeAllowed(port)) return false;
-    const rows = fastWriteRows(shape, m, codecFor(port.clientEncoding));
+    // A big statement's casts give way (as a simple Query's do); an ordinary one takes no extra await.
+    const codec = codecFor(port.clientEncoding);
+    const rows = st.sql.length >= GIVE_WAY_CHARS ? await fastWriteRowsGivingWay(shape, new GiveWay(() => port.signal), m, codec) : fastWriteRows(shape, m, codec);
     if (typeof rows === 'string') return false;
+    // Only while nothing changed meanwhile (a big statement gave way to other work).
+    if (!this.writeAllowed(port)) return false;
     this.portals.set(m.portal, { kind: 'fastwrite', plan: st.plan, shape, rows, bind: m, batch: port.batches, inBlock: port.inTransactionBlock, sql: st.sql });
     port.reply(BIND_COMPLETE);
     return true;
@@ -890,7 +894,20 @@ class SessionInterceptor implements Interceptor {
       this.notePassthroughDdl(info);
       return port.send(raw, [forward(Req.Parse)]);
     }
-    const p = await orFail(port, FAILED, () => this.planStatement(port, d.text, info, m.paramTypes, 0));
+    // A big text gives way between the steps that walk all of it, as in a simple Query; an ordinary one
+    // takes no extra await.
+    const giveWay = d.text.length >= GIVE_WAY_CHARS ? new GiveWay(() => port.signal) : undefined;
+    let p: StatementPlan;
+    try {
+      p = await orFail(port, FAILED, async () => {
+        const turn = giveWay?.maybe();
+        if (turn) await turn;
+        if (giveWay) await unpackAhead(d.text, () => giveWay.maybe());
+        return this.planStatement(port, d.text, info, m.paramTypes, 0);
+      });
+    } finally {
+      if (giveWay) forgetUnpacked(d.text);
+    }
     switch (p.kind) {
       case 'failed':
         return;
@@ -908,7 +925,8 @@ class SessionInterceptor implements Interceptor {
         this.statements.set(m.name, { kind: 'truncate', plan: p.plan });
         return port.send(encodeParse({ name: m.name, text: NO_OP, paramTypes: [] }), [forward(Req.Parse)]);
       case 'write': {
-        const fast = this.fdw.fastPath ? fastWriteShape(p.plan, d.text) : 'off';
+        // The shape gives way without the cancel: the statement is planned, and Parse goes upstream either way.
+        const fast = !this.fdw.fastPath ? 'off' : giveWay ? await fastWriteShapeGivingWay(p.plan, d.text, 0, new GiveWay()) : fastWriteShape(p.plan, d.text);
         const st: OwnedStatement & { kind: 'write' } = { kind: 'write', plan: p.plan, checkedAt: Date.now(), sql: d.text, fast, generation: this.fdw.catalog.currentGeneration, confirmed: false };
         this.statements.set(m.name, st);
         const parseError = writeParseError(p.plan);
@@ -1021,7 +1039,7 @@ class SessionInterceptor implements Interceptor {
       checkParamCount(m, plan.clientParams);
       const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
-      if (this.bindFastWrite(port, m, st)) return;
+      if (await this.bindFastWrite(port, m, st)) return;
       const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes, codecFor(port.clientEncoding)), this.pending);
       const early = !port.sentSinceSync && !port.inTransactionBlock && evaluatesPurely(plan);
       this.portals.set(m.portal, { kind: 'write', plan, prepared, early, sql: st.sql, batch: port.batches, inBlock: port.inTransactionBlock });

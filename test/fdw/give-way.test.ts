@@ -109,6 +109,18 @@ describe('a big autocommit write gives way: CPU time between event-loop turns', 
         await f.redis.del('gw:hash');
       });
     }
+    it(`the same ${VALUES_ROWS.at(-1)!.toLocaleString('en')} rows as a prepared statement (Parse, Bind, Execute): planning, shape and casts give way there too`, async () => {
+      const rows = VALUES_ROWS.at(-1)!;
+      await f.redis.del('gw:hash');
+      const vals = Array.from({ length: rows }, (_, i) => `('f${i}', 'v${i}')`).join(', ');
+      const { result, stretch } = await stretchOf(() => c.query({ name: 'big_fast_values', text: `insert into gw_hash values ${vals}` }));
+      console.log(describeStretch(`hash prepared INSERT … VALUES ${rows}`, stretch));
+      assert.equal(`${result.command} ${result.rowCount}`, `INSERT ${rows}`);
+      assert.equal(await f.redis.hlen('gw:hash'), rows);
+      assert.deepEqual(await f.redis.hmget('gw:hash', 'f0', `f${rows - 1}`), ['v0', `v${rows - 1}`]);
+      assert.ok(stretch.worst < STRETCH_BOUND_MS, `a stretch of ${stretch.worst.toFixed(1)} ms of CPU without giving way (GC pauses counted out)`);
+      await f.redis.del('gw:hash');
+    });
   });
 
   describe('VALUES past ~125,000 rows: walks of the rows spread none into one call', () => {
