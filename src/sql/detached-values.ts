@@ -34,8 +34,12 @@ export interface DetachedRows {
 
 export interface Detached {
   rows: DetachedRows[];
-  /** Statements (indexes into `stmts`) whose analysis without their detached rows is their analysis. */
+  /**
+   * Statements (indexes into `stmts`) whose analysis without their detached rows is their analysis,
+   * but for the highest `$n`: the rows may hold parameters, and `maxParams[i]` is the whole statement's.
+   */
   analysable: number[];
+  maxParams: number[];
 }
 
 interface Frame {
@@ -52,6 +56,7 @@ export function detachBigValues(tree: ParseResult): Detached | undefined {
   const stmts = (tree.stmts ?? []) as { stmt?: unknown }[];
   const rows: DetachedRows[] = [];
   const analysable: number[] = [];
+  const maxParams: number[] = [];
   stmts.forEach((s, i) => {
     const found = bigValuesUnder(s.stmt, ['stmts', i, 'stmt']);
     if (!found.length) return;
@@ -61,9 +66,12 @@ export function detachBigValues(tree: ParseResult): Detached | undefined {
       rows.push({ path: f.path, ...serialized(f.lists) });
       f.sel.valuesLists = [];
     }
-    if (sameAnalysis(whole, analyzeStatement(s.stmt as Node))) analysable.push(i);
+    if (sameAnalysis(whole, analyzeStatement(s.stmt as Node))) {
+      analysable.push(i);
+      maxParams.push(whole.maxParam);
+    }
   });
-  return rows.length ? { rows, analysable } : undefined;
+  return rows.length ? { rows, analysable, maxParams } : undefined;
 }
 
 /** The big VALUES lists under `root` (not those inside another's rows: they go with its rows). */
@@ -118,7 +126,8 @@ function sameAnalysis(a: StatementInfo, b: StatementInfo): boolean {
       const s = y[i]!;
       return r.schemaname === s.schemaname && r.relname === s.relname && r.location === s.location && r.alias === s.alias && r.where === s.where && r.sole === s.sole && r.limit === s.limit && r.offset === s.offset && r.limitStopsRead === s.limitStopsRead;
     });
-  return a.kind === b.kind && a.node === b.node && a.maxParam === b.maxParam && sameRefs(a.reads, b.reads) && sameRefs(a.targets, b.targets);
+  // maxParam may differ: the whole statement's is sent along (Detached.maxParams).
+  return a.kind === b.kind && a.node === b.node && sameRefs(a.reads, b.reads) && sameRefs(a.targets, b.targets);
 }
 
 /** What a reply's postMessage moves rather than copies. */
@@ -132,10 +141,10 @@ export function detachedTransferables(d: Detached | undefined): ArrayBuffer[] {
  */
 export async function reattachValues(tree: ParseResult, d: Detached): Promise<void> {
   const stmts = (tree.stmts ?? []) as { stmt?: unknown }[];
-  for (const i of d.analysable) {
+  d.analysable.forEach((i, k) => {
     const stmt = stmts[i]?.stmt as Node | undefined;
-    if (stmt) rememberAnalysis(stmt, analyzeStatement(stmt));
-  }
+    if (stmt) rememberAnalysis(stmt, { ...analyzeStatement(stmt), maxParam: d.maxParams[k]! });
+  });
   let since = performance.now();
   for (const r of d.rows) {
     let body: unknown = tree;
