@@ -98,7 +98,8 @@ export class CallbackTx implements PendingWrites {
   async stage(t: ForeignTable, ops: RedisOp[], autocommit: boolean): Promise<void> {
     const staged = ops.map((op): Staged => ({ op, table: t.display, conn: t.conn, connKey: connKey(t.conn) }));
     if (autocommit) await applyStaged(this.redis, staged);
-    else this.staged.push(...staged);
+    // A loop, not push(...staged): spreading past ~125,000 arguments overflows the stack.
+    else for (const s of staged) this.staged.push(s);
   }
 }
 
