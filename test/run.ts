@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startPostgres, startRedis } from './harness/servers.js';
 import { foldOutcomes, type FileOutcome } from './harness/outcome-reporter.js';
 
@@ -86,6 +86,8 @@ async function main(): Promise<number> {
     child = spawn(process.execPath, [
       // A hung file fails after the limit instead of hanging the run; a file whose tests are done
       // but that holds a socket open is ended rather than waited for.
+      // Before --test, so every test file's process preloads it too (harness/blocking-stdout.ts).
+      '--import', pathToFileURL(path.join(testDir, 'harness', 'blocking-stdout.js')).href,
       '--test', '--test-concurrency=2', `--test-timeout=${timeoutMs}`, '--test-force-exit',
       '--test-reporter=spec', '--test-reporter-destination=stdout',
       `--test-reporter=${path.join(testDir, 'harness', 'outcome-reporter.js')}`, '--test-reporter-destination=/dev/null',
