@@ -831,8 +831,6 @@ class PageHandler implements RespHandler {
   rows = 0;
   cursor = '0';
   errorText: string | undefined;
-  /** Elements (pairs count as one) in the current page. */
-  elements = 0;
   private pos = 0;
   private skipNext = false;
   private readonly seen: SeenSet | undefined;
@@ -870,8 +868,7 @@ class PageHandler implements RespHandler {
     this.clean = isAscii(buf) && buf.indexOf(0, from) < 0;
   }
 
-  startPage(): void {
-    this.elements = 0;
+  private startPage(): void {
     this.pos = 0;
     this.skipNext = false;
     this.errorText = undefined;
@@ -954,7 +951,6 @@ class PageHandler implements RespHandler {
   private nextSlot(): number {
     const slot = this.pairs ? this.pos & 1 : 0;
     this.pos++;
-    if (slot === 0) this.elements++;
     return slot;
   }
 
