@@ -8,10 +8,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import type pg from 'pg';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect } from '../support/fdw-sql.js';
+import { CountingRelay } from '../support/counting-relay.js';
 import { startProxy, type RunningProxy } from '../harness/proxy.js';
 import { msg, ProtoConn, urlParts, type Frame, type Param } from '../support/proto-client.js';
 import { prng } from '../support/frames.js';
@@ -23,9 +23,8 @@ const STATEMENTS = 360;
 
 let f: FdwFixture;
 let fast: RunningProxy;
-let relay: net.Server;
-/** Bytes the fast proxy has sent to Postgres, through the relay. */
-let upstreamBytes = 0;
+/** Counts the bytes the fast proxy sends to Postgres. */
+let relay: CountingRelay;
 let setup: pg.Client;
 
 interface Table {
@@ -185,28 +184,6 @@ async function ddl(): Promise<void> {
     rs('rs_float', 'key text, value float8', 'hash', 'fl', { col: 'key', values: ['e0', 'e1', 'e16', 'e21', 'e27', 'e30', 'r1', 'r2'] }),
   );
   await q('select 1'); // the creates above were queued on this client; wait for them all
-}
-
-/** Starts a relay to Postgres that counts what the proxy sends it. */
-async function startRelay(target: { host: string; port: number }): Promise<number> {
-  relay = net.createServer((client) => {
-    const server = net.connect(target.port, target.host);
-    client.on('data', (d) => {
-      upstreamBytes += d.length;
-      server.write(d);
-    });
-    server.on('data', (d) => client.write(d));
-    const end = (): void => {
-      client.destroy();
-      server.destroy();
-    };
-    client.on('close', end);
-    server.on('close', end);
-    client.on('error', end);
-    server.on('error', end);
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-  return (relay.address() as net.AddressInfo).port;
 }
 
 const quote = (s: string): string => `'${s.replace(/'/g, "''")}'`;
@@ -370,10 +347,10 @@ const bytes = (frames: Frame[]): string[] => frames.map((fr) => `${fr.type} ${fr
  * ReadyForQuery, and the bytes the fast proxy sent upstream for that batch.
  */
 async function run(c: ProtoConn, k: Case, n: number): Promise<{ frames: Frame[]; sent: number }> {
-  const start = upstreamBytes;
+  const start = relay.bytes;
   const done = async (): Promise<{ frames: Frame[]; sent: number }> => {
     const frames = await c.readUntilReady();
-    return { frames, sent: upstreamBytes - start };
+    return { frames, sent: relay.bytes - start };
   };
   if (k.protocol === 'simple') {
     c.write(msg.query(k.sql));
@@ -392,16 +369,17 @@ async function run(c: ProtoConn, k: Case, n: number): Promise<{ frames: Frame[];
     c.write(msg.parse(name, k.sql), bind, msg.describe('P', ''), msg.execute(''), msg.sync());
     return done();
   }
-  const hot = upstreamBytes;
+  const hot = relay.bytes;
   c.write(bind, msg.describe('P', ''), msg.execute(''), msg.sync());
   const frames = await c.readUntilReady();
-  return { frames, sent: upstreamBytes - hot };
+  return { frames, sent: relay.bytes - hot };
 }
 
 before(async () => {
   f = await fdwFixture('fdw_fast_path', DB, { fastPath: false });
   const up = urlParts(f.directUrl);
-  const relayPort = await startRelay(up);
+  relay = await CountingRelay.start(up);
+  const relayPort = relay.port;
   // The catalog and name resolutions stay cached for the whole test (by default they are checked again
   // every second), so a table's first read is its only round trip.
   fast = await startProxy(`postgres://${encodeURIComponent(up.user)}:${encodeURIComponent(up.password)}@127.0.0.1:${relayPort}/${f.db}`, {}, { recheckMs: 600_000 });
@@ -479,10 +457,10 @@ describe('where the fast path must not answer, the upstream path does (same byte
         }
       }
       for (const sql of script) {
-        const start = upstreamBytes;
+        const start = relay.bytes;
         a.write(msg.query(sql));
         out.fast.push(...bytes(await a.readUntilReady()));
-        out.sent.push(upstreamBytes - start);
+        out.sent.push(relay.bytes - start);
         b.write(msg.query(sql));
         out.slow.push(...bytes(await b.readUntilReady()));
       }
@@ -726,10 +704,10 @@ describe('prepared point lookups on hash tables: the one-step lane over the raw 
           c.write(msg.parse(name, k.sql), msg.describe('S', name), msg.sync());
           out[i]!.push(bytes(await c.readUntilReady()));
           for (let x = 0; x < 3; x++) {
-            const start = upstreamBytes;
+            const start = relay.bytes;
             c.write(bind, msg.describe('P', ''), msg.execute(''), msg.sync());
             out[i]!.push(bytes(await c.readUntilReady()));
-            if (i === 0) sent.push(upstreamBytes - start);
+            if (i === 0) sent.push(relay.bytes - start);
           }
         }
         assert.deepEqual(out[0], out[1], mark);

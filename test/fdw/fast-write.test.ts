@@ -9,11 +9,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
 import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect } from '../support/fdw-sql.js';
+import { CountingRelay } from '../support/counting-relay.js';
 import { startProxy, type RunningProxy } from '../harness/proxy.js';
 import { msg, ProtoConn, urlParts, type Frame, type Param } from '../support/proto-client.js';
 import { prng } from '../support/frames.js';
@@ -25,9 +25,8 @@ const STATEMENTS = Number(process.env.FAST_WRITE_STATEMENTS ?? 300);
 
 let f: FdwFixture;
 let fast: RunningProxy;
-let relay: net.Server;
-/** Bytes the fast proxy has sent to Postgres, through the relay. */
-let upstreamBytes = 0;
+/** Counts the bytes the fast proxy sends to Postgres. */
+let relay: CountingRelay;
 let setup: pg.Client;
 
 type Kind = 'text' | 'varchar6' | 'char5' | 'int2' | 'int4' | 'int8' | 'bool' | 'jsonb' | 'float8';
@@ -104,28 +103,6 @@ async function ddl(): Promise<void> {
     rs('rs_list_i8', [col('element', 'int8')], 'list', 'rli'),
   );
   await q('select 1'); // the creates above were queued on this client; wait for them all
-}
-
-/** Starts a relay to Postgres that counts what the proxy sends it. */
-async function startRelay(target: { host: string; port: number }): Promise<number> {
-  relay = net.createServer((client) => {
-    const server = net.connect(target.port, target.host);
-    client.on('data', (d) => {
-      upstreamBytes += d.length;
-      server.write(d);
-    });
-    server.on('data', (d) => client.write(d));
-    const end = (): void => {
-      client.destroy();
-      server.destroy();
-    };
-    client.on('close', end);
-    server.on('close', end);
-    client.on('error', end);
-    server.on('error', end);
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-  return (relay.address() as net.AddressInfo).port;
 }
 
 const quote = (s: string): string => `'${s.replace(/'/g, "''")}'`;
@@ -357,27 +334,27 @@ const bytes = (frames: Frame[]): string[] => frames.map((fr) => `${fr.type} ${fr
  * ReadyForQuery, and the bytes the fast proxy sent upstream for that batch.
  */
 async function run(c: ProtoConn, k: Case, n: number): Promise<{ frames: Frame[]; sent: number }> {
-  const start = upstreamBytes;
+  const start = relay.bytes;
   if (k.protocol === 'simple') {
     c.write(msg.query(k.sql));
     const frames = await c.readUntilReady();
-    return { frames, sent: upstreamBytes - start };
+    return { frames, sent: relay.bytes - start };
   }
   const name = k.protocol === 'prepared' ? `s${n}` : '';
   const bind = msg.bind('', name, k.params, k.paramFormats.some((x) => x === 1) ? k.paramFormats : [], []);
   if (k.protocol === 'extended') {
     c.write(msg.parse(name, k.sql, k.paramTypes), bind, msg.describe('P', ''), msg.execute(''), msg.sync());
     const frames = await c.readUntilReady();
-    return { frames, sent: upstreamBytes - start };
+    return { frames, sent: relay.bytes - start };
   }
   // Prepared in its own batch, as drivers do; then executed (the hot case).
   c.write(msg.parse(name, k.sql, k.paramTypes), msg.describe('S', name), msg.sync());
   const prep = await c.readUntilReady();
   if (prep.some((fr) => fr.type === 'E')) return { frames: prep, sent: -1 };
-  const hot = upstreamBytes;
+  const hot = relay.bytes;
   c.write(bind, msg.describe('P', ''), msg.execute(''), msg.sync());
   const frames = await c.readUntilReady();
-  return { frames: [...prep, ...frames], sent: upstreamBytes - hot };
+  return { frames: [...prep, ...frames], sent: relay.bytes - hot };
 }
 
 type Snapshot = Record<string, unknown>;
@@ -428,7 +405,8 @@ async function restore(r: Redis, s: Snapshot): Promise<void> {
 before(async () => {
   f = await fdwFixture('fdw_fast_write', DB, { fastPath: false });
   const up = urlParts(f.directUrl);
-  const relayPort = await startRelay(up);
+  relay = await CountingRelay.start(up);
+  const relayPort = relay.port;
   // Name resolutions and privilege checks stay cached for the whole test (by default they are checked
   // again every second), so a table's first statement is its only round trip for them.
   fast = await startProxy(`postgres://${encodeURIComponent(up.user)}:${encodeURIComponent(up.password)}@127.0.0.1:${relayPort}/${f.db}`, {}, { recheckMs: 600_000 });
@@ -516,11 +494,11 @@ describe('the fast write in context: same replies and Redis contents as the upst
           await c.readUntilReady();
         }
         for (const s of steps) {
-          const before = upstreamBytes;
+          const before = relay.bytes;
           c.write(...s.send);
           const frames = s.until ? await c.readUntil((fr) => fr.type === s.until) : await c.readUntilReady(s.readies ?? 1);
           (port === fast.port ? out.fast : out.slow).push(bytes(frames));
-          if (port === fast.port) out.sent.push(upstreamBytes - before);
+          if (port === fast.port) out.sent.push(relay.bytes - before);
         }
       } finally {
         c.destroy();

@@ -148,19 +148,7 @@ async function params(client: Redis, s: TableSpec, opts: ReadOptions = {}, pd: P
 
 /** Rows of the bodies, sorted (scan order may differ between two walks of a hash or set). */
 function rowsOf(bodies: Buffer[]): string[] {
-  const cols = bodies.map((b) => {
-    const out: (string | null)[] = [];
-    if (b.readInt32BE(0) === 0) return out;
-    const n = b.readInt32BE(12);
-    for (let i = 0, p = 20; i < n; i++) {
-      const len = b.readInt32BE(p);
-      out.push(len < 0 ? null : b.toString('latin1', p + 4, p + 4 + len));
-      p += 4 + Math.max(len, 0);
-    }
-    return out;
-  });
-  const n = cols[0]?.length ?? 0;
-  return Array.from({ length: n }, (_, i) => JSON.stringify(cols.map((c) => c[i]))).sort();
+  return columnsOf(bodies).sort();
 }
 
 async function same(s: TableSpec, opts: ReadOptions = {}, ordered = false): Promise<number> {
