@@ -771,6 +771,8 @@ class Skim implements RespHandler {
   errorText: string | undefined;
   passed = true;
   private pos = 0;
+  /** A checked value that spans socket chunks, gathered until its end (scores are a few dozen bytes). */
+  private split: { check: (buf: Buffer, start: number, end: number) => boolean; bytes: Buffer; at: number } | undefined;
 
   constructor(
     private readonly pairs: boolean,
@@ -784,13 +786,23 @@ class Skim implements RespHandler {
     this.pos++;
     if (check && !check(src, start, end)) this.passed = false;
   }
-  begin(_len: number, depth: number): void {
+  begin(len: number, depth: number): void {
     if (depth === 0 || this.checks.length === 0) return;
-    if (this.checks[this.pairs ? this.pos & 1 : 0]) this.passed = false;
+    const check = this.checks[this.pairs ? this.pos & 1 : 0];
     this.pos++;
+    // A reply is cut into socket chunks anywhere, so some value of a big one always spans two.
+    if (check) this.split = { check, bytes: Buffer.allocUnsafe(len), at: 0 };
   }
-  part(): void {}
-  end(): void {}
+  part(src: Buffer, start: number, end: number): void {
+    const s = this.split;
+    if (s) s.at += src.copy(s.bytes, s.at, start, end);
+  }
+  end(): void {
+    const s = this.split;
+    if (!s) return;
+    this.split = undefined;
+    if (!s.check(s.bytes, 0, s.at)) this.passed = false;
+  }
   nil(): void {}
   simple(): void {}
   error(text: string, depth: number): void {

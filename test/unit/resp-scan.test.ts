@@ -327,6 +327,29 @@ describe('fast scans, byte for byte as the ioredis row path', () => {
     assert.equal(await sameAsRowViews(spec('hash', 'missing', ['field', 'value'])), 0);
   });
 
+  test('a key read whole and checked first: every value is checked, also those a socket chunk cuts in two', async () => {
+    // 50,000 pairs whose scores Redis prints in 17 digits span dozens of socket chunks, and most of a
+    // pair's bytes are its score, so some scores surely arrive in two pieces. The check must still see
+    // each whole: it passes when every value passes, and one failing value anywhere stops it.
+    const pairs = Array.from({ length: 50_000 }, (_, i) => [String(i + 0.1), `m${i}`]).flat();
+    await redis.zadd(P + 'zc', ...pairs);
+    const scores = new Set(Array.from({ length: 50_000 }, (_, i) => String(i + 0.1)));
+    const printed = await redis.zrange(P + 'zc', '0', '-1', 'WITHSCORES');
+    const checked = async (pass: (score: string) => boolean): Promise<{ checked: boolean; rows: number }> => {
+      const target = new DataRowTarget(2, []);
+      let ok = false;
+      const values = [undefined, (b: Buffer, s: number, e: number): boolean => pass(b.toString('latin1', s, e))];
+      await readTable(fast, spec('zset', 'zc', ['element', 'score']), {}, { columns: { arrays: [], table: 'display.t', direct: { first: target, second: target }, checkedWhole: { checked: () => void (ok = true), values } }, row: () => assert.fail('row path') });
+      return { checked: ok, rows: target.length };
+    };
+    const seen: string[] = [];
+    assert.deepEqual(await checked((x) => (seen.push(x), true)), { checked: true, rows: 50_000 });
+    assert.deepEqual(seen, printed.filter((_, i) => i % 2 === 1), 'each score checked once, whole, in order');
+    assert.ok(seen.every((x) => scores.has(String(Number(x)))));
+    const oddOne = printed[2 * 31_337 + 1]!;
+    assert.deepEqual(await checked((x) => x !== oddOne), { checked: false, rows: 50_000 });
+  });
+
   test('invalid UTF-8 and NUL: 22021 naming the key, as the row path says it', async () => {
     for (const [name, bad] of [['badutf8', Buffer.from([0x61, 0xc3, 0x28])], ['nul', Buffer.from('a\0b')], ['badlong', Buffer.concat([Buffer.alloc(100, 0x61), Buffer.from([0xff])])]] as const) {
       await redis.hset(P + name, 'ok', 'fine', 'bad', bad);
