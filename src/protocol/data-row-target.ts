@@ -15,6 +15,7 @@
  */
 import { Backend } from './codes.js';
 import { ValueWriter } from './value-writer.js';
+import { WholeBulk } from '../redis/whole-bulk.js';
 
 const HEADER = 7; // type byte, length, column count
 
@@ -86,6 +87,85 @@ export class DataRowTarget extends ValueWriter {
     this.off = start + n;
     if (complete) this.patchHeader();
     return start;
+  }
+
+  /** Values the last takeBulks() wrote. */
+  taken = 0;
+  private readonly whole = new WholeBulk();
+
+  /**
+   * Whole bulk strings back to back from src[i] (a clean chunk of a whole-key reply), at most `max`, each
+   * the next value as pushRange() and settle() would write it. This is the loop a 100,000-row read spends
+   * its time in, so open(), the copy and close() are written out here over locals and DataViews: through
+   * pushRange (a base-class method whose open/close calls V8 sees with several receivers) a value cost
+   * ~45 ns more. Returns where it stopped; `taken` says how many it wrote.
+   */
+  takeBulks(src: Buffer, i: number, n: number, max: number): number {
+    const b = this.whole;
+    const fixes = this.fixes;
+    const ncols = this.ncols;
+    const from = new DataView(src.buffer, src.byteOffset, src.length);
+    let buf = this.buf;
+    let to = this.view();
+    let off = this.off;
+    let k = 0;
+    for (; k < max && b.at(src, i, n); k++) {
+      const start = b.start;
+      const len = b.end - start;
+      const first = this.filled === 0;
+      const need = (first ? HEADER : 0) + 4 + len;
+      if (off + need > buf.length) {
+        this.off = off;
+        this.moveRow(need, !first);
+        buf = this.buf;
+        to = this.view();
+        off = this.off;
+      }
+      if (first) {
+        this.rowStart = off;
+        this.rows++;
+        buf[off] = Backend.DataRow;
+        to.setUint16(off + 5, ncols);
+        off += HEADER;
+      }
+      to.setInt32(off, len);
+      const at = off + 4;
+      if (len > 128) src.copy(buf, at, start, b.end);
+      else {
+        let c = 0;
+        for (; c + 4 <= len; c += 4) to.setUint32(at + c, from.getUint32(start + c, true), true);
+        for (; c < len; c++) buf[at + c] = src[start + c]!;
+      }
+      off = at + len;
+      const col = this.filled++;
+      if (col + 1 === ncols) {
+        this.filled = 0;
+        to.setInt32(this.rowStart + 1, off - this.rowStart - 1);
+      }
+      if (fixes[col]) {
+        this.off = off;
+        this.settle(at, col);
+        buf = this.buf;
+        to = this.view();
+        off = this.off;
+      }
+      i = b.end + 2;
+    }
+    this.off = off;
+    this.taken = k;
+    return i;
+  }
+
+  private viewOf: Buffer | undefined;
+  private dataView: DataView | undefined;
+
+  /** A DataView of the current chunk. */
+  private view(): DataView {
+    if (this.viewOf !== this.buf) {
+      this.viewOf = this.buf;
+      this.dataView = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+    }
+    return this.dataView!;
   }
 
   /** Drops the row whose first value starts at `at` (a member a rehashing scan repeated). */

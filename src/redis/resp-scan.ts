@@ -23,7 +23,7 @@ import type { TextArrayBuilder } from '../protocol/text-array.js';
 import { checkText } from './text.js';
 import { SeenSet } from './types/cursor.js';
 import { GiveWay } from '../executor/give-way.js';
-
+import { WholeBulk } from './whole-bulk.js';
 
 // ---- RESP2 reader ---------------------------------------------------------------------------------------
 
@@ -47,7 +47,16 @@ export interface RespHandler {
   done(): void;
   /** Optional: the buffer whose bytes from `from` on the calls that follow are about (until the next). */
   chunk?(buf: Buffer, from: number): void;
+  /**
+   * Optional, the hot loop of a big reply: whole bulk strings back to back at `depth` from src[i], at most
+   * `max` of them (what the enclosing array has left), each as bulk() would take it but without a call
+   * per element. Returns where it stopped and sets `taken`; it may take none, and it stops before anything
+   * else (a header or value the chunk cuts, a nil), which the reader then parses as usual.
+   */
+  bulks?(src: Buffer, i: number, n: number, depth: number, max: number): number;
+  readonly taken?: number;
 }
+
 
 const CR = 13;
 const LF = 10;
@@ -112,6 +121,19 @@ export class RespReader {
         continue;
       }
       const type = buf[i]!;
+      const h = this.handler!;
+      const depth = this.stack.length;
+      if (type === 0x24 && depth > 0 && h.bulks) {
+        const j = h.bulks(buf, i, n, depth, this.stack[depth - 1]!);
+        const k = h.taken!;
+        if (k > 0) {
+          // leaf() counts the last one, closing what it completes.
+          this.stack[depth - 1] = this.stack[depth - 1]! - (k - 1);
+          i = j;
+          this.leaf();
+          continue;
+        }
+      }
       // The header line: find its CR; the whole line (with LF) must be in this buffer.
       let cr = i + 1;
       while (cr < n && buf[cr] !== CR) cr++;
@@ -120,8 +142,6 @@ export class RespReader {
         return;
       }
       if (buf[cr + 1] !== LF) throw protocolError('a header line not ended by CRLF');
-      const depth = this.stack.length;
-      const h = this.handler!;
       if (type === 0x24 /* $ */) {
         const len = parseInteger(buf, i + 1, cr);
         const s = cr + 2;
@@ -484,6 +504,9 @@ export interface ScanTargets {
 export type ScanTarget = Pick<TextArrayBuilder, 'length' | 'buffer' | 'bytes' | 'pushRange' | 'begin' | 'append' | 'dropLast'> & {
   /** Turns the value of column `slot` just written at `at` into its output form; returns where it starts. */
   settle?(at: number, slot: number): number;
+  /** Whole bulk strings as RespHandler.bulks takes them, each written and settled as pushRange and settle would. */
+  takeBulks?(src: Buffer, i: number, n: number, max: number): number;
+  readonly taken?: number;
 };
 
 /**
@@ -779,7 +802,27 @@ class Skim implements RespHandler {
     private readonly checks: readonly (((buf: Buffer, start: number, end: number) => boolean) | undefined)[] = [],
   ) {}
 
+  taken = 0;
+  private readonly whole = new WholeBulk();
+
   array(): void {}
+  bulks(src: Buffer, i: number, n: number, depth: number, max: number): number {
+    let k = 0;
+    if (depth > 0) {
+      const b = this.whole;
+      const checks = this.checks;
+      for (; k < max && b.at(src, i, n); k++) {
+        if (checks.length > 0) {
+          const check = checks[this.pairs ? this.pos & 1 : 0];
+          this.pos++;
+          if (check && !check(src, b.start, b.end)) this.passed = false;
+        }
+        i = b.end + 2;
+      }
+    }
+    this.taken = k;
+    return i;
+  }
   bulk(src: Buffer, start: number, end: number, depth: number): void {
     if (depth === 0 || this.checks.length === 0) return;
     const check = this.checks[this.pairs ? this.pos & 1 : 0];
@@ -895,6 +938,25 @@ class PageHandler implements RespHandler {
     if (depth !== 0) return;
     this.startPage();
     this.onReply?.(n);
+  }
+
+  taken = 0;
+
+  /**
+   * A clean chunk's run of elements straight into a target that writes them itself (DataRowTarget): no
+   * call per element. Not while a rehash dedupe runs or a repeat's value is being dropped.
+   */
+  bulks(src: Buffer, i: number, n: number, depth: number, max: number): number {
+    this.taken = 0;
+    const to = this.targets.first;
+    if (depth !== this.elementDepth || !this.clean || this.seen || this.skipNext || !to?.takeBulks || (this.pairs && this.targets.second !== to)) return i;
+    const j = to.takeBulks(src, i, n, max);
+    const k = to.taken!;
+    // Rows are counted at their first element: the even positions among those taken, when in pairs.
+    this.rows += this.pairs ? ((this.pos + k + 1) >> 1) - ((this.pos + 1) >> 1) : k;
+    this.pos += k;
+    this.taken = k;
+    return j;
   }
 
   bulk(src: Buffer, start: number, end: number, depth: number): void {

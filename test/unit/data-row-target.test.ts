@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DataRowTarget, type ValueFix } from '../../src/protocol/data-row-target.js';
 import { encodeDataRow } from '../../src/protocol/backend.js';
+import { RespReader, type RespHandler } from '../../src/redis/resp-scan.js';
 
 /** A seeded generator, so a failure can be repeated. */
 function prng(seed: number): () => number {
@@ -74,5 +75,77 @@ describe('DataRowTarget', () => {
     t.pushRange(m, 0, 1);
     t.settle(t.pushRange(b, 0, 3), 1);
     assert.equal(t.odd, true);
+  });
+
+  it('takeBulks, fed by the reader: the rows pushRange and settle write, however the reply is cut', () => {
+    // A zset page as ZRANGE … WITHSCORES sends it, then the same pairs nested as a SCAN reply's
+    // [cursor, [elements]]: takeBulks may take only what the inner array has left, and the reader
+    // must count what it took to close both arrays (and end the reply) where they end.
+    const rnd = prng(7);
+    const pairs: [Buffer, Buffer][] = [];
+    for (let i = 0; i < 60; i++) {
+      const r = rnd();
+      const score = r < 0.2 ? `+${i}` : r < 0.4 ? `${i}.0` : `${i}.5`;
+      pairs.push([Buffer.from(`m${i}-${'y'.repeat(Math.floor(rnd() * 200))}`, 'latin1'), Buffer.from(score, 'latin1')]);
+    }
+    const bulk = (b: Buffer): string => `$${b.length}\r\n${b.toString('latin1')}\r\n`;
+    const flat = pairs.flatMap(([m, sc]) => [bulk(m), bulk(sc)]).join('');
+    const replies = [`*${pairs.length * 2}\r\n${flat}`, `*2\r\n$2\r\n17\r\n*${pairs.length * 2}\r\n${flat}`].map((x) => Buffer.from(x, 'latin1'));
+    const want = Buffer.concat(pairs.map(([m, sc]) => {
+      const out = scoreFix(sc, 0, sc.length);
+      return encodeDataRow([m, out === true ? sc : out!]);
+    }));
+    for (const [r, reply] of replies.entries()) {
+      const depth = r + 1;
+      for (let cut = 1; cut < reply.length; cut += 7) {
+        for (const fast of [true, false]) {
+          const t = new DataRowTarget(2, [undefined, scoreFix], 256);
+          let col = 0;
+          let done = 0;
+          const put = (at: number): void => {
+            t.settle(at, col);
+            col ^= 1;
+          };
+          let split = -1;
+          const handler: RespHandler & { taken: number } = {
+            taken: 0,
+            array: () => {},
+            bulk: (src, a, b, d) => {
+              if (d === depth) put(t.pushRange(src, a, b));
+            },
+            begin: (len, d) => void (split = d === depth ? t.begin(len) : -1),
+            part: (src, a, b) => {
+              if (split >= 0) t.append(src, a, b);
+            },
+            end: () => {
+              if (split >= 0) put(split);
+            },
+            nil: () => assert.fail('nil'),
+            simple: () => {},
+            error: () => assert.fail('error'),
+            done: () => void done++,
+          };
+          if (fast) {
+            handler.bulks = (src, i, n, d, max) => {
+              if (d !== depth) {
+                handler.taken = 0;
+                return i;
+              }
+              const j = t.takeBulks(src, i, n, max);
+              handler.taken = t.taken;
+              col ^= t.taken & 1;
+              return j;
+            };
+          }
+          const reader = new RespReader();
+          reader.handler = handler;
+          reader.feed(reply.subarray(0, cut));
+          reader.feed(reply.subarray(cut));
+          assert.equal(done, 1, `one reply, cut at ${cut}`);
+          assert.ok(reader.idle);
+          assert.deepEqual(Buffer.concat(t.finish()), want, `reply ${r} cut at ${cut}, ${fast ? 'takeBulks' : 'pushRange'}`);
+        }
+      }
+    }
   });
 });
