@@ -25,7 +25,7 @@ import { RedisPool, type RedisPoolOptions } from '../redis/pool.js';
 import { forward, Req, type Capture } from '../session/expected-queue.js';
 import type { RedisOp } from '../redis/write.js';
 import type { Interceptor, SessionPort } from '../session/types.js';
-import { closeOwnBatch, failWith, runInternal } from '../upstream/internal-query.js';
+import { closeOwnBatch, settleOwnBatch, failWith, runInternal } from '../upstream/internal-query.js';
 import { abortable, throwIfCanceled } from '../session/cancel.js';
 import { DDL_KINDS, passesThrough, planDdl, type DdlAction } from './ddl.js';
 import { catalogReloadsTotal, hotCounts, stagedWritesTotal } from '../metrics/metrics.js';
@@ -635,19 +635,16 @@ class SessionInterceptor implements Interceptor {
         if (mayBeFast && port.upstreamIdle) {
           const fast = await this.fastAnswer(port, fastShape(plan), NO_FAST_PARAMS, [], undefined, true);
           if (fast?.result.streamed) {
-            // RowDescription and the rows are out; nothing was sent upstream meanwhile (or it wouldn't stream).
+            // RowDescription and the rows are out (or queued behind what went upstream mid-stream: the
+            // statement_timeout probe of a read running 250 ms, whose batch is closed here as below).
+            if (port.sentSinceSync) this.keepingSettings(port, () => closeOwnBatch(port));
             port.replyReady(fast.result.complete);
             return 'local';
           }
           if (fast) {
             // Answered here, but an internal query (names, the statement_timeout probe) may have opened a
             // batch upstream meanwhile: close it first, so the reply leaves with upstream idle again.
-            if (port.sentSinceSync) {
-              const before = port.upstreamWrites;
-              closeOwnBatch(port);
-              // That Sync ends only the proxy's own queries: a setting read among them still holds.
-              if (this.floatDigits?.at === before) this.floatDigits.at = port.upstreamWrites;
-            }
+            if (port.sentSinceSync) this.keepingSettings(port, () => closeOwnBatch(port));
             // The rows go as the buffers they were written into: a big result is never copied into one.
             port.reply(fast.described.bytes);
             for (const chunk of fast.result.rows) port.reply(chunk);
@@ -698,18 +695,29 @@ class SessionInterceptor implements Interceptor {
     // RowDescription's names are the proxy's strings: only ASCII ones read the same in every encoding.
     if (codec && described.fields.some((f) => /[^\x00-\x7f]/.test(f.name))) return undefined;
     if (shape.types.some((t) => t.shortestFloat) && !((await this.extraFloatDigits(port)) > 0)) return undefined;
+    // An internal query (names and privileges, re-checked once a second; the timeout probe) leaves a batch
+    // open upstream. A read that may stream closes it and waits for its end (one round trip) first: the
+    // rows could not stream behind it, and a big read then waited for its whole parse (~40 ms for 100,000
+    // rows) once a second.
+    if (streamable && port.sentSinceSync) await this.settleOwnBatch(port);
     // Only while nothing is owed before it: an internal query (names, the timeout probe) leaves its batch
     // to close first, and then the rows wait their turn as usual.
-    let streaming = false;
+    let streaming: boolean | undefined;
     const stream: FastStream | undefined = streamable ? {
       begin: () => (streaming = !port.sentSinceSync && port.replyNow(described.bytes)),
-      chunk: (rows) => void port.replyNow(rows),
+      // Something sent upstream mid-stream (the statement_timeout probe of a statement running 250 ms)
+      // is owed before anything queued after it: the rest of the rows then wait their turn behind it.
+      chunk: (rows) => {
+        if (!port.replyNow(rows)) port.reply(rows);
+      },
     } : undefined;
     try {
       // A value the client's encoding lacks throws 22P05: the upstream path reports it if it is shown.
       const result = await runFast(this.readsFor(port), shape, params, described.fields, codec, stream);
       if (typeof result === 'string') return undefined;
       this.stats.rows = result.rowCount;
+      // Said of whole-key reads checked whole (those that may stream): did the rows leave as they were made?
+      this.stats.streamed = streaming;
       return { described, result };
     } catch (e) {
       // Rows are out: the client gets the error after them, as from a Postgres scan that fails half-way.
@@ -743,6 +751,19 @@ class SessionInterceptor implements Interceptor {
     if (!this.fdw.fastPath || this.owningTx) return false;
     if (port.txStatus === 'E' || port.inFailedBatch || !port.upstreamSettled || !port.textConvertible) return false;
     return this.tx.count === 0 || this.tx.on(table).length === 0;
+  }
+
+  private async settleOwnBatch(port: SessionPort): Promise<void> {
+    let done: Promise<void> | undefined;
+    this.keepingSettings(port, () => (done = settleOwnBatch(port)));
+    await done;
+  }
+
+  /** Sends what `close` sends upstream: a Sync that ends only the proxy's own queries, so a setting read among them still holds. */
+  private keepingSettings(port: SessionPort, close: () => void): void {
+    const before = port.upstreamWrites;
+    close();
+    if (this.floatDigits?.at === before) this.floatDigits.at = port.upstreamWrites;
   }
 
   /**

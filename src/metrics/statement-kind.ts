@@ -16,14 +16,15 @@ const MAX_SQL_IN_LOG = 200;
 
 /**
  * Logs a foreign-table statement slower than --log-min-duration: kind, duration, the Redis commands
- * it sent (count and names), the rows it read from or wrote to Redis, and the client's SQL cut short.
+ * it sent (count and names), the rows it read from or wrote to Redis, whether a local whole-key read
+ * streamed its rows, and the client's SQL cut short.
  * Parameter values are never logged: extended-protocol SQL carries $n placeholders, not values.
  */
 export function noteSlow(kind: StatementKind, seconds: number, sql: string, log?: Logger, stats?: StatementStats): void {
   const min = slow?.config.logMinDurationMs;
   if (min === undefined || seconds * 1000 < min) return;
   const text = sql.length > MAX_SQL_IN_LOG ? `${sql.slice(0, MAX_SQL_IN_LOG)}...` : sql;
-  const redis = stats ? { redisCommands: stats.commands, redis: stats.commandNames(), rows: stats.rows ?? 0 } : {};
+  const redis = stats ? { redisCommands: stats.commands, redis: stats.commandNames(), rows: stats.rows ?? 0, ...(stats.streamed === undefined ? {} : { streamed: stats.streamed }) } : {};
   (log ?? slow!.log).info({ kind, durationMs: Math.round(seconds * 1e4) / 10, ...redis, sql: text }, 'slow statement');
 }
 

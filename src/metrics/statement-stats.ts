@@ -15,11 +15,14 @@ export class StatementStats {
   commands = 0;
   readonly names = new Map<string, number>();
   rows: number | undefined;
+  /** A local read whose rows left as Redis's reply was parsed (true), or only once all were made (false). */
+  streamed: boolean | undefined;
 
   reset(): void {
     this.commands = 0;
     this.names.clear();
     this.rows = undefined;
+    this.streamed = undefined;
   }
 
   /** A command sent without a pooled ioredis client (the raw lookup pipe). */

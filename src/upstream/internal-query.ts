@@ -99,9 +99,14 @@ export function failWith(port: SessionPort, reply: Buffer): void {
  * Closes a batch the proxy's own Flush-ended queries opened upstream, when no client Sync will: a
  * simple Query answered locally. Its ReadyForQuery is the proxy's, not the client's.
  */
-export function closeOwnBatch(port: SessionPort): void {
-  port.send(serialize.sync(), [{ kind: 'capture', req: Req.Sync, onFrame: () => null, onDone: () => {} }]);
+export function closeOwnBatch(port: SessionPort, onDone: () => void = () => {}): void {
+  port.send(serialize.sync(), [{ kind: 'capture', req: Req.Sync, onFrame: () => null, onDone }]);
   port.syncedUpstream();
+}
+
+/** closeOwnBatch, resolved once upstream has answered it: nothing is then owed before a local reply. */
+export function settleOwnBatch(port: SessionPort): Promise<void> {
+  return new Promise((resolve) => closeOwnBatch(port, resolve));
 }
 
 /**

@@ -16,6 +16,7 @@ import { startProxy, type RunningProxy } from '../harness/proxy.js';
 import { msg, ProtoConn, urlParts, type Frame, type Param } from '../support/proto-client.js';
 import { prng } from '../support/frames.js';
 import { REDIS_DB } from '../support/redis-dbs.js';
+import { PROBE_AFTER_MS } from '../../src/session/cancel.js';
 
 const DB = REDIS_DB.fastPath;
 const SEED = Number(process.env.FAST_PATH_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -445,10 +446,10 @@ describe('where the fast path must not answer, the upstream path does (same byte
    * Runs the same simple-query script on both proxies, one Query at a time; returns both replies and
    * the upstream bytes of each statement. `warm` runs first, unrecorded (it fills the name cache).
    */
-  async function both(script: string[], warm: string | string[] = `select * from sb_hash where key = 'a'`): Promise<{ fast: string[]; slow: string[]; sent: number[] }> {
+  async function both(script: string[], warm: string | string[] = `select * from sb_hash where key = 'a'`): Promise<{ fast: string[]; slow: string[]; sent: number[]; ms: number[] }> {
     const a = await open(fast.port);
     const b = await open(f.proxy.port);
-    const out = { fast: [] as string[], slow: [] as string[], sent: [] as number[] };
+    const out = { fast: [] as string[], slow: [] as string[], sent: [] as number[], ms: [] as number[] };
     try {
       for (const c of [a, b]) {
         for (const w of typeof warm === 'string' ? [warm] : warm) {
@@ -458,8 +459,10 @@ describe('where the fast path must not answer, the upstream path does (same byte
       }
       for (const sql of script) {
         const start = relay.bytes;
+        const t0 = performance.now();
         a.write(msg.query(sql));
         out.fast.push(...bytes(await a.readUntilReady()));
+        out.ms.push(performance.now() - t0);
         out.sent.push(relay.bytes - start);
         b.write(msg.query(sql));
         out.slow.push(...bytes(await b.readUntilReady()));
@@ -551,7 +554,8 @@ describe('where the fast path must not answer, the upstream path does (same byte
       assert.ok(errors.every((x) => x.includes(Buffer.from('22021').toString('hex'))));
       assert.equal(res.fast.filter((x) => x.startsWith('D ')).length, 5 * 20_000 + 20_001);
       // The failing two are reported by the upstream path, as every fast-path failure but HV00N and 57014 is.
-      assert.deepEqual([0, 1, 4, 5, 6].map((i) => res.sent[i]), [0, 0, 0, 0, 0], 'the good ones answered by the fast path');
+      // Upstream hears nothing of them, unless one ran long enough (a loaded machine) for the statement_timeout probe.
+      for (const i of [0, 1, 4, 5, 6]) assert.ok(res.sent[i] === 0 || res.ms[i]! >= PROBE_AFTER_MS, `${script[i]}: answered by the fast path (${res.sent[i]} bytes upstream in ${res.ms[i]!.toFixed(0)} ms)`);
       assert.ok(res.sent[7]! > 0, "' 7' is not integer's output form: upstream reads the key");
     }
   });

@@ -16,7 +16,7 @@ export interface RunningProxy {
   close: () => Promise<void>;
 }
 
-export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> = {}, fdwOptions: { recheckMs?: number } = {}): Promise<RunningProxy> {
+export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> = {}, fdwOptions: { recheckMs?: number } = {}, logTo?: pino.DestinationStream): Promise<RunningProxy> {
   const config: ProxyConfig = {
     listenHost: '127.0.0.1',
     listenPort: 0,
@@ -31,7 +31,8 @@ export async function startProxy(pgUrl: string, overrides: Partial<ProxyConfig> 
     redisConnectTimeoutMs: 2000,
     ...overrides,
   };
-  const log = pino({ level: config.logLevel });
+  // The test may read the log lines (its own stdout is the test reporter's).
+  const log = logTo ? pino({ level: config.logLevel }, logTo) : pino({ level: config.logLevel });
   const fdw = createRedisFdw(config, log, fdwOptions);
   const server = new ProxyServer(config, log, { fdw });
   const addr = await server.listen();

@@ -34,4 +34,5 @@ export const REDIS_DB = {
   encoding: 26,
   fastWrite: 27,
   giveWay: 28,
+  fastStream: 29,
 } as const;
