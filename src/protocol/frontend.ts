@@ -141,6 +141,44 @@ export function encodeBind(m: BindMessage): Buffer {
   return w.finish();
 }
 
+/**
+ * A Bind of text parameters, no result formats, as buffers to write in order: a parameter given in
+ * pieces (a big outbox payload) goes out as those pieces, not copied into one message (a 100,000-write
+ * COMMIT's payload is ~10 MB, and each copy of it held the event loop for tens of ms).
+ */
+export function encodeBindParts(portal: string, statement: string, params: readonly (Buffer | readonly Buffer[] | null)[]): Buffer[] {
+  const lengths = params.map((p) => (p === null ? -1 : Buffer.isBuffer(p) ? p.length : p.reduce((n, b) => n + b.length, 0)));
+  const names = Buffer.from(`${portal}\0${statement}\0`, 'utf8');
+  let size = 4 + names.length + 2 + 2 + 2;
+  for (const n of lengths) size += 4 + Math.max(n, 0);
+  const head = Buffer.allocUnsafe(5);
+  head[0] = Frontend.Bind;
+  head.writeInt32BE(size, 1);
+  const count = Buffer.allocUnsafe(4);
+  count.writeUInt16BE(0, 0); // parameter formats: all text
+  count.writeUInt16BE(params.length, 2);
+  const out: Buffer[] = [];
+  let small: Buffer[] = [head, names, count];
+  const flush = (): void => {
+    if (small.length > 0) out.push(small.length === 1 ? small[0]! : Buffer.concat(small));
+    small = [];
+  };
+  params.forEach((p, i) => {
+    const len = Buffer.allocUnsafe(4);
+    len.writeInt32BE(lengths[i]!, 0);
+    small.push(len);
+    if (p === null) return;
+    if (Buffer.isBuffer(p)) small.push(p);
+    else {
+      flush();
+      out.push(...p);
+    }
+  });
+  small.push(Buffer.alloc(2)); // result formats: none
+  flush();
+  return out;
+}
+
 export interface TargetMessage {
   kind: 'S' | 'P';
   name: string;

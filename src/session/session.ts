@@ -580,13 +580,16 @@ export class Session implements SessionPort {
   // ---- SessionPort ----
 
   send(bytes: Buffer | Buffer[], entries: Entry[]): void {
-    if (Array.isArray(bytes)) for (const b of bytes) this.sentSinceSync = batchOpenAfter(b, this.sentSinceSync);
-    else this.sentSinceSync = batchOpenAfter(bytes, this.sentSinceSync);
+    const all = Array.isArray(bytes) ? bytes : [bytes];
+    this.sentSinceSync = batchOpenAfter(all, this.sentSinceSync);
     for (const e of entries) this.queue.push(e);
     this.corkUpstreamForTurn();
-    if (Array.isArray(bytes)) {
-      if (bytes.length) this.toUpstream(bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes));
-    } else this.toUpstream(bytes);
+    let size = 0;
+    for (const b of all) size += b.length;
+    // Small messages in one buffer; a big one (an outbox payload in pieces) as its pieces, which the
+    // corked socket writes in one writev without joining them first.
+    if (all.length === 1 || size > 64 * 1024) for (const b of all) this.toUpstream(b);
+    else if (all.length > 1) this.toUpstream(Buffer.concat(all, size));
   }
 
   syncedUpstream(): void {
@@ -836,10 +839,17 @@ export class Session implements SessionPort {
  * leaves it as it was (inside a failed batch the Query is discarded), anything else opens it. Walks
  * frame headers only.
  */
-function batchOpenAfter(bytes: Buffer, open: boolean): boolean {
-  for (let off = 0; off + 5 <= bytes.length; off += 1 + bytes.readInt32BE(off + 1)) {
-    const code = bytes[off]!;
-    if (code !== Frontend.Query) open = code !== Frontend.Sync;
+function batchOpenAfter(bufs: readonly Buffer[], open: boolean): boolean {
+  // Messages back to back across the buffers; one may span several (its header never does: the
+  // senders keep each message's first five bytes together).
+  let skip = 0;
+  for (const b of bufs) {
+    let off = skip;
+    for (; off + 5 <= b.length; off += 1 + b.readInt32BE(off + 1)) {
+      const code = b[off]!;
+      if (code !== Frontend.Query) open = code !== Frontend.Sync;
+    }
+    skip = off - b.length;
   }
   return open;
 }

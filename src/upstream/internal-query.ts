@@ -11,6 +11,7 @@ import { decodeDataRow, decodeErrorFields, type UpstreamError } from '../protoco
 import { forward, Req, type Capture } from '../session/expected-queue.js';
 import type { SessionPort } from '../session/types.js';
 import { codecFor, type Codec } from '../protocol/encoding.js';
+import { encodeBindParts } from '../protocol/frontend.js';
 
 export const INTERNAL_STATEMENT = '__redis_fdw_proxy';
 
@@ -28,7 +29,10 @@ export interface InternalOptions {
   sync?: boolean;
 }
 
-export function runInternal(port: SessionPort, sql: string, params: (string | Buffer | null)[], opts: InternalOptions): Promise<InternalResult> {
+/** A parameter's text: a string, its UTF-8 bytes, or those bytes in pieces (sent as they are). */
+export type InternalParam = string | Buffer | readonly Buffer[] | null;
+
+export function runInternal(port: SessionPort, sql: string, params: readonly InternalParam[], opts: InternalOptions): Promise<InternalResult> {
   return new Promise((resolve) => {
     const rows: (Buffer | null)[][] = [];
     let error: UpstreamError | undefined;
@@ -62,7 +66,7 @@ export function runInternal(port: SessionPort, sql: string, params: (string | Bu
       serialize.close({ type: 'P', name: INTERNAL_STATEMENT }),
       serialize.close({ type: 'S', name: INTERNAL_STATEMENT }),
       serialize.parse({ name: INTERNAL_STATEMENT, text: sql }),
-      serialize.bind({ portal: INTERNAL_STATEMENT, statement: INTERNAL_STATEMENT, values: params }),
+      ...encodeBindParts(INTERNAL_STATEMENT, INTERNAL_STATEMENT, params.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))),
       serialize.execute({ portal: INTERNAL_STATEMENT }),
       serialize.close({ type: 'P', name: INTERNAL_STATEMENT }),
       serialize.close({ type: 'S', name: INTERNAL_STATEMENT }),

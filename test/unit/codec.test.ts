@@ -30,6 +30,7 @@ import {
   decodeQuery,
   decodeTarget,
   encodeBind,
+  encodeBindParts,
   encodeExecute,
   encodeParse,
   encodeTarget,
@@ -417,6 +418,17 @@ describe('frontend: Bind', () => {
       assert.deepEqual(decodeWith(frame, decodeBind), m);
     });
   }
+  test('encodeBindParts: a parameter in pieces goes out as those pieces; joined, the same bytes as one Bind', () => {
+    const pieces = [Buffer.from('{"v":1,'), Buffer.alloc(0), Buffer.from('"parts":[]}'), Buffer.from(UTF8)];
+    const whole = Buffer.concat(pieces);
+    const parts = encodeBindParts(UTF8, '__s', [Buffer.from('tx-1'), pieces, null, Buffer.alloc(0)]);
+    for (const p of pieces.filter((b) => b.length > 0)) assert.ok(parts.includes(p), 'a piece is written as it is, not copied');
+    const want = fe.bind(UTF8, '__s', [], [Buffer.from('tx-1'), whole, null, Buffer.alloc(0)], []);
+    assert.deepEqual(Buffer.concat(parts), want);
+    assert.deepEqual(decodeWith(want, decodeBind).params, [Buffer.from('tx-1'), whole, null, Buffer.alloc(0)]);
+    assert.deepEqual(Buffer.concat(encodeBindParts('', '', [])), fe.bind('', '', [], [], []));
+  });
+
   test('more than 32767 parameters (Postgres allows up to 65535; counts are unsigned)', () => {
     const params = Array.from({ length: 40000 }, (_, i) => (i % 3 === 0 ? null : Buffer.from(String(i))));
     const m: BindMessage = { portal: '', statement: 's', paramFormats: [0], params, resultFormats: [] };
