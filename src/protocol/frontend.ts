@@ -142,39 +142,42 @@ export function encodeBind(m: BindMessage): Buffer {
 }
 
 /**
- * A Bind of text parameters, no result formats, as buffers to write in order: a parameter given in
- * pieces (a big outbox payload) goes out as those pieces, not copied into one message (a 100,000-write
- * COMMIT's payload is ~10 MB, and each copy of it held the event loop for tens of ms).
+ * The Bind pg-protocol's `serialize.bind` writes (a string in text format, a Buffer in binary, results
+ * in text), as buffers to write in order, where a parameter may also be given in pieces: those go out as
+ * they are, not copied into one message (a 100,000-write COMMIT's outbox payload is ~10 MB, and each
+ * copy of it held the event loop for tens of ms).
  */
-export function encodeBindParts(portal: string, statement: string, params: readonly (Buffer | readonly Buffer[] | null)[]): Buffer[] {
-  const lengths = params.map((p) => (p === null ? -1 : Buffer.isBuffer(p) ? p.length : p.reduce((n, b) => n + b.length, 0)));
+export function encodeBindParts(portal: string, statement: string, params: readonly (string | Buffer | readonly Buffer[] | null)[]): Buffer[] {
+  const values = params.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p));
+  const lengths = values.map((p) => (p === null ? -1 : Buffer.isBuffer(p) ? p.length : p.reduce((n, b) => n + b.length, 0)));
   const names = Buffer.from(`${portal}\0${statement}\0`, 'utf8');
-  let size = 4 + names.length + 2 + 2 + 2;
+  const formats = Buffer.allocUnsafe(2 + 2 * params.length + 2);
+  formats.writeUInt16BE(params.length, 0);
+  params.forEach((p, i) => formats.writeUInt16BE(p === null || typeof p === 'string' ? 0 : 1, 2 + 2 * i));
+  formats.writeUInt16BE(params.length, 2 + 2 * params.length);
+  let size = 4 + names.length + formats.length + 4;
   for (const n of lengths) size += 4 + Math.max(n, 0);
   const head = Buffer.allocUnsafe(5);
   head[0] = Frontend.Bind;
   head.writeInt32BE(size, 1);
-  const count = Buffer.allocUnsafe(4);
-  count.writeUInt16BE(0, 0); // parameter formats: all text
-  count.writeUInt16BE(params.length, 2);
   const out: Buffer[] = [];
-  let small: Buffer[] = [head, names, count];
+  let small: Buffer[] = [head, names, formats];
   const flush = (): void => {
     if (small.length > 0) out.push(small.length === 1 ? small[0]! : Buffer.concat(small));
     small = [];
   };
-  params.forEach((p, i) => {
+  values.forEach((v, i) => {
     const len = Buffer.allocUnsafe(4);
     len.writeInt32BE(lengths[i]!, 0);
     small.push(len);
-    if (p === null) return;
-    if (Buffer.isBuffer(p)) small.push(p);
+    if (v === null) return;
+    if (Buffer.isBuffer(v)) small.push(v);
     else {
       flush();
-      out.push(...p);
+      out.push(...v);
     }
   });
-  small.push(Buffer.alloc(2)); // result formats: none
+  small.push(Buffer.from([0, 1, 0, 0])); // one result format for all: text
   flush();
   return out;
 }

@@ -29,7 +29,7 @@ export interface InternalOptions {
   sync?: boolean;
 }
 
-/** A parameter's text: a string, its UTF-8 bytes, or those bytes in pieces (sent as they are). */
+/** A parameter: a string (text format), bytes (binary format), or bytes in pieces (sent as they are). */
 export type InternalParam = string | Buffer | readonly Buffer[] | null;
 
 export function runInternal(port: SessionPort, sql: string, params: readonly InternalParam[], opts: InternalOptions): Promise<InternalResult> {
@@ -66,7 +66,7 @@ export function runInternal(port: SessionPort, sql: string, params: readonly Int
       serialize.close({ type: 'P', name: INTERNAL_STATEMENT }),
       serialize.close({ type: 'S', name: INTERNAL_STATEMENT }),
       serialize.parse({ name: INTERNAL_STATEMENT, text: sql }),
-      ...encodeBindParts(INTERNAL_STATEMENT, INTERNAL_STATEMENT, params.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))),
+      ...encodeBindParts(INTERNAL_STATEMENT, INTERNAL_STATEMENT, params),
       serialize.execute({ portal: INTERNAL_STATEMENT }),
       serialize.close({ type: 'P', name: INTERNAL_STATEMENT }),
       serialize.close({ type: 'S', name: INTERNAL_STATEMENT }),

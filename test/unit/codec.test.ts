@@ -2,6 +2,7 @@
 // the independent builder in test/support/frames.ts (never against the project's own writer).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { serialize } from 'pg-protocol';
 import {
   BIND_COMPLETE,
   CLOSE_COMPLETE,
@@ -418,17 +419,91 @@ describe('frontend: Bind', () => {
       assert.deepEqual(decodeWith(frame, decodeBind), m);
     });
   }
-  test('encodeBindParts: a parameter in pieces goes out as those pieces; joined, the same bytes as one Bind', () => {
+  test("encodeBindParts: pg-protocol's Bind, byte for byte; a parameter in pieces goes out as those pieces", () => {
     const pieces = [Buffer.from('{"v":1,'), Buffer.alloc(0), Buffer.from('"parts":[]}'), Buffer.from(UTF8)];
     const whole = Buffer.concat(pieces);
-    const parts = encodeBindParts(UTF8, '__s', [Buffer.from('tx-1'), pieces, null, Buffer.alloc(0)]);
+    const parts = encodeBindParts(UTF8, '__s', ['tx-1', pieces, null, '', Buffer.from([0, 1, 2]), UTF8]);
     for (const p of pieces.filter((b) => b.length > 0)) assert.ok(parts.includes(p), 'a piece is written as it is, not copied');
-    const want = fe.bind(UTF8, '__s', [], [Buffer.from('tx-1'), whole, null, Buffer.alloc(0)], []);
-    assert.deepEqual(Buffer.concat(parts), want);
-    assert.deepEqual(decodeWith(want, decodeBind).params, [Buffer.from('tx-1'), whole, null, Buffer.alloc(0)]);
-    assert.deepEqual(Buffer.concat(encodeBindParts('', '', [])), fe.bind('', '', [], [], []));
+    assert.deepEqual(Buffer.concat(parts), serialize.bind({ portal: UTF8, statement: '__s', values: ['tx-1', whole, null, '', Buffer.from([0, 1, 2]), UTF8] }));
+    assert.deepEqual(Buffer.concat(encodeBindParts('', '', [])), serialize.bind({}));
   });
 
+  test('more than 32767 parameters (Postgres allows up to 65535; the count is unsigned)', () => {
+    const oids = Array.from({ length: 40000 }, (_, i) => (i % 2 ? 23 : 25));
+    const decoded = decodeWith(be.parameterDescription(oids), decodeParameterDescription);
+    assert.equal(decoded.length, 40000, 'count read as uint16');
+    assert.deepEqual(decoded, oids);
+    assert.ok(encodeParameterDescription(oids).equals(be.parameterDescription(oids)), 'encoded bytes differ');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// frontend.ts
+// ---------------------------------------------------------------------------------------------
+
+describe('frontend: Query', () => {
+  for (const text of ['select 1', '', `select '${UTF8}'`, 'select 1; select 2', 'x'.repeat(100000)]) {
+    test(JSON.stringify(text.slice(0, 30)), () => {
+      assert.equal(decodeWith(fe.query(text), decodeQuery), text);
+    });
+  }
+  test('no NUL inside the frame: RangeError, even if a NUL follows', () => {
+    const frame = body().raw(Buffer.from('select 1')).frame('Q');
+    assert.throws(() => decodeWith(frame, decodeQuery), RangeError);
+  });
+});
+
+describe('frontend: Parse', () => {
+  const cases: [string, string, number[]][] = [
+    ['', 'select 1', []],
+    ['stmt_1', 'select $1::int, $2', [23, 0]],
+    [UTF8, `select '${UTF8}' where $1 = $2`, [25, 4294967295]],
+    ['', '', []],
+  ];
+  for (const [name, text, types] of cases) {
+    test(`${JSON.stringify(name.slice(0, 10))} / ${JSON.stringify(text.slice(0, 20))}`, () => {
+      const frame = fe.parse(name, text, types);
+      assert.deepEqual(decodeWith(frame, decodeParse), { name, text, paramTypes: types });
+      assert.equal(decodeWith(frame, parseText), text);
+      assert.deepEqual(encodeParse({ name, text, paramTypes: types }), frame);
+    });
+  }
+  test('more than 32767 parameter types (Postgres allows up to 65535; the count is unsigned)', () => {
+    const types = Array.from({ length: 40000 }, () => 23);
+    const frame = fe.parse('many', 'select 1', types);
+    assert.equal(decodeWith(frame, decodeParse).paramTypes.length, 40000, 'count read as uint16');
+    assert.ok(encodeParse({ name: 'many', text: 'select 1', paramTypes: types }).equals(frame), 'encoded bytes differ');
+  });
+  test('parseText: text NUL missing within the frame', () => {
+    const frame = body().cstring('s').raw(Buffer.from('select 1')).frame('P');
+    assert.throws(() => decodeWith(frame, parseText), RangeError);
+    assert.throws(() => decodeWith(frame, decodeParse), RangeError);
+  });
+  test('parseText: name NUL missing within the frame', () => {
+    const frame = body().raw(Buffer.from('name-without-nul')).frame('P');
+    assert.throws(() => decodeWith(frame, parseText), RangeError);
+  });
+  test('truncated parameter type list', () => {
+    const full = fe.parse('s', 'q', [23, 25]);
+    assert.throws(() => decodeWith(truncated(full, full.length - 5 - 3), decodeParse), RangeError);
+  });
+});
+
+describe('frontend: Bind', () => {
+  const cases: [string, BindMessage][] = [
+    ['unnamed, no params', { portal: '', statement: '', paramFormats: [], params: [], resultFormats: [] }],
+    ['text params with NULL', { portal: 'p', statement: 's', paramFormats: [], params: [Buffer.from('1'), null, Buffer.from('')], resultFormats: [] }],
+    ['one format for all (binary)', { portal: '', statement: 's', paramFormats: [1], params: [Buffer.from([0, 0, 0, 42]), Buffer.from([0xff, 0, 0xff])], resultFormats: [1] }],
+    ['per-parameter formats', { portal: UTF8, statement: UTF8, paramFormats: [0, 1, 0], params: [Buffer.from(UTF8), Buffer.from([0, 0]), null], resultFormats: [0, 1] }],
+    ['empty string param vs NULL', { portal: '', statement: '', paramFormats: [0], params: [Buffer.alloc(0), null], resultFormats: [] }],
+  ];
+  for (const [name, m] of cases) {
+    test(name, () => {
+      const frame = fe.bind(m.portal, m.statement, m.paramFormats, m.params, m.resultFormats);
+      assert.deepEqual(encodeBind(m), frame);
+      assert.deepEqual(decodeWith(frame, decodeBind), m);
+    });
+  }
   test('more than 32767 parameters (Postgres allows up to 65535; counts are unsigned)', () => {
     const params = Array.from({ length: 40000 }, (_, i) => (i % 3 === 0 ? null : Buffer.from(String(i))));
     const m: BindMessage = { portal: '', statement: 's', paramFormats: [0], params, resultFormats: [] };
