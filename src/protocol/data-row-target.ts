@@ -14,7 +14,7 @@
  * the target `odd`, and the caller lets the upstream path answer.
  */
 import { Backend } from './codes.js';
-import { ValueWriter } from './value-writer.js';
+import { copyValue, ValueWriter } from './value-writer.js';
 import { WholeBulk } from '../redis/whole-bulk.js';
 
 const HEADER = 7; // type byte, length, column count
@@ -96,7 +96,7 @@ export class DataRowTarget extends ValueWriter {
   /**
    * Whole bulk strings back to back from src[i] (a clean chunk of a whole-key reply), at most `max`, each
    * the next value as pushRange() and settle() would write it. This is the loop a 100,000-row read spends
-   * its time in, so open(), the copy and close() are written out here over locals and DataViews: through
+   * its time in, so open() and close() are written out here over locals: through
    * pushRange (a base-class method whose open/close calls V8 sees with several receivers) a value cost
    * ~45 ns more. Returns where it stopped; `taken` says how many it wrote.
    */
@@ -104,9 +104,9 @@ export class DataRowTarget extends ValueWriter {
     const b = this.whole;
     const fixes = this.fixes;
     const ncols = this.ncols;
-    const from = new DataView(src.buffer, src.byteOffset, src.length);
+    const from = this.viewOfSource(src);
     let buf = this.buf;
-    let to = this.view();
+    let to = this.viewOfBuffer();
     let off = this.off;
     let k = 0;
     for (; k < max && b.at(src, i, n); k++) {
@@ -118,7 +118,7 @@ export class DataRowTarget extends ValueWriter {
         this.off = off;
         this.moveRow(need, !first);
         buf = this.buf;
-        to = this.view();
+        to = this.viewOfBuffer();
         off = this.off;
       }
       if (first) {
@@ -130,12 +130,7 @@ export class DataRowTarget extends ValueWriter {
       }
       to.setInt32(off, len);
       const at = off + 4;
-      if (len > 128) src.copy(buf, at, start, b.end);
-      else {
-        let c = 0;
-        for (; c + 4 <= len; c += 4) to.setUint32(at + c, from.getUint32(start + c, true), true);
-        for (; c < len; c++) buf[at + c] = src[start + c]!;
-      }
+      copyValue(src, from, start, buf, to, at, len);
       off = at + len;
       const col = this.filled++;
       if (col + 1 === ncols) {
@@ -146,7 +141,7 @@ export class DataRowTarget extends ValueWriter {
         this.off = off;
         this.settle(at, col);
         buf = this.buf;
-        to = this.view();
+        to = this.viewOfBuffer();
         off = this.off;
       }
       i = b.end + 2;
@@ -154,18 +149,6 @@ export class DataRowTarget extends ValueWriter {
     this.off = off;
     this.taken = k;
     return i;
-  }
-
-  private viewOf: Buffer | undefined;
-  private dataView: DataView | undefined;
-
-  /** A DataView of the current chunk. */
-  private view(): DataView {
-    if (this.viewOf !== this.buf) {
-      this.viewOf = this.buf;
-      this.dataView = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
-    }
-    return this.dataView!;
   }
 
   /** Drops the row whose first value starts at `at` (a member a rehashing scan repeated). */

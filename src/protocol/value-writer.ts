@@ -21,35 +21,34 @@ export abstract class ValueWriter {
   pushRange(src: Buffer, start: number, end: number): number {
     const n = end - start;
     const at = this.open(n);
-    const buf = this.buf;
-    if (n > 128) src.copy(buf, at, start, end);
-    else {
-      // A short value four bytes at a time through DataViews: measured over 200,000 values of 35
-      // bytes, 4 ms against 10 ms byte by byte and 9 ms for native copy() calls (a call's overhead).
-      if (src !== this.srcBuf) {
-        this.srcBuf = src;
-        this.srcView = new DataView(src.buffer, src.byteOffset, src.length);
-      }
-      if (buf !== this.dstBuf) {
-        this.dstBuf = buf;
-        this.dstView = new DataView(buf.buffer, buf.byteOffset, buf.length);
-      }
-      const from = this.srcView!;
-      const to = this.dstView!;
-      let k = 0;
-      for (; k + 4 <= n; k += 4) to.setUint32(at + k, from.getUint32(start + k, true), true);
-      for (; k < n; k++) buf[at + k] = src[start + k]!;
-    }
+    copyValue(src, this.viewOfSource(src), start, this.buf, this.viewOfBuffer(), at, n);
     this.off = at + n;
     this.close();
     return at;
   }
 
-  /** Views of the last source and destination buffers, for pushRange's short copies. */
+  /** Views of the last source and of the current buffer, for copyValue. */
   private srcBuf: Buffer | undefined;
   private srcView: DataView | undefined;
   private dstBuf: Buffer | undefined;
   private dstView: DataView | undefined;
+
+  protected viewOfSource(src: Buffer): DataView {
+    if (src !== this.srcBuf) {
+      this.srcBuf = src;
+      this.srcView = new DataView(src.buffer, src.byteOffset, src.length);
+    }
+    return this.srcView!;
+  }
+
+  protected viewOfBuffer(): DataView {
+    const buf = this.buf;
+    if (buf !== this.dstBuf) {
+      this.dstBuf = buf;
+      this.dstView = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    }
+    return this.dstView!;
+  }
 
   /** A value of `n` bytes that append() fills; it is complete once they all came. */
   begin(n: number): number {
@@ -71,4 +70,19 @@ export abstract class ValueWriter {
 
   /** A value is complete. */
   protected abstract close(): void;
+}
+
+/**
+ * Copies src[start, start + n) to buf[at, …). A short value goes four bytes at a time through DataViews
+ * of the two buffers: measured over 200,000 values of 35 bytes, 4 ms against 10 ms byte by byte and 9 ms
+ * for native copy() calls (a call's overhead).
+ */
+export function copyValue(src: Buffer, from: DataView, start: number, buf: Buffer, to: DataView, at: number, n: number): void {
+  if (n > 128) {
+    src.copy(buf, at, start, start + n);
+    return;
+  }
+  let k = 0;
+  for (; k + 4 <= n; k += 4) to.setUint32(at + k, from.getUint32(start + k, true), true);
+  for (; k < n; k++) buf[at + k] = src[start + k]!;
 }

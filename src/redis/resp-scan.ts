@@ -57,7 +57,6 @@ export interface RespHandler {
   readonly taken?: number;
 }
 
-
 const CR = 13;
 const LF = 10;
 
