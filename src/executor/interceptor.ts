@@ -637,14 +637,14 @@ class SessionInterceptor implements Interceptor {
           if (fast?.result.streamed) {
             // RowDescription and the rows are out (or queued behind what went upstream mid-stream: the
             // statement_timeout probe of a read running 250 ms, whose batch is closed here as below).
-            if (port.sentSinceSync) this.keepingSettings(port, () => closeOwnBatch(port));
+            if (port.sentSinceSync) void this.endOwnBatch(port);
             port.replyReady(fast.result.complete);
             return 'local';
           }
           if (fast) {
             // Answered here, but an internal query (names, the statement_timeout probe) may have opened a
             // batch upstream meanwhile: close it first, so the reply leaves with upstream idle again.
-            if (port.sentSinceSync) this.keepingSettings(port, () => closeOwnBatch(port));
+            if (port.sentSinceSync) void this.endOwnBatch(port);
             // The rows go as the buffers they were written into: a big result is never copied into one.
             port.reply(fast.described.bytes);
             for (const chunk of fast.result.rows) port.reply(chunk);
@@ -699,7 +699,7 @@ class SessionInterceptor implements Interceptor {
     // open upstream. A read that may stream closes it and waits for its end (one round trip) first: the
     // rows could not stream behind it, and a big read then waited for its whole parse (~40 ms for 100,000
     // rows) once a second.
-    if (streamable && port.sentSinceSync) await this.settleOwnBatch(port);
+    if (streamable && port.sentSinceSync) await this.endOwnBatch(port);
     // Only while nothing is owed before it: an internal query (names, the timeout probe) leaves its batch
     // to close first, and then the rows wait their turn as usual.
     let streaming: boolean | undefined;
@@ -753,17 +753,15 @@ class SessionInterceptor implements Interceptor {
     return this.tx.count === 0 || this.tx.on(table).length === 0;
   }
 
-  private async settleOwnBatch(port: SessionPort): Promise<void> {
-    let done: Promise<void> | undefined;
-    this.keepingSettings(port, () => (done = settleOwnBatch(port)));
-    await done;
-  }
-
-  /** Sends what `close` sends upstream: a Sync that ends only the proxy's own queries, so a setting read among them still holds. */
-  private keepingSettings(port: SessionPort, close: () => void): void {
+  /**
+   * Closes the batch the proxy's own queries left open upstream (settleOwnBatch), resolved once upstream
+   * has answered. That Sync ends only the proxy's own queries: a setting read among them still holds.
+   */
+  private endOwnBatch(port: SessionPort): Promise<void> {
     const before = port.upstreamWrites;
-    close();
+    const done = settleOwnBatch(port);
     if (this.floatDigits?.at === before) this.floatDigits.at = port.upstreamWrites;
+    return done;
   }
 
   /**
