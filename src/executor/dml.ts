@@ -18,6 +18,7 @@ import type { RedisOp } from '../redis/write.js';
 import { fetchReadParams, readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
 import type { WritePlan } from './write.js';
 import { existingIdentities, identityKey, type ConflictPlan } from './upsert.js';
+import { ChunkedSet } from '../redis/types/chunked-map.js';
 import { PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { PositionMap } from './replies.js';
@@ -158,7 +159,7 @@ export async function writeOutcome(redis: RedisAccess, pending: PendingWrites | 
     returning = result.returning;
   } else {
     // A row matched twice (UPDATE ... FROM a join) is changed once, as Postgres does.
-    const seen = new Set<number>();
+    const seen = new ChunkedSet<number>();
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
       const rid = Number(r[0]);
@@ -185,7 +186,7 @@ export async function writeOutcome(redis: RedisAccess, pending: PendingWrites | 
  */
 async function upsertOps(redis: RedisAccess, pending: PendingWrites | undefined, plan: WritePlan, conflict: ConflictPlan, result: { rows: (string | null)[][]; returning: Buffer[] }, ops: StatementOps, returning: Buffer[], giveWay: GiveWay): Promise<number> {
   const spec = plan.target.spec;
-  const seen = new Set<string>();
+  const seen = new ChunkedSet<string>();
   const rows = result.rows;
   if (conflict.action === 'update') {
     for (let i = 0; i < rows.length; i++) {

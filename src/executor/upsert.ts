@@ -20,6 +20,7 @@ import type { TableSpec } from '../redis/table-spec.js';
 import { typeOf } from '../redis/types/type.js';
 import { readRows, type ForeignTable, type PendingWrites, type RedisAccess } from './select.js';
 import { GiveWay } from './give-way.js';
+import { ChunkedMap, ChunkedSet } from '../redis/types/chunked-map.js';
 
 export interface ConflictPlan {
   action: 'nothing' | 'update';
@@ -118,11 +119,12 @@ const EXISTING_PER_CALL = 1000;
  * themselves are NX, so a concurrent insert is never overwritten. Asked EXISTING_PER_CALL members at a
  * time, giving way (`giveWay`) while a big statement's rows are grouped.
  */
-export async function existingIdentities(redis: RedisAccess, t: ForeignTable, plan: ConflictPlan, rows: readonly (readonly (string | null)[])[], pending: PendingWrites | undefined, giveWay = new GiveWay()): Promise<Set<string>> {
+export async function existingIdentities(redis: RedisAccess, t: ForeignTable, plan: ConflictPlan, rows: readonly (readonly (string | null)[])[], pending: PendingWrites | undefined, giveWay = new GiveWay()): Promise<ChunkedSet<string>> {
   const spec = t.spec;
-  const found = new Set<string>();
-  const wanted = rows.filter((r) => plan.identity.every((i) => r[i] !== null));
-  if (wanted.length === 0) return found;
+  const found = new ChunkedSet<string>();
+  // A row with a NULL in its identity conflicts with nothing.
+  const isWanted = (r: readonly (string | null)[]): boolean => plan.identity.every((i) => r[i] !== null);
+  if (!rows.some(isWanted)) return found;
   if (pending?.on(t).length) {
     await readRows(redis, t, {}, pending, {
       row(_key, values) {
@@ -135,19 +137,24 @@ export async function existingIdentities(redis: RedisAccess, t: ForeignTable, pl
   const keyCol = spec.multi === 'rows' ? plan.identity[0]! : -1;
   const conflict = typeOf(spec).conflict!;
   const memberCol = conflict.role ? plan.identity[plan.identity.length - 1]! : -1;
-  const byKey = new Map<string, Set<string>>();
-  for (let i = 0; i < wanted.length; i++) {
-    const r = wanted[i]!;
-    const key = keyCol >= 0 ? r[keyCol]! : spec.key;
-    let members = byKey.get(key);
-    if (!members) byKey.set(key, (members = new Set()));
-    if (memberCol >= 0) members.add(r[memberCol]!);
+  // Each key's members, each once, in the order the rows give them.
+  const byKey = new ChunkedMap<{ seen: ChunkedSet<string>; list: string[] }>();
+  for (let i = 0; i < rows.length; i++) {
     const p = giveWay.at(i);
     if (p) await p;
+    const r = rows[i]!;
+    if (!isWanted(r)) continue;
+    const key = keyCol >= 0 ? r[keyCol]! : spec.key;
+    let members = byKey.get(key);
+    if (!members) byKey.set(key, (members = { seen: new ChunkedSet(), list: [] }));
+    const m = memberCol >= 0 ? r[memberCol]! : undefined;
+    if (m !== undefined && !members.seen.has(m)) {
+      members.seen.add(m);
+      members.list.push(m);
+    }
   }
   await Promise.all(
-    [...byKey].map(async ([key, set]) => {
-      const members = [...set];
+    [...byKey.entries()].map(async ([key, { list: members }]) => {
       try {
         // A key alone (a string, a multi_* row): asked once, with no members.
         for (let at = 0; at === 0 || at < members.length; at += EXISTING_PER_CALL) {

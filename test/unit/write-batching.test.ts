@@ -115,3 +115,25 @@ describe('batched commands apply as the same commands one at a time', () => {
     });
   }
 });
+
+describe('HSETNX of many fields (one script call per window)', () => {
+  test('on a key of another type: Redis\'s own WRONGTYPE, and nothing set', async () => {
+    const key = `${P}nx:wrongtype`;
+    await redis.set(key, 'a string');
+    const ops: RedisOp[] = Array.from({ length: 2500 }, (_, i) => ({ op: 'hset', key, field: `f${i}`, value: `v${i}`, nx: true }));
+    const r = await applyOps(client, ops.map((op) => ({ op, table: 't' })));
+    assert.ok(r.failures.length > 0);
+    assert.match(r.failures[0]!.error.message, /WRONGTYPE|wrong kind of value/i, r.failures[0]!.error.message);
+    assert.equal(await redis.get(key), 'a string');
+  });
+  test('replies: one per window of fields, not one per field', async () => {
+    const key = `${P}nx:count`;
+    await redis.hset(key, 'f1', 'old');
+    const ops: RedisOp[] = Array.from({ length: 2500 }, (_, i) => ({ op: 'hset', key, field: `f${i}`, value: `v${i}`, nx: true }));
+    const r = await applyOps(client, ops.map((op) => ({ op, table: 't' })));
+    assert.deepEqual(r.failures, []);
+    assert.equal(r.applied, 3); // 1,000 fields a command
+    assert.equal(await redis.hlen(key), 2500);
+    assert.equal(await redis.hget(key, 'f1'), 'old');
+  });
+});

@@ -9,6 +9,7 @@ import type { ListEdit } from '../write.js';
 import { PgError } from '../../protocol/pg-error.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import { withExtra } from './shape.js';
+import { ChunkedSet } from './chunked-map.js';
 import type { RedisTypeRecord } from './type.js';
 
 export function openList(key: RedisKey, params: CursorParams): KeyCursor {
@@ -40,7 +41,7 @@ class ListModel implements KeyModel {
   apply(op: RedisOp): void {
     if (op.op === 'rpush') this.a.push(op.value);
     else if (op.op === 'ledit') {
-      const gone = new Set<number>();
+      const gone = new ChunkedSet<number>();
       for (const e of op.edits) {
         if (e.value === null) gone.add(e.index);
         else this.a[e.index] = e.value;
@@ -80,10 +81,10 @@ export const list: RedisTypeRecord = {
      * The first edit of a position stands; a set of positions finds it (a scan of the list made a
      * 100,000-element UPDATE quadratic: seconds of one session's CPU holding every other).
      */
-    const edits = new Map<string, { list: ListEdit[]; at: Set<number> }>();
+    const edits = new Map<string, { list: ListEdit[]; at: ChunkedSet<number> }>();
     const edit = (key: string, e: ListEdit): void => {
       let k = edits.get(key);
-      if (!k) edits.set(key, (k = { list: [], at: new Set() }));
+      if (!k) edits.set(key, (k = { list: [], at: new ChunkedSet() }));
       if (k.at.has(e.index)) return;
       k.at.add(e.index);
       k.list.push(e);
