@@ -34,7 +34,8 @@ export const RESOLVE_SQL = `SELECT pg_catalog.json_build_object(
   'mapping', (SELECT ${opts('um.umoptions')} FROM pg_catalog.pg_user_mappings um
      WHERE um.srvid = s.oid AND um.umuser IN (0, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user))
      ORDER BY um.umuser DESC LIMIT 1),
-  'columns', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid)) ORDER BY a.attnum)
+  'columns', (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+       pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT'), pg_catalog.has_column_privilege(c.oid, a.attnum, 'INSERT'), pg_catalog.has_column_privilege(c.oid, a.attnum, 'UPDATE')) ORDER BY a.attnum)
      FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
   'select', pg_catalog.has_table_privilege(c.oid, 'SELECT'),
   'insert', pg_catalog.has_table_privilege(c.oid, 'INSERT'),
@@ -84,6 +85,8 @@ export interface ResolvedTable {
   mapping: Options | null;
   columns: ColumnDef[];
   privileges: { select: boolean; insert: boolean; update: boolean; delete: boolean; truncate: boolean };
+  /** Per column (as `columns`): whether the role holds the privilege on it, through the table or the column. */
+  columnPrivileges: { select: boolean[]; insert: boolean[]; update: boolean[] };
   /** Its wrapper has postgres_fdw's handler (callback mode): Postgres can evaluate the table itself. */
   handler: boolean;
 }
@@ -98,7 +101,7 @@ export function decodeResolved(json: string): ResolvedTable {
     table: Options | null;
     server: Options | null;
     mapping: Options | null;
-    columns: [string, string, number, boolean, string | null][] | null;
+    columns: [string, string, number, boolean, string | null, boolean, boolean, boolean][] | null;
     select: boolean;
     insert: boolean;
     update: boolean;
@@ -117,6 +120,7 @@ export function decodeResolved(json: string): ResolvedTable {
     mapping: r.mapping,
     columns: (r.columns ?? []).map(([name, type, typeOid, notNull, dflt]) => ({ name, type, typeOid, notNull, ...(dflt === null ? {} : { default: dflt }) })),
     privileges: { select: r.select, insert: r.insert, update: r.update, delete: r.delete, truncate: r.truncate },
+    columnPrivileges: { select: (r.columns ?? []).map((c) => c[5] === true), insert: (r.columns ?? []).map((c) => c[6] === true), update: (r.columns ?? []).map((c) => c[7] === true) },
     handler: r.handler === true,
   };
 }

@@ -44,6 +44,7 @@ import { INSERT_SQL, Outbox, OUTBOX_DEFAULTS, type OutboxConfig, type OutboxPart
 import { closeIdle } from '../redis/exclusive.js';
 import { DEFAULT_WHOLE_READ } from '../redis/resp-scan.js';
 import { planTruncate, truncateOps, type TruncatePlan } from './truncate.js';
+import type { ColumnUse } from '../sql/column-use.js';
 import { withSources, carrierSetting, explainLines, fetchReadParams, planRead, resolveTables, checkPrivilege, type ForeignTable, type Privilege, type ReadPlan, type RedisAccess, type Resolution, type Resolver } from './select.js';
 import { fastFields, fastParams, fastParamsProblem, fastShape, fastSyntax, NO_FAST_PARAMS, runFast, type FastParams, type FastResult, type FastShape, type FastStream } from './fast-path.js';
 import { encodeHmget, planPoint, pointFields, pointResult, type PointLookup } from './point-lookup.js';
@@ -1056,7 +1057,7 @@ class SessionInterceptor implements Interceptor {
     this.stats.reset();
     await orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
-      const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const] }))];
+      const needs = [{ ref: plan.targetRef, table: plan.target, privileges: plan.targetPrivileges, uses: plan.targetUses }, ...plan.reads.map((r) => ({ ...r, privileges: ['select' as const], uses: { select: r.uses } }))];
       if (!(await privilegesHold(port, st, needs, this.fdw.recheckMs))) return;
       if (await this.bindFastWrite(port, m, st)) return;
       const prepared = await prepareWrite(this.readsFor(port), plan, textParam(m, plan.paramTypes, codecFor(port.clientEncoding)), this.pending);
@@ -1090,7 +1091,7 @@ class SessionInterceptor implements Interceptor {
     const plan = st.plan;
     return orFail(port, undefined, async () => {
       checkParamCount(m, plan.clientParams);
-      if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'] })), this.fdw.recheckMs))) return;
+      if (!(await privilegesHold(port, st, plan.reads.map((r) => ({ ...r, privileges: ['select'], uses: { select: r.uses } })), this.fdw.recheckMs))) return;
       // Only the unnamed portal: a named one outlives the batch, and the fast path answers per batch.
       if (m.portal === '' && typeof st.fast !== 'string' && !st.changed && st.generation === this.fdw.catalog.currentGeneration) {
         const fast = await this.fastAnswer(port, st.fast, fastParams(st.fast, m, plan.paramTypes, codecFor(port.clientEncoding)), m.resultFormats, st);
@@ -1174,14 +1175,14 @@ function checkParamCount(m: BindMessage, expected: number): void {
  * execution; asking upstream each time would add a round trip to every Bind, so this asks at most once
  * per `ttlMs`. Resolves false when upstream's answer was an error (already sent on its way).
  */
-async function privilegesHold(port: SessionPort, st: { checkedAt: number; changed?: boolean }, needs: { ref: RangeVarRef; table: ForeignTable; privileges: readonly Privilege[] }[], ttlMs: number): Promise<boolean> {
+async function privilegesHold(port: SessionPort, st: { checkedAt: number; changed?: boolean }, needs: { ref: RangeVarRef; table: ForeignTable; privileges: readonly Privilege[]; uses?: Partial<Record<Privilege, ColumnUse>> }[], ttlMs: number): Promise<boolean> {
   if (Date.now() - st.checkedAt <= ttlMs) return true;
   const res = await resolveTables(port, needs.map((n) => n.ref));
   if (res.kind === 'failed') return false;
   for (const n of needs) {
     const now = res.tables.find((t) => t?.resolved.oid === n.table.resolved.oid);
     if (!now) throw new PgError(SqlState.UndefinedTable, `foreign table ${n.table.display} no longer exists`, { hint: 'Prepare the statement again.' });
-    for (const p of n.privileges) checkPrivilege(now, p);
+    for (const p of n.privileges) checkPrivilege(now, p, n.uses?.[p]);
     // Altered since planned (by any client): upstream's own answer (a replan, or an error) must decide.
     const shape = (t: ForeignTable): string => JSON.stringify([t.resolved.columns, t.resolved.table, t.resolved.server, t.resolved.mapping]);
     if (shape(now) !== shape(n.table)) st.changed = true;

@@ -29,6 +29,7 @@ import type { SessionPort } from '../session/types.js';
 import type { NameIndex } from '../sql/classify.js';
 import { CALLBACK_SECRET_OPTION } from '../callback/reserved.js';
 import { wholeRowNames } from '../sql/whole-row.js';
+import { columnsUsed, type ColumnUse } from '../sql/column-use.js';
 import { abortable, throwIfCanceled } from '../session/cancel.js';
 
 export type Privilege = 'select' | 'insert' | 'update' | 'delete' | 'truncate';
@@ -51,6 +52,8 @@ export interface ForeignRead {
   wholeRow?: boolean;
   /** The statement only counts this reference's rows: one bigint parameter carries the count (count.ts). */
   countOnly?: boolean;
+  /** The columns the statement names (column privileges, checked again at each prepared execution). */
+  uses?: ColumnUse;
 }
 
 export interface ReadPlan {
@@ -122,10 +125,16 @@ function connSpec(r: ResolvedTable): RedisConnSpec {
   throw new PgError(SqlState.FdwOptionNameNotFound, `server "${r.serverName}" requires option "conn_url" or "host_port"`);
 }
 
-export function checkPrivilege(t: ForeignTable, p: Privilege): void {
-  if (!t.resolved.privileges[p]) {
-    throw new PgError(SqlState.InsufficientPrivilege, `permission denied for foreign table ${t.resolved.name}`);
-  }
+/**
+ * Throws Postgres's 42501 unless the role holds `p` on the table, or (`uses`: the columns the statement
+ * names; SELECT, INSERT and UPDATE only) on each column named; naming none needs it on one column at
+ * least, as Postgres asks.
+ */
+export function checkPrivilege(t: ForeignTable, p: Privilege, uses?: ColumnUse): void {
+  if (t.resolved.privileges[p]) return;
+  const cols = uses !== undefined && p !== 'delete' && p !== 'truncate' ? t.resolved.columnPrivileges[p] : undefined;
+  const allowed = cols !== undefined && (uses === 'all' ? cols.length > 0 && cols.every(Boolean) : uses!.size === 0 ? cols.some(Boolean) : [...uses!].every((i) => cols[i]));
+  if (!allowed) throw new PgError(SqlState.InsufficientPrivilege, `permission denied for foreign table ${t.resolved.name}`);
 }
 
 /** Plans a statement's reads; `undefined` when none of its relations is a Redis foreign table. */
@@ -146,15 +155,16 @@ export async function planRead(port: SessionPort, names: NameIndex, text: string
   const whole = wholeRowNames(info.node);
   res.tables.forEach((table, i) => {
     if (!table) return;
-    checkPrivilege(table, 'select');
     const ref = candidates[i]!;
+    const uses = columnsUsed(info.node, ref, table.spec.columns.map((c) => c.name));
+    checkPrivilege(table, 'select', uses);
     if (carrier === 'params' && countsOnly(info, ref, table.spec)) {
-      reads.push({ ref, table, firstParam: next, countOnly: true });
+      reads.push({ ref, table, firstParam: next, countOnly: true, uses });
       next += 1;
       paramTypes.push(INT8_OID);
       return;
     }
-    reads.push({ ref, table, firstParam: next, ...(whole.has(ref.alias ?? ref.relname) ? { wholeRow: true } : {}) });
+    reads.push({ ref, table, firstParam: next, uses, ...(whole.has(ref.alias ?? ref.relname) ? { wholeRow: true } : {}) });
     next += table.spec.columns.length;
     if (carrier === 'params') for (let c = 0; c < table.spec.columns.length; c++) paramTypes.push(rowParamType(utf8));
   });

@@ -28,6 +28,7 @@ import { typeOf } from '../redis/types/type.js';
 import type { SessionPort } from '../session/types.js';
 import { planConflict, type ConflictPlan } from './upsert.js';
 import { GiveWay } from './give-way.js';
+import { columnsUsed, returnsStar, type ColumnUse } from '../sql/column-use.js';
 import { checkPrivilege, derivedRows, resolveTables, rowArray, rowParamType, ROW_ID, type ForeignRead, type ForeignTable, type Privilege, type ReadPlan, type Resolver } from './select.js';
 
 export type WriteKind = 'insert' | 'update' | 'delete';
@@ -52,6 +53,8 @@ export interface WritePlan {
   returning: boolean;
   /** What the statement needs on its target: the write itself, and SELECT when it reads the target's rows. */
   targetPrivileges: Privilege[];
+  /** The target's columns each privilege is needed on (column privileges). */
+  targetUses: Partial<Record<Privilege, ColumnUse>>;
   /** INSERT ... ON CONFLICT: what Redis does with an entry that exists. */
   conflict: ConflictPlan | undefined;
   /**
@@ -89,10 +92,8 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   const returning = returningList(q).length > 0;
   const clause = q.onConflictClause as Node | undefined;
   const conflict = kind === 'insert' && clause ? planConflict(clause, target, (byte) => charPos(b0, byte - base)) : undefined;
-  const targetPrivileges: Privilege[] = returning || (kind !== 'insert' && q.whereClause) || (clause?.infer as Node | undefined) ? [kind, 'select'] : [kind];
-  // As Postgres: DO UPDATE needs UPDATE on the target too.
-  if (conflict?.action === 'update') targetPrivileges.push('update');
-  for (const p of targetPrivileges) checkPrivilege(target, p);
+  const { privileges: targetPrivileges, uses: targetUses } = targetNeeds(kind, q, targetRef, target);
+  for (const p of targetPrivileges) checkPrivilege(target, p, targetUses[p]);
   const refuseUpdate = typeOf(target.spec).refuseUpdate;
   if (kind === 'update' && refuseUpdate) throw refuseUpdate(target.display);
 
@@ -104,8 +105,9 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
   const reads: ForeignRead[] = [];
   readTables.forEach((t, i) => {
     if (!t) return;
-    checkPrivilege(t, 'select');
-    reads.push({ ref: readRefs[i]!, table: t, firstParam: next });
+    const uses = columnsUsed(q, readRefs[i]!, t.spec.columns.map((c) => c.name));
+    checkPrivilege(t, 'select', uses);
+    reads.push({ ref: readRefs[i]!, table: t, firstParam: next, uses });
     for (let c = 0; c < t.spec.columns.length; c++) paramTypes.push(rowParamType(utf8));
     next += t.spec.columns.length;
   });
@@ -165,6 +167,7 @@ export async function planWrite(port: SessionPort, names: NameIndex, text: strin
     hexValues: !utf8,
     returning,
     targetPrivileges,
+    targetUses,
     conflict,
     narrowSource,
   };
@@ -234,6 +237,31 @@ const defaultOf = (c: { default?: string; type: string }): string => (c.default 
 
 function undefinedColumn(name: string, table: ForeignTable, position?: number): PgError {
   return new PgError(SqlState.UndefinedColumn, `column "${name}" of relation "${table.resolved.name}" does not exist`, position === undefined ? {} : { position });
+}
+
+/**
+ * What a write needs on its target, as Postgres checks it: the write on the columns it stores (INSERT's
+ * list, or every column; UPDATE's SET), SELECT on the columns it reads (WHERE, SET's expressions,
+ * RETURNING, ON CONFLICT's target) when it reads any, and UPDATE on what ON CONFLICT DO UPDATE sets.
+ */
+function targetNeeds(kind: WriteKind, q: Node, ref: RangeVarRef, target: ForeignTable): { privileges: Privilege[]; uses: Partial<Record<Privilege, ColumnUse>> } {
+  const names = target.spec.columns.map((c) => c.name);
+  const indexes = (list: readonly Node[] | undefined): Set<number> => new Set((list ?? []).map((c) => names.indexOf(String(inner(c).name))).filter((i) => i >= 0));
+  const clause = q.onConflictClause as Node | undefined;
+  // An INSERT's other column references are its source's; the target is read only by these.
+  const read = kind === 'insert' ? columnsUsed([returningList(q), clause?.whereClause, clause?.targetList], ref, names) : columnsUsed(q, ref, names);
+  const inferred = indexes((clause?.infer as Node | undefined)?.indexElems as Node[] | undefined);
+  const select: ColumnUse = read === 'all' || returnsStar(q) ? 'all' : new Set([...read, ...inferred]);
+  const uses: Partial<Record<Privilege, ColumnUse>> = { select };
+  if (kind === 'insert') uses.insert = (q.cols as Node[] | undefined)?.length ? indexes(q.cols as Node[]) : 'all';
+  if (kind === 'update') uses.update = indexes(q.targetList as Node[]);
+  const privileges: Privilege[] = [kind];
+  if (select === 'all' || select.size > 0) privileges.push('select');
+  if (clause?.action === 'ONCONFLICT_UPDATE') {
+    privileges.push('update');
+    uses.update = indexes(clause.targetList as Node[]);
+  }
+  return { privileges, uses };
 }
 
 /** The token that starts at byte `start`, if one does. */
