@@ -132,9 +132,14 @@ function connSpec(r: ResolvedTable): RedisConnSpec {
  */
 export function checkPrivilege(t: ForeignTable, p: Privilege, uses?: ColumnUse): void {
   if (t.resolved.privileges[p]) return;
-  const cols = uses !== undefined && p !== 'delete' && p !== 'truncate' ? t.resolved.columnPrivileges[p] : undefined;
-  const allowed = cols !== undefined && (uses === 'all' ? cols.length > 0 && cols.every(Boolean) : uses!.size === 0 ? cols.some(Boolean) : [...uses!].every((i) => cols[i]));
-  if (!allowed) throw new PgError(SqlState.InsufficientPrivilege, `permission denied for foreign table ${t.resolved.name}`);
+  if (uses !== undefined && p !== 'delete' && p !== 'truncate' && columnsAllow(t.resolved.columnPrivileges[p], uses)) return;
+  throw new PgError(SqlState.InsufficientPrivilege, `permission denied for foreign table ${t.resolved.name}`);
+}
+
+function columnsAllow(held: readonly boolean[], uses: ColumnUse): boolean {
+  if (uses === 'all') return held.length > 0 && held.every(Boolean);
+  if (uses.size === 0) return held.some(Boolean);
+  return [...uses].every((i) => held[i] === true);
 }
 
 /** Plans a statement's reads; `undefined` when none of its relations is a Redis foreign table. */

@@ -83,14 +83,19 @@ describe('a big COMMIT does not stall other sessions', () => {
         const idle = await slowestProbe(other, new Promise((r) => setTimeout(r, during.ms)));
         console.log(`# COMMIT of ${ROWS} writes took ${during.ms.toFixed(0)} ms; ${during.loops} SELECT 1 meanwhile, slowest ${during.worst.toFixed(1)} ms (idle baseline: ${idle.loops} in as long, slowest ${idle.worst.toFixed(1)} ms)`);
         assert.ok(during.loops > 1, `the probe ran ${during.loops} times during a ${during.ms.toFixed(0)} ms COMMIT`);
-        // The 50 ms bound holds the proxy to account only where a round trip alone is fast: on a machine
-        // so loaded that an idle probe already takes tens of ms, the CPU test measures instead.
+        // A round under the bound counts whatever the load (load only slows a probe). One over it holds
+        // the proxy to account only where a round trip alone is fast: on a machine so loaded that an
+        // idle probe already takes tens of ms, the CPU test measures instead. (A run here had its one
+        // round under 50 ms thrown out for a 13.8 ms idle probe, and failed on a 70 ms one.)
+        if (during.worst < 50) {
+          gated.push(during.worst);
+          break;
+        }
         if (idle.worst >= 10) {
           console.log(`# machine too loaded for the wall-clock bound (idle probe up to ${idle.worst.toFixed(1)} ms): not counted`);
           continue;
         }
         gated.push(during.worst);
-        if (during.worst < 50) break;
       }
       if (gated.length > 0) assert.ok(Math.min(...gated) < 50, `slowest SELECT 1 during each COMMIT: ${gated.map((w) => w.toFixed(1)).join(', ')} ms`);
     } finally {
