@@ -69,12 +69,7 @@ function names(qualifier: readonly string[], ref: RangeVarRef, name: string): bo
 
 /** `SELECT *` (or `RETURNING *`) whose FROM holds the relation directly (joins included, not subqueries). */
 function starOf(select: Node, ref: RangeVarRef): boolean {
-  const star = ((select.targetList as Node[] | undefined) ?? []).some((t) => {
-    const v = inner(t).val;
-    const fields = nodeKind(v) === 'ColumnRef' ? ((inner(v).fields as Node[] | undefined) ?? []) : [];
-    return fields.length === 1 && nodeKind(fields[0]) === 'A_Star';
-  });
-  return star && holdsDirectly((select.fromClause as Node[] | undefined) ?? [], ref);
+  return ((select.targetList as Node[] | undefined) ?? []).some(isBareStar) && holdsDirectly((select.fromClause as Node[] | undefined) ?? [], ref);
 }
 
 /** Whether a FROM list holds the relation itself, through joins but not inside subqueries. */
@@ -91,9 +86,12 @@ export function holdsDirectly(from: readonly Node[], ref: RangeVarRef): boolean 
 
 /** `RETURNING *` of an INSERT, UPDATE or DELETE. */
 export function returnsStar(q: Node): boolean {
-  return returningList(q).some((t) => {
-    const v = inner(t).val;
-    const fields = nodeKind(v) === 'ColumnRef' ? ((inner(v).fields as Node[] | undefined) ?? []) : [];
-    return fields.length === 1 && nodeKind(fields[0]) === 'A_Star';
-  });
+  return returningList(q).some(isBareStar);
+}
+
+/** A target-list entry that is `*` alone (analyze.ts's isStarTarget also takes `t.*`, whose qualifier decides). */
+function isBareStar(resTarget: Node): boolean {
+  const v = inner(resTarget).val;
+  const fields = nodeKind(v) === 'ColumnRef' ? ((inner(v).fields as Node[] | undefined) ?? []) : [];
+  return fields.length === 1 && nodeKind(fields[0]) === 'A_Star';
 }
