@@ -9,6 +9,11 @@
 // `clients` keeps one transaction in flight per connection. Each side also reports CPU per operation:
 // the proxy process's (from /proc) per pgbench transaction, and the raw loops' own process's per HGET.
 //
+// A third side, "floor" (bench/lookup-floor.ts), is the least any Node process between pgbench and Redis
+// can do: a bare protocol responder answering each Execute with one HGET. pgbench → Node → Redis costs two
+// socket round trips per lookup where the raw loops pay one, so "floor / raw" bounds what the proxy can
+// reach on this machine, and "proxy / floor" is the cost of the proxy's own work.
+//
 // Environment:
 //   TEST_PG_URL / TEST_REDIS_URL   as for the other benches (unset → throwaway servers)
 //   BENCH_ROUNDS     timed rounds per form (default 4)       BENCH_SECONDS  seconds per side per round (default 5)
@@ -17,9 +22,11 @@
 //   BENCH_REDIS_DB   (default 12)
 //   BENCH_PROXY_ARGS / BENCH_PROXY_NODE_ARGS   proxy flags / node flags (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof)
 //   BENCH_AB_CLI     main.js of another build (e.g. a copy of main's dist), run as "proxy B" in the same rounds
+//   BENCH_FLOOR      0 to leave the floor out
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import {
@@ -102,6 +109,7 @@ async function main(): Promise<void> {
     console.log(`[bench] proxy B: pid ${b.pid}, ${abCli}`);
     proxies.push({ label: 'proxy B', proc: b, url: withDatabase(b.url, dbName) });
   }
+  const floor = process.env.BENCH_FLOOR === '0' ? undefined : await startFloor(redisTarget.url, upstream.url);
   const check = await client.query('select value from h100k where key = $1', ['4242']);
   if (check.rows[0]?.value !== value(4242)) throw new Error(`proxy returned ${JSON.stringify(check.rows)} for key 4242`);
 
@@ -131,12 +139,14 @@ async function main(): Promise<void> {
       // pgbench's own connection setup is in the count too: a few dozen syscalls per run.
       return { rate: r.tps, cpuUs: (u.cpuSeconds * 1e6) / (r.tps * u.wallSeconds), syscalls: sys / (r.transactions ?? r.tps * secs) };
     };
+    const through = floor ? [...proxies, { label: 'floor', proc: floor, url: floor.url }] : proxies;
     const sides: { label: string; run: (secs: number) => Promise<Measured>; got: Measured[] }[] = [
-      ...proxies.map((p) => ({ label: p.label, run: viaProxy(p), got: [] as Measured[] })),
+      ...through.map((p) => ({ label: p.label, run: viaProxy(p), got: [] as Measured[] })),
       { label: 'raw', run: (secs: number) => hgetLoops(raw, secs, problems), got: [] },
     ];
     for (const s of sides) await s.run(1); // warm-up
-    const ratios = new Map<string, number[]>(proxies.map((p) => [p.label, []]));
+    const ratios = new Map<string, number[]>(through.map((p) => [p.label, []]));
+    const overFloor = new Map<string, number[]>(proxies.map((p) => [p.label, []]));
     for (let round = 0; round < rounds; round++) {
       const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
       for (const s of order) s.got.push(await s.run(seconds));
@@ -146,21 +156,40 @@ async function main(): Promise<void> {
         return `${s.label} ${fmt(g.rate)}/s (${fmt(g.cpuUs, 1)} µs CPU${g.syscalls === undefined ? '' : `, ${fmt(g.syscalls, 2)} syscalls`})`;
       });
       for (const s of sides.slice(0, -1)) ratios.get(s.label)!.push(s.got.at(-1)!.rate / rawNow.rate);
-      console.log(`[bench] ${form} round ${round + 1}: ${parts.join(', ')}; ratio ${proxies.map((p) => fmt(ratios.get(p.label)!.at(-1)!, 2)).join(' / ')} | load ${fmt(os.loadavg()[0] ?? NaN, 1)}`);
+      const floorNow = floor ? sides.find((s) => s.label === 'floor')!.got.at(-1)!.rate : undefined;
+      if (floorNow) for (const p of proxies) overFloor.get(p.label)!.push(sides.find((s) => s.label === p.label)!.got.at(-1)!.rate / floorNow);
+      console.log(`[bench] ${form} round ${round + 1}: ${parts.join(', ')}; / raw ${through.map((p) => fmt(ratios.get(p.label)!.at(-1)!, 2)).join(' / ')} | load ${fmt(os.loadavg()[0] ?? NaN, 1)}`);
     }
     const rawSide = sides.at(-1)!;
     for (const s of sides.slice(0, -1)) {
       const r = ratios.get(s.label)!;
+      const f = overFloor.get(s.label);
       table.push([`${FORMS[form].replace(':k', '$1')}, ${s.label}`, fmt(median(s.got.map((g) => g.rate))), fmt(median(s.got.map((g) => g.cpuUs)), 1), fmt(median(s.got.map((g) => g.syscalls ?? NaN)), 2),
-        fmt(median(rawSide.got.map((g) => g.rate))), fmt(median(rawSide.got.map((g) => g.cpuUs)), 1), `${fmt(median(r), 2)}×`, `${fmt(Math.min(...r), 2)}–${fmt(Math.max(...r), 2)}`]);
+        fmt(median(rawSide.got.map((g) => g.rate))), fmt(median(rawSide.got.map((g) => g.cpuUs)), 1), `${fmt(median(r), 2)}×`, `${fmt(Math.min(...r), 2)}–${fmt(Math.max(...r), 2)}`,
+        f && f.length > 0 ? `${fmt(median(f), 2)}×` : '']);
     }
   }
 
   console.log('');
-  console.log(`Point lookups (pgbench -M prepared -c ${clients}) vs. ${clients} raw ioredis HGET loops, rounds alternating (medians; ratio = tps / raw ops/s of the same round)`);
-  console.log(formatTable(['lookup', 'tps', 'µs CPU/tx', 'syscalls/tx', 'raw ops/s', 'raw µs CPU/op', 'ratio', 'range'], table));
+  console.log(`Point lookups (pgbench -M prepared -c ${clients}) vs. ${clients} raw ioredis HGET loops, rounds alternating (medians; ratio = tps / raw ops/s of the same round; / floor = tps / the floor's tps of the same round)`);
+  console.log(formatTable(['lookup', 'tps', 'µs CPU/tx', 'syscalls/tx', 'raw ops/s', 'raw µs CPU/op', 'ratio', 'range', '/ floor'], table));
   console.log(`load average at end: ${fmt(os.loadavg()[0] ?? NaN, 2)} on ${os.cpus().length} cpu(s)`);
   if (problems.length > 0) throw new Error(`problems:\n  ${problems.join('\n  ')}`);
+}
+
+/** bench/lookup-floor.js beside the proxy, over the same Redis key; undefined (said once) where it can't log in. */
+async function startFloor(redisUrl: string, upstreamUrl: string): Promise<ProxyProcess | undefined> {
+  const u = new URL(redisUrl);
+  if (u.protocol !== 'redis:' || u.password !== '' || u.username !== '') {
+    console.log(`[bench] floor: skipped (it speaks plain RESP with no AUTH; ${u.protocol}//${u.host} needs more)`);
+    return undefined;
+  }
+  const port = await freePort();
+  const db = u.pathname.slice(1) || '0';
+  const floorJs = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lookup-floor.js');
+  const proc = await startListener('lookup floor', process.execPath, [floorJs, String(port), `${u.hostname}:${u.port || '6379'}`, db, 'h100k', '4242'], port, upstreamUrl);
+  console.log(`[bench] floor: pid ${proc.pid} on 127.0.0.1:${port} (bench/lookup-floor.ts)`);
+  return proc;
 }
 
 runMain(main);
