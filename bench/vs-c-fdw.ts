@@ -218,14 +218,21 @@ async function main(): Promise<void> {
     note?: () => string,
   ): Promise<void> => {
     const ms = new Map<string, number[]>(sides.map((s) => [s.label, []]));
+    // Redis's own CPU per run (INFO cpu before and after): says when a side waits on Redis rather than on itself.
+    const redisMs = new Map<string, number[]>(sides.map((s) => [s.label, []]));
     const rawMs: number[] = [];
     for (let rep = 0; rep <= reps; rep++) {
       const order = rep % 2 === 0 ? sides : [...sides].reverse();
       for (const s of order) {
         await before?.();
+        const cpu0 = await redisCpuMs(redis);
         const r = await timed(() => run(s));
+        const cpu = (await redisCpuMs(redis)) - cpu0;
         check(s, r.result);
-        if (rep > 0) ms.get(s.label)!.push(r.ms);
+        if (rep > 0) {
+          ms.get(s.label)!.push(r.ms);
+          redisMs.get(s.label)!.push(cpu);
+        }
       }
       if (raw) {
         await before?.();
@@ -236,7 +243,8 @@ async function main(): Promise<void> {
     }
     const med = (l: string): number | undefined => (ms.has(l) ? median(ms.get(l)!) : undefined);
     const b = med('proxy B');
-    const notes = [note?.(), b === undefined ? undefined : `proxy B ${fmt(b, 1)} ms`].filter((x) => x !== undefined);
+    const redisCpu = `Redis CPU ${sides.map((s) => `${s.label} ${fmt(median(redisMs.get(s.label)!), 0)}`).join(', ')} ms`;
+    const notes = [note?.(), b === undefined ? undefined : `proxy B ${fmt(b, 1)} ms`, redisCpu].filter((x) => x !== undefined);
     const line: Line = { workload: name, unit: 'ms', c: med('C'), proxy: med('proxy')!, raw: raw ? median(rawMs) : undefined, rawLabel: raw?.label ?? '', note: notes.length ? notes.join('; ') : undefined };
     console.log(`[bench] ${name}: C ${fmt(line.c ?? NaN, 1)} ms, proxy ${fmt(line.proxy, 1)} ms${raw ? `, ${raw.label} ${fmt(line.raw!, 1)} ms` : ''}${line.note ? ` (${line.note})` : ''}`);
     lines.push(line);
@@ -370,6 +378,13 @@ async function hgetLoops(url: string, loops: number, seconds: number): Promise<n
   } finally {
     for (const c of cs) c.disconnect();
   }
+}
+
+/** Redis's CPU time so far (user + system, from INFO cpu), in ms. */
+async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
 }
 
 runMain(main);
