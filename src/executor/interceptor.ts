@@ -15,6 +15,7 @@ import { BYTEA_ARRAY_OID, TEXT_ARRAY_OID } from '../protocol/text-array.js';
 import { bindStatementName, decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, FLUSH, SYNC, type BindMessage } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
+import { SharedResolutions } from '../catalog/shared-resolutions.js';
 import { CatalogCache, NAME_INDEX_SQL, qualifiedName, unionIndex } from '../catalog/catalog.js';
 import { analyzeStatement, inner, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
@@ -146,6 +147,8 @@ export class RedisFdw {
   readonly redis: RedisAccess = { client: (c) => this.pool.getClient(c) };
   /** Committed transactions' Redis writes, kept upstream until applied (see outbox.ts). */
   readonly outbox: Outbox;
+  /** Resolutions that sessions with the same StartupMessage share while they are pristine. */
+  readonly sharedResolutions: SharedResolutions<Resolution>;
   /** The proxy's own upstream connections (outbox, callback sessions); absent without --upstream. */
   readonly own: OwnConnections | undefined;
 
@@ -163,6 +166,7 @@ export class RedisFdw {
     poolOptions: RedisPoolOptions = {},
   ) {
     this.catalog = new CatalogCache(catalogTtlMs);
+    this.sharedResolutions = new SharedResolutions(recheckMs);
     this.pool = new RedisPool(poolOptions);
     this.own = upstream ? new OwnConnections(upstream) : undefined;
     this.outbox = new Outbox(upstream!, this.redis, log, upstream ? outbox : { ...outbox, enabled: false }, this.own!);
@@ -240,6 +244,12 @@ class SessionInterceptor implements Interceptor {
   private readonly explainedWrites = new WeakMap<ReadPlan, string>();
   /** Name resolutions (with privileges) for the fast path, good for `recheckMs` as prepared statements' are. */
   private readonly resolutions = new Map<string, { at: number; generation: number; res: Resolution }>();
+  /**
+   * Nothing but foreign-table statements so far, none naming search_path or set_config: the role,
+   * search_path and temporary tables are still what the StartupMessage made them, so this session may
+   * share resolutions with others started alike (catalog/shared-resolutions.ts).
+   */
+  private pristine = true;
   /** extra_float_digits as last read upstream, and the session's upstream write count then. */
   private floatDigits: { value: number; at: number } | undefined;
 
@@ -294,7 +304,13 @@ class SessionInterceptor implements Interceptor {
   }
 
   get cachesNames(): boolean {
-    return this.resolutions.size > 0;
+    return this.pristine || this.resolutions.size > 0;
+  }
+
+  /** A client statement went upstream as it is: the session is no longer pristine. */
+  passedThrough(text: string): void {
+    this.pristine = false;
+    this.mayChangeNames(text);
   }
 
   /**
@@ -302,8 +318,11 @@ class SessionInterceptor implements Interceptor {
    * that isn't plain DML can change (SET, CREATE TEMP, SET ROLE, a COMMIT or ROLLBACK undoing a SET
    * LOCAL...) or one that calls set_config: those drop the cached resolutions.
    */
-  passedThrough(text: string): void {
-    if (!DML_START.test(text) || /search_path|set_config/i.test(text)) this.resolutions.clear();
+  private mayChangeNames(text: string): void {
+    if (!DML_START.test(text) || /search_path|set_config/i.test(text)) {
+      this.resolutions.clear();
+      this.pristine = false;
+    }
   }
 
   close(): void {
@@ -537,8 +556,9 @@ class SessionInterceptor implements Interceptor {
    * Catalog reads and privilege checks happen here; a PgError thrown is the client's error.
    */
   private async planStatement(port: SessionPort, text: string, info: StatementInfo, clientTypes: readonly number[], base: number, resolve?: Resolver): Promise<StatementPlan> {
-    if (this.resolutions.size > 0) this.passedThrough(text);
+    if (this.cachesNames) this.mayChangeNames(text);
     if (passesThrough(info.kind, info.node)) {
+      this.pristine = false;
       this.notePassthroughDdl(info);
       return PLAIN;
     }
@@ -798,10 +818,19 @@ class SessionInterceptor implements Interceptor {
     // A denial isn't cached: a GRANT must apply at once, as it does for statements planned afresh.
     const allowed = (r: Resolution): boolean => r.kind === 'tables' && r.tables.every((t, i) => !t || may(t, i));
     if (hit && hit.generation === generation && Date.now() - hit.at <= this.fdw.recheckMs && allowed(hit.res)) return hit.res;
+    const shared = this.pristine ? this.fdw.sharedResolutions.get(port.startupKey, key, generation) : undefined;
+    if (shared && allowed(shared.res)) {
+      // The session's own from now on: it stays good for it after the session stops sharing.
+      if (this.resolutions.size >= 256) this.resolutions.clear();
+      this.resolutions.set(key, shared);
+      return shared.res;
+    }
     const res = await resolveTables(port, refs);
     if (res.kind === 'tables') {
       if (this.resolutions.size >= 256) this.resolutions.clear();
-      this.resolutions.set(key, { at: Date.now(), generation, res });
+      const entry = { at: Date.now(), generation, res };
+      this.resolutions.set(key, entry);
+      if (this.pristine && allowed(res)) this.fdw.sharedResolutions.set(port.startupKey, key, entry);
     }
     return res;
   }

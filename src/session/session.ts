@@ -76,6 +76,7 @@ export class Session implements SessionPort {
   readonly log: Logger;
   user = '';
   database = '';
+  startupKey = '';
   private phase: Phase = 'startup';
   private client: net.Socket | tls.TLSSocket;
   private upstream: UpstreamSocket | undefined;
@@ -295,6 +296,7 @@ export class Session implements SessionPort {
       case 'startup': {
         this.user = packet.params.get('user') ?? '';
         this.database = packet.params.get('database') ?? this.user;
+        this.startupKey = JSON.stringify([...packet.params].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
         if (this.handOffReserved(packet.params, rest)) return;
         if (this.deps.config.tlsRequired && !(this.client instanceof tls.TLSSocket)) {
           // As Postgres answers a client that no hostssl line admits without encryption.

@@ -8,6 +8,8 @@ export interface SessionPort {
   /** The user and database from the client's StartupMessage. */
   readonly user: string;
   readonly database: string;
+  /** Every parameter of the client's StartupMessage, in one string: sessions started alike have the same. */
+  readonly startupKey: string;
   /** HOST:PORT upstream's postgres_fdw reaches the proxy at (callback mode), when known. */
   readonly callbackAddress: string | undefined;
   /** Last ReadyForQuery status: 'I' idle, 'T' in a transaction block, 'E' failed transaction. */

@@ -35,4 +35,5 @@ export const REDIS_DB = {
   fastWrite: 27,
   giveWay: 28,
   fastStream: 29,
+  sharedNames: 30,
 } as const;
