@@ -45,26 +45,34 @@ const SELECT_0 = message('C', cstring('SELECT 0'));
 const SELECT_1 = message('C', cstring('SELECT 1'));
 const FAILED = message('E', Buffer.concat([cstring('SERROR'), cstring('CXX000'), cstring('Mredis reply'), Buffer.alloc(1)]));
 
+/** What a turn of the event loop queues for `sock`, written in one write at its end. */
+function turnWriter(sock: net.Socket): (b: Buffer) => void {
+  let held: Buffer[] = [];
+  let holding = false;
+  return (b) => {
+    held.push(b);
+    if (holding) return;
+    holding = true;
+    setImmediate(() => {
+      holding = false;
+      sock.write(held.length === 1 ? held[0]! : Buffer.concat(held));
+      held = [];
+    });
+  };
+}
+
 // ---- Redis: one connection, commands of a turn in one write, replies in order ----
 const i = redisAt.lastIndexOf(':');
 const redis = net.connect(Number(redisAt.slice(i + 1)), redisAt.slice(0, i));
 redis.setNoDelay(true);
+const toRedis = turnWriter(redis);
 type Reply = Buffer | null | Error;
 const waiting: ((r: Reply) => void)[] = [];
-let out: Buffer[] = [];
-let flushing = false;
 function command(args: string[], done: (r: Reply) => void): void {
   let s = `*${args.length}\r\n`;
   for (const a of args) s += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
-  out.push(Buffer.from(s));
   waiting.push(done);
-  if (flushing) return;
-  flushing = true;
-  setImmediate(() => {
-    flushing = false;
-    redis.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-    out = [];
-  });
+  toRedis(Buffer.from(s));
 }
 let pending: Buffer = Buffer.alloc(0);
 redis.on('data', (chunk: Buffer) => {
@@ -106,18 +114,7 @@ net
     let started = false;
     let field = literal;
     let busy = false;
-    let held: Buffer[] = [];
-    let holding = false;
-    const send = (b: Buffer): void => {
-      held.push(b);
-      if (holding) return;
-      holding = true;
-      setImmediate(() => {
-        holding = false;
-        sock.write(held.length === 1 ? held[0]! : Buffer.concat(held));
-        held = [];
-      });
-    };
+    const send = turnWriter(sock);
     const drain = (): void => {
       while (!busy) {
         if (!started) {

@@ -44,9 +44,15 @@ after(async () => {
   await f?.close();
 });
 
-async function session(params?: Record<string, string>): Promise<ProtoConn> {
+/** Runs `fn` on a new session (StartupMessage: the fixture's user and database, and `params`), then closes it. */
+async function inSession(fn: (c: ProtoConn) => Promise<void>, params?: Record<string, string>): Promise<void> {
   const up = urlParts(f.directUrl);
-  return ProtoConn.open(proxy.port, { user: up.user, password: up.password, database: f.db, ...(params ? { params } : {}) });
+  const c = await ProtoConn.open(proxy.port, { user: up.user, password: up.password, database: f.db, ...(params ? { params } : {}) });
+  try {
+    await fn(c);
+  } finally {
+    c.destroy();
+  }
 }
 
 /** Runs one Query; returns the first column of its rows (or the error's SQLSTATE) and the upstream bytes it cost. */
@@ -61,16 +67,12 @@ async function query(c: ProtoConn, sql: string): Promise<{ rows: string[]; error
 
 describe('sessions started alike share name resolutions', () => {
   it("a new session's first read of a name another resolved costs no upstream bytes", async () => {
-    const a = await session();
-    try {
+    await inSession(async (a) => {
       const first = await query(a, 'select value from t');
       assert.deepEqual(first.rows, ['public']);
       assert.ok(first.sent > 0, 'the first session resolves t upstream');
-    } finally {
-      a.destroy();
-    }
-    const b = await session();
-    try {
+    });
+    await inSession(async (b) => {
       const r = await query(b, 'select value from t');
       assert.deepEqual(r.rows, ['public']);
       assert.equal(r.sent, 0, 'resolved from the first session, no upstream round trip');
@@ -78,69 +80,49 @@ describe('sessions started alike share name resolutions', () => {
       await query(b, 'select 1');
       const again = await query(b, 'select value from t');
       assert.deepEqual(again.rows, ['public']);
-      assert.equal(again.sent, 0, 'the shared resolution became the session\'s own');
-    } finally {
-      b.destroy();
-    }
+      assert.equal(again.sent, 0, "the shared resolution became the session's own");
+    });
   });
 
   it('a session that set its search_path resolves by it and shares nothing', async () => {
-    const c = await session();
-    try {
+    await inSession(async (c) => {
       await query(c, 'set search_path = other, public');
       assert.deepEqual((await query(c, 'select value from t')).rows, ['other']);
       assert.deepEqual((await query(c, 'select value from only_other')).rows, ['other']);
-    } finally {
-      c.destroy();
-    }
-    const d = await session();
-    try {
+    });
+    await inSession(async (d) => {
       const r = await query(d, 'select value from t');
-      assert.deepEqual(r.rows, ['public'], 'not the other session\'s other.t');
-      assert.equal(r.sent, 0, 'still the first pristine session\'s resolution');
-      const missing = await query(d, 'select value from only_other');
-      assert.equal(missing.error, '42P01', 'only_other is not on this session\'s search_path');
-    } finally {
-      d.destroy();
-    }
+      assert.deepEqual(r.rows, ['public'], "not the other session's other.t");
+      assert.equal(r.sent, 0, "still the first pristine session's resolution");
+      assert.equal((await query(d, 'select value from only_other')).error, '42P01', "only_other is not on this session's search_path");
+    });
   });
 
   it('a statement other than a foreign-table one ends the sharing for that session', async () => {
-    const e = await session();
-    try {
+    await inSession(async (e) => {
       // Anything upstream runs could have changed what names mean (a function setting search_path, say).
       await query(e, "select pg_catalog.set_config('search_path', 'other, public', false)");
       assert.deepEqual((await query(e, 'select value from t')).rows, ['other']);
       await query(e, 'select 1');
       assert.deepEqual((await query(e, 'select value from only_other')).rows, ['other']);
-    } finally {
-      e.destroy();
-    }
-    const g = await session();
-    try {
+    });
+    await inSession(async (g) => {
       assert.deepEqual((await query(g, 'select value from t')).rows, ['public']);
       assert.equal((await query(g, 'select value from only_other')).error, '42P01');
-    } finally {
-      g.destroy();
-    }
+    });
   });
 
   it('a session started with other parameters resolves on its own', async () => {
-    const h = await session({ options: '-c search_path=other,public' });
-    try {
+    const options = { options: '-c search_path=other,public' };
+    await inSession(async (h) => {
       const r = await query(h, 'select value from t');
       assert.deepEqual(r.rows, ['other']);
       assert.ok(r.sent > 0, 'its own resolution, asked upstream');
-    } finally {
-      h.destroy();
-    }
-    const i = await session({ options: '-c search_path=other,public' });
-    try {
+    }, options);
+    await inSession(async (i) => {
       const r = await query(i, 'select value from t');
       assert.deepEqual(r.rows, ['other']);
       assert.equal(r.sent, 0, 'shared with the session started like it');
-    } finally {
-      i.destroy();
-    }
+    }, options);
   });
 });
