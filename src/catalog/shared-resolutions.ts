@@ -12,11 +12,16 @@
  * (a GRANT, REVOKE or DROP elsewhere is seen within it, as it is within a session), and a denial is never
  * kept, so a GRANT applies at once.
  */
-export interface SharedEntry<T> {
+/** A resolution, when it was asked and under which catalog generation: a session's own or a shared one. */
+export interface CachedResolution<T> {
   at: number;
   generation: number;
   res: T;
 }
+
+/** Still good: asked under this generation, no longer ago than the re-check interval. */
+export const fresh = <T>(e: CachedResolution<T>, generation: number, recheckMs: number, now = Date.now()): boolean =>
+  e.generation === generation && now - e.at <= recheckMs;
 
 /** Kept per distinct StartupMessage; beyond these, the least recently added goes. */
 const IDENTITIES = 64;
@@ -24,18 +29,17 @@ const IDENTITIES = 64;
 const PER_IDENTITY = 256;
 
 export class SharedResolutions<T> {
-  private readonly byIdentity = new Map<string, Map<string, SharedEntry<T>>>();
+  private readonly byIdentity = new Map<string, Map<string, CachedResolution<T>>>();
 
   constructor(private readonly recheckMs: number) {}
 
   /** A resolution of `names` still good for sessions started as `identity` are, or undefined. */
-  get(identity: string, names: string, generation: number, now = Date.now()): SharedEntry<T> | undefined {
+  get(identity: string, names: string, generation: number, now = Date.now()): CachedResolution<T> | undefined {
     const e = this.byIdentity.get(identity)?.get(names);
-    if (!e || e.generation !== generation || now - e.at > this.recheckMs) return undefined;
-    return e;
+    return e && fresh(e, generation, this.recheckMs, now) ? e : undefined;
   }
 
-  set(identity: string, names: string, entry: SharedEntry<T>): void {
+  set(identity: string, names: string, entry: CachedResolution<T>): void {
     let m = this.byIdentity.get(identity);
     if (!m) {
       if (this.byIdentity.size >= IDENTITIES) this.byIdentity.delete(this.byIdentity.keys().next().value!);

@@ -15,7 +15,7 @@ import { BYTEA_ARRAY_OID, TEXT_ARRAY_OID } from '../protocol/text-array.js';
 import { bindStatementName, decodeBind, decodeParse, decodeTarget, decodeExecute, encodeBind, encodeParse, paramFormat, FLUSH, SYNC, type BindMessage } from '../protocol/frontend.js';
 import { isPgError, PgError } from '../protocol/pg-error.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import { SharedResolutions } from '../catalog/shared-resolutions.js';
+import { fresh, SharedResolutions, type CachedResolution } from '../catalog/shared-resolutions.js';
 import { CatalogCache, NAME_INDEX_SQL, qualifiedName, unionIndex } from '../catalog/catalog.js';
 import { analyzeStatement, inner, type Node, type RangeVarRef, type StatementInfo } from '../sql/analyze.js';
 import { EMPTY_INDEX, type Decision, type NameIndex } from '../sql/classify.js';
@@ -243,7 +243,7 @@ class SessionInterceptor implements Interceptor {
   /** EXPLAIN of a write, planned as the read of its evaluating SELECT: whether the write takes the fast path. */
   private readonly explainedWrites = new WeakMap<ReadPlan, string>();
   /** Name resolutions (with privileges) for the fast path, good for `recheckMs` as prepared statements' are. */
-  private readonly resolutions = new Map<string, { at: number; generation: number; res: Resolution }>();
+  private readonly resolutions = new Map<string, CachedResolution<Resolution>>();
   /**
    * Nothing but foreign-table statements so far, none naming search_path or set_config: the role,
    * search_path and temporary tables are still what the StartupMessage made them, so this session may
@@ -817,7 +817,7 @@ class SessionInterceptor implements Interceptor {
     const hit = this.resolutions.get(key);
     // A denial isn't cached: a GRANT must apply at once, as it does for statements planned afresh.
     const allowed = (r: Resolution): boolean => r.kind === 'tables' && r.tables.every((t, i) => !t || may(t, i));
-    if (hit && hit.generation === generation && Date.now() - hit.at <= this.fdw.recheckMs && allowed(hit.res)) return hit.res;
+    if (hit && fresh(hit, generation, this.fdw.recheckMs) && allowed(hit.res)) return hit.res;
     const shared = this.pristine ? this.fdw.sharedResolutions.get(port.startupKey, key, generation) : undefined;
     if (shared && allowed(shared.res)) {
       // The session's own from now on: it stays good for it after the session stops sharing.
