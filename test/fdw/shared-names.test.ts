@@ -11,7 +11,7 @@ import { fdwFixture, type FdwFixture } from '../support/fdw.js';
 import { connect, setupSupabase } from '../support/fdw-sql.js';
 import { CountingRelay } from '../support/counting-relay.js';
 import { startProxy, type RunningProxy } from '../harness/proxy.js';
-import { dataRow, errorFields, msg, ProtoConn, urlParts } from '../support/proto-client.js';
+import { dataRow, errorFields, msg, normalize, ProtoConn, urlParts } from '../support/proto-client.js';
 import { REDIS_DB } from '../support/redis-dbs.js';
 
 let f: FdwFixture;
@@ -19,7 +19,9 @@ let relay: CountingRelay;
 let proxy: RunningProxy;
 
 before(async () => {
-  f = await fdwFixture('fdw_shared_names', REDIS_DB.sharedNames);
+  // The fixture's own proxy takes the upstream path for every read: no resolution cache of any kind. Each
+  // statement below runs on a twin session there too, and the replies must be the same bytes.
+  f = await fdwFixture('fdw_shared_names', REDIS_DB.sharedNames, { fastPath: false });
   const c = await connect(f.url);
   try {
     await setupSupabase(c, f.redisUrl);
@@ -44,25 +46,41 @@ after(async () => {
   await f?.close();
 });
 
-/** Runs `fn` on a new session (StartupMessage: the fixture's user and database, and `params`), then closes it. */
-async function inSession(fn: (c: ProtoConn) => Promise<void>, params?: Record<string, string>): Promise<void> {
+interface Session {
+  ours: ProtoConn;
+  twin: ProtoConn;
+}
+
+/**
+ * Runs `fn` on a new session of the proxy under test and a twin session of the fixture's proxy, both
+ * started with the fixture's user and database and `params`; then closes both.
+ */
+async function inSession(fn: (s: Session) => Promise<void>, params?: Record<string, string>): Promise<void> {
   const up = urlParts(f.directUrl);
-  const c = await ProtoConn.open(proxy.port, { user: up.user, password: up.password, database: f.db, ...(params ? { params } : {}) });
+  const startup = { user: up.user, password: up.password, database: f.db, ...(params ? { params } : {}) };
+  const s = { ours: await ProtoConn.open(proxy.port, startup), twin: await ProtoConn.open(f.proxy.port, startup) };
   try {
-    await fn(c);
+    await fn(s);
   } finally {
-    c.destroy();
+    s.ours.destroy();
+    s.twin.destroy();
   }
 }
 
-/** Runs one Query; returns the first column of its rows (or the error's SQLSTATE) and the upstream bytes it cost. */
-async function query(c: ProtoConn, sql: string): Promise<{ rows: string[]; error?: string; sent: number }> {
+/**
+ * Runs one Query on both sessions; the replies must be the same bytes. Returns the first column of the
+ * rows (or the error's SQLSTATE) and the upstream bytes it cost the proxy under test.
+ */
+async function query(s: Session, sql: string): Promise<{ rows: string[]; error?: string; sent: number }> {
   const start = relay.bytes;
-  c.write(msg.query(sql));
-  const frames = await c.readUntilReady();
+  s.ours.write(msg.query(sql));
+  const frames = await s.ours.readUntilReady();
+  const sent = relay.bytes - start;
+  s.twin.write(msg.query(sql));
+  assert.deepEqual(normalize(frames), normalize(await s.twin.readUntilReady()), `${sql}: not upstream's reply`);
   const error = frames.find((fr) => fr.type === 'E');
   const rows = frames.filter((fr) => fr.type === 'D').map((fr) => dataRow(fr.body)[0]!.toString());
-  return { rows, ...(error ? { error: errorFields(error.body).C! } : {}), sent: relay.bytes - start };
+  return { rows, ...(error ? { error: errorFields(error.body).C! } : {}), sent };
 }
 
 describe('sessions started alike share name resolutions', () => {
